@@ -1,0 +1,281 @@
+"""The body template: anny, and every coordinate system derived from it.
+
+One module owns the surface coordinates the rest of reroute uses:
+
+* **continuous UV** -- anny's own texture layout, per face corner, stored in
+  *image convention*: ``u`` along x (columns), ``v`` along y with ``v = 0`` on
+  the top row (anny's OBJ-style ``v`` flipped, checked against anny's
+  ``body_parts_segmentation.png``). Texture completion and re-rendering work here.
+* **DensePose IUV** -- 24 parts in DensePose numbering with a per-part (U, V)
+  chart in [0, 1]; the atlas is 6 columns x 4 rows of N x N tiles, part ``i``
+  at row ``(i-1)//6``, column ``(i-1)%6``, U along x and V along y reversed
+  (detectron2's DensePose texture visualizer).
+* **BodyMap colour code** -- each surface point's canonical position normalised
+  to [0, 1]^3 over the template's bounding box (Ianina et al., CVPR 2022, sec. 3).
+
+How parts are derived. Each vertex takes the segment of its dominant skinning
+bone (head/neck/eyes, spine+pelvis+clavicles = torso, shoulder+upper arm,
+lower arm, wrist+hand, upper leg, lower leg, foot+toes). Torso, arms and legs
+are split front/back *in their own bone frame*: the vertex's offset from the
+closest point of the segment's axis (e.g. upper-arm head -> elbow) is compared
+with the body's forward direction (-y) made orthogonal to that axis; a naive
+global split leaves striped limbs. The head splits into right (x < 0, part 23)
+and left (x > 0, part 24); the person's left is +x. Each face takes the part of
+the majority of its corners.
+
+How per-part charts are derived (a documented unwrap, not DensePose's SMPL
+charts, so I is comparable with DensePose output but U, V are not): each part
+is projected orthographically onto a plane of its own frame -- for limbs and
+torso the plane spanned by the segment axis (giving V, from the proximal end)
+and the lateral direction ``axis x forward`` (giving U); for the head halves
+the sagittal plane (U front->back, V top->bottom); for hands and feet the two
+principal axes of the part. Coordinates are then scaled to [0.02, 0.98] per part.
+Front and back halves are single-valued under these projections.
+
+Canonical pose. anny with identity pose deltas gives its reference pose (an
+A-pose); that pose, with default phenotypes, is the canonical body: metres, z up,
+face towards -y, the person's left towards +x.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+__all__ = [
+    "BodyTemplate",
+    "PART_NAMES",
+    "MIRROR_PART",
+    "load_anny",
+    "get_template",
+]
+
+#: DensePose part names, index 1..24 (index 0 is background).
+PART_NAMES: tuple[str, ...] = (
+    "background",
+    "torso back", "torso front", "right hand", "left hand", "left foot", "right foot",
+    "right upper leg back", "left upper leg back", "right upper leg front",
+    "left upper leg front", "right lower leg back", "left lower leg back",
+    "right lower leg front", "left lower leg front", "left upper arm front",
+    "right upper arm front", "left upper arm back", "right upper arm back",
+    "left lower arm front", "right lower arm front", "left lower arm back",
+    "right lower arm back", "head right", "head left",
+)  # fmt: skip
+
+#: Part i's left/right counterpart (torso parts map to themselves).
+MIRROR_PART: tuple[int, ...] = (
+    0, 1, 2, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13,
+    16, 15, 18, 17, 20, 19, 22, 21, 24, 23,
+)  # fmt: skip
+
+# segment -> (bone-name prefixes, proximal bone, distal bone for the axis)
+_SEGMENTS: dict[str, tuple[tuple[str, ...], str, str]] = {
+    "head": (("head", "neck", "eye"), "neck01", "head"),
+    "torso": (("root", "pelvis", "spine", "clavicle"), "spine05", "neck01"),
+    "upperarm.L": (("shoulder01.L", "upperarm"), "upperarm01.L", "lowerarm01.L"),
+    "upperarm.R": (("shoulder01.R", "upperarm"), "upperarm01.R", "lowerarm01.R"),
+    "lowerarm.L": (("lowerarm",), "lowerarm01.L", "wrist.L"),
+    "lowerarm.R": (("lowerarm",), "lowerarm01.R", "wrist.R"),
+    "hand.L": (("wrist", "metacarpal", "finger"), "wrist.L", "finger3-1.L"),
+    "hand.R": (("wrist", "metacarpal", "finger"), "wrist.R", "finger3-1.R"),
+    "upperleg.L": (("upperleg",), "upperleg01.L", "lowerleg01.L"),
+    "upperleg.R": (("upperleg",), "upperleg01.R", "lowerleg01.R"),
+    "lowerleg.L": (("lowerleg",), "lowerleg01.L", "foot.L"),
+    "lowerleg.R": (("lowerleg",), "lowerleg01.R", "foot.R"),
+    "foot.L": (("foot", "toe"), "foot.L", "toe3-1.L"),
+    "foot.R": (("foot", "toe"), "foot.R", "toe3-1.R"),
+}
+# segment -> (front part, back part); a single part when not split
+_SEGMENT_PARTS: dict[str, tuple[int, int]] = {
+    "torso": (2, 1),
+    "upperarm.L": (15, 17), "upperarm.R": (16, 18),
+    "lowerarm.L": (19, 21), "lowerarm.R": (20, 22),
+    "upperleg.L": (10, 8), "upperleg.R": (9, 7),
+    "lowerleg.L": (14, 12), "lowerleg.R": (13, 11),
+    "hand.L": (4, 4), "hand.R": (3, 3), "foot.L": (5, 5), "foot.R": (6, 6),
+}  # fmt: skip
+
+_ANNY_LOCK = threading.Lock()
+
+
+@functools.lru_cache(maxsize=1)
+def _load_anny_cached():
+    import anny
+
+    model = anny.Anny(skinning_method="lbs")
+    model.requires_grad_(False)
+    return model
+
+
+def load_anny():
+    """The anny body model, built once per process (thread-safe) and cached.
+
+    Uses plain torch linear blend skinning (``skinning_method='lbs'``), which is
+    differentiable and needs no warp kernel compile. The model is float64; its
+    first construction on a new machine builds anny's cache (~4 min, once).
+    """
+    with _ANNY_LOCK:
+        return _load_anny_cached()
+
+
+def _segment_of_bone(label: str) -> str:
+    side = label[-2:] if label.endswith((".L", ".R")) else ""
+    for seg, (prefixes, _, _) in _SEGMENTS.items():
+        seg_side = seg[-2:] if seg.endswith((".L", ".R")) else ""
+        if seg_side and seg_side != side:
+            continue
+        if any(label.startswith(p) for p in prefixes):
+            return seg
+    raise KeyError(label)
+
+
+@dataclass(frozen=True)
+class BodyTemplate:
+    """Arrays describing anny's surface in every coordinate system reroute uses.
+
+    Attributes:
+        vertices: (V, 3) float32, canonical (reference-pose) positions in metres;
+            z up, face towards -y, person's left towards +x. V = 13718.
+        faces: (F, 3) int64 vertex indices of triangles. F = 27420.
+        face_uv: (F, 3, 2) float32 continuous UV per face corner, in [0, 1],
+            image convention (u along x, v along y, v = 0 on the top row).
+        face_part: (F,) int64 DensePose part index 1..24 of each face.
+        face_part_uv: (F, 3, 2) float32 per-part chart (U, V) per face corner in [0, 1].
+        vertex_segment: (V,) int64 index into ``segment_names``.
+        segment_names: names of the skinning segments (``"torso"``, ``"upperarm.L"``...).
+        bbox_min, bbox_max: (3,) float32 bounds of ``vertices`` (metres); the
+            BodyMap colour code is ``(p - bbox_min) / (bbox_max - bbox_min)``.
+    """
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    face_uv: np.ndarray
+    face_part: np.ndarray
+    face_part_uv: np.ndarray
+    vertex_segment: np.ndarray
+    segment_names: tuple[str, ...]
+    bbox_min: np.ndarray
+    bbox_max: np.ndarray
+
+    @property
+    def face_colour(self) -> np.ndarray:
+        """(F, 3, 3) float32 BodyMap colour code per face corner, in [0, 1]^3."""
+        return self.colour_code(self.vertices)[self.faces]
+
+    def colour_code(self, points: np.ndarray) -> np.ndarray:
+        """Canonical points (..., 3) metres -> BodyMap colour (..., 3) float32 in [0, 1]."""
+        c = (points - self.bbox_min) / (self.bbox_max - self.bbox_min)
+        return np.clip(c, 0.0, 1.0).astype(np.float32)
+
+    def decode_colour(self, colours: np.ndarray) -> np.ndarray:
+        """BodyMap colours (N, 3) in [0, 1] -> index (N,) of the nearest template vertex."""
+        from scipy.spatial import cKDTree
+
+        tree = cKDTree(self.colour_code(self.vertices))
+        return tree.query(np.asarray(colours, np.float64).reshape(-1, 3))[1]
+
+
+def _closest_on_segment(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    ab = b - a
+    t = np.clip(((p - a) @ ab) / float(ab @ ab), 0.0, 1.0)
+    return a + t[:, None] * ab, t
+
+
+def _build_template() -> BodyTemplate:
+    model = load_anny()
+    with torch.no_grad():
+        eye = torch.eye(4, dtype=model.template_vertices.dtype)
+        out = model(pose_parameters=eye.expand(1, model.bone_count, 4, 4).clone())
+    verts = out["vertices"][0].numpy().astype(np.float64)
+    # reference-pose bone heads: transform rest heads by the bone transforms
+    poses = out["bone_poses"][0].numpy()
+    heads = poses[:, :3, 3]
+    labels = list(model.bone_labels)
+    faces = model.faces.numpy().astype(np.int64)
+
+    bone_idx = model.vertex_bone_indices.numpy()
+    bone_w = model.vertex_bone_weights.numpy()
+    dominant = bone_idx[np.arange(len(bone_idx)), bone_w.argmax(1)]
+    seg_names = tuple(_SEGMENTS)
+    bone_segment = np.array([seg_names.index(_segment_of_bone(lb)) for lb in labels])
+    vseg = bone_segment[dominant]
+
+    forward = np.array([0.0, -1.0, 0.0])
+    vpart = np.zeros(len(verts), np.int64)
+    frames: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # part -> origin, U axis, V axis
+    for si, seg in enumerate(seg_names):
+        sel = np.where(vseg == si)[0]
+        _, prox, dist = _SEGMENTS[seg]
+        a, b = heads[labels.index(prox)], heads[labels.index(dist)]
+        axis = (b - a) / np.linalg.norm(b - a)
+        fwd = forward - (forward @ axis) * axis
+        fwd /= np.linalg.norm(fwd)
+        lateral = np.cross(axis, fwd)
+        p = verts[sel]
+        if seg == "head":
+            right = p[:, 0] < 0.0
+            vpart[sel] = np.where(right, 23, 24)
+            down = np.array([0.0, 0.0, -1.0])
+            back = np.array([0.0, 1.0, 0.0])
+            for part in (23, 24):
+                frames[part] = (verts[sel].min(0), back, down)
+            continue
+        front_part, back_part = _SEGMENT_PARTS[seg]
+        if front_part == back_part:  # hands and feet: principal plane
+            c = p - p.mean(0)
+            _, _, vt = np.linalg.svd(c, full_matrices=False)
+            vpart[sel] = front_part
+            frames[front_part] = (p.mean(0), vt[1], vt[0])
+            continue
+        closest, _ = _closest_on_segment(p, a, b)
+        is_front = (p - closest) @ fwd > 0.0
+        vpart[sel] = np.where(is_front, front_part, back_part)
+        frames[front_part] = (a, lateral, axis)
+        frames[back_part] = (a, -lateral, axis)
+
+    # face part: majority vote of its corners (ties -> first corner)
+    fp = vpart[faces]
+    face_part = np.where(fp[:, 1] == fp[:, 2], fp[:, 1], fp[:, 0])
+
+    face_part_uv = np.zeros((len(faces), 3, 2), np.float64)
+    for part in range(1, 25):
+        fsel = np.where(face_part == part)[0]
+        if len(fsel) == 0:
+            raise RuntimeError(f"template has no faces for DensePose part {part}")
+        origin, u_axis, v_axis = frames[part]
+        pts = verts[faces[fsel]] - origin  # (n, 3, 3)
+        uv = np.stack([pts @ u_axis, pts @ v_axis], -1)
+        lo = uv.reshape(-1, 2).min(0)
+        hi = uv.reshape(-1, 2).max(0)
+        face_part_uv[fsel] = 0.02 + 0.96 * (uv - lo) / (hi - lo)
+
+    tc = model.texture_coordinates.numpy().astype(np.float64)
+    tci = model.face_texture_coordinate_indices.numpy()
+    face_uv = tc[tci].copy()
+    face_uv[..., 1] = 1.0 - face_uv[..., 1]
+
+    return BodyTemplate(
+        vertices=verts.astype(np.float32),
+        faces=faces,
+        face_uv=face_uv.astype(np.float32),
+        face_part=face_part.astype(np.int64),
+        face_part_uv=face_part_uv.astype(np.float32),
+        vertex_segment=vseg.astype(np.int64),
+        segment_names=seg_names,
+        bbox_min=verts.min(0).astype(np.float32),
+        bbox_max=verts.max(0).astype(np.float32),
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _template_cached() -> BodyTemplate:
+    return _build_template()
+
+
+def get_template() -> BodyTemplate:
+    """The :class:`BodyTemplate`, built once per process (~1 s after anny loads)."""
+    return _template_cached()
