@@ -62,8 +62,8 @@ PART_NAMES: tuple[str, ...] = (
     "left upper leg front", "right lower leg back", "left lower leg back",
     "right lower leg front", "left lower leg front", "left upper arm front",
     "right upper arm front", "left upper arm back", "right upper arm back",
-    "left lower arm front", "right lower arm front", "left lower arm back",
-    "right lower arm back", "head right", "head left",
+    "left lower arm inner", "right lower arm inner", "left lower arm outer",
+    "right lower arm outer", "head right", "head left",
 )  # fmt: skip
 
 #: Part i's left/right counterpart (torso parts map to themselves).
@@ -89,15 +89,22 @@ _SEGMENTS: dict[str, tuple[tuple[str, ...], str, str]] = {
     "foot.L": (("foot", "toe"), "foot.L", "toe3-1.L"),
     "foot.R": (("foot", "toe"), "foot.R", "toe3-1.R"),
 }
-# segment -> (front part, back part); a single part when not split
+# segment -> (front part, back part); a single part when not split. Lower arms
+# split inner (towards the body) / outer instead: (outer part, inner part).
 _SEGMENT_PARTS: dict[str, tuple[int, int]] = {
     "torso": (2, 1),
     "upperarm.L": (15, 17), "upperarm.R": (16, 18),
-    "lowerarm.L": (19, 21), "lowerarm.R": (20, 22),
+    "lowerarm.L": (21, 19), "lowerarm.R": (22, 20),
     "upperleg.L": (10, 8), "upperleg.R": (9, 7),
     "lowerleg.L": (14, 12), "lowerleg.R": (13, 11),
     "hand.L": (4, 4), "hand.R": (3, 3), "foot.L": (5, 5), "foot.R": (6, 6),
 }  # fmt: skip
+
+# front/back split threshold: a vertex is "front" when the cosine between its
+# offset from the segment axis and the forward direction exceeds this. Measured
+# against DensePose R-CNN's labels on real frames, DensePose's leg fronts wrap
+# further round the sides than a coronal split.
+_FRONT_COS: dict[str, float] = {"upperleg": -0.35, "lowerleg": -0.35}
 
 _ANNY_LOCK = threading.Lock()
 
@@ -212,7 +219,10 @@ def _build_template() -> BodyTemplate:
         _, prox, dist = _SEGMENTS[seg]
         a, b = heads[labels.index(prox)], heads[labels.index(dist)]
         axis = (b - a) / np.linalg.norm(b - a)
-        fwd = forward - (forward @ axis) * axis
+        split_dir = forward
+        if seg.startswith("lowerarm"):  # outward: +x for the left arm, -x for the right
+            split_dir = np.array([1.0 if seg.endswith(".L") else -1.0, 0.0, 0.0])
+        fwd = split_dir - (split_dir @ axis) * axis
         fwd /= np.linalg.norm(fwd)
         lateral = np.cross(axis, fwd)
         p = verts[sel]
@@ -232,10 +242,13 @@ def _build_template() -> BodyTemplate:
             frames[front_part] = (p.mean(0), vt[1], vt[0])
             continue
         closest, _ = _closest_on_segment(p, a, b)
-        is_front = (p - closest) @ fwd > 0.0
+        off = p - closest
+        cos = (off @ fwd) / np.maximum(np.linalg.norm(off, axis=1), 1e-9)
+        is_front = cos > _FRONT_COS.get(seg.split(".")[0], 0.0)
         vpart[sel] = np.where(is_front, front_part, back_part)
         frames[front_part] = (a, lateral, axis)
         frames[back_part] = (a, -lateral, axis)
+        # (for lower arms "front" is the outer half and "lateral" points forward/back)
 
     # face part: majority vote of its corners (ties -> first corner)
     fp = vpart[faces]

@@ -1,0 +1,31 @@
+"""Shared helpers of the benchmark scripts (data location, JSON output)."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+from pathlib import Path
+
+os.environ.setdefault("GLOG_minloglevel", "2")
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+SHARED_DATA = Path(os.environ.get("REROUTE_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def require(path: Path) -> Path:
+    """Exit with a one-line reason (code 0, JSON) when benchmark data is absent."""
+    if not path.exists():
+        print(json.dumps({"skipped": f"{path} is absent"}))
+        sys.exit(0)
+    return path
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, MiB (Linux ru_maxrss is in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def emit(obj) -> None:
+    print(json.dumps(obj, indent=1))

@@ -1,0 +1,89 @@
+"""`correspond` against DensePose R-CNN's IUV maps on the UBC Fashion frames.
+
+For each ``frameNNNN.png`` with a ``frameNNNN_IUV.png`` (read with OpenCV:
+channels I, U, V), reroute's IUV is computed at the frame's resolution and
+compared: part-label IoU per class over the 24 parts + background (mean over
+the classes present in either map, then over frames), foreground IoU, and the
+UV error (mean |dU|, |dV| in [0, 1] units) on pixels where the parts agree.
+reroute's per-part charts are its own unwrap of anny, not DensePose's SMPL
+charts, so the UV error measures chart disagreement, not only fit error.
+
+    python benchmarks/ubc_correspondence.py [--stride 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from _common import SHARED_DATA, emit, peak_rss_mb, require
+
+
+def part_iou(a, b, n=25):
+    import numpy as np
+
+    ious = []
+    for c in range(n):
+        x, y = a == c, b == c
+        u = (x | y).sum()
+        if u:
+            ious.append((x & y).sum() / u)
+    return float(np.mean(ious))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--stride", type=int, default=4, help="use every k-th annotated frame")
+    ap.add_argument("--size", type=int, default=256)
+    args = ap.parse_args()
+    root = require(SHARED_DATA / "video" / "ubc_fashion_1")
+    import cv2
+    import numpy as np
+
+    from reroute.correspondence import render_correspondence
+    from reroute.pipeline import analyse_person
+
+    frames = sorted(p for p in root.glob("frame*.png") if not p.stem.endswith("_IUV"))
+    frames = [p for p in frames if (root / f"{p.stem}_IUV.png").exists()][:: args.stride]
+    rows = []
+    t0 = time.perf_counter()
+    for p in frames:
+        ref = cv2.imread(str(root / f"{p.stem}_IUV.png"))
+        try:
+            a = analyse_person(p, size=args.size, name=p.name)
+        except Exception as e:  # a failed frame counts, with its reason
+            rows.append({"frame": p.stem, "error": str(e)})
+            continue
+        H, W = ref.shape[:2]
+        corr = a.correspondence
+        if corr.shape != (H, W):
+            m = cv2.resize(a.observation.mask, (W, H)) > 0.5
+            corr = render_correspondence(a.body.resized(W, H), m)
+        iuv = corr.to_iuv()
+        agree = (iuv[..., 0] == ref[..., 0]) & (ref[..., 0] > 0)
+        uv_err = (np.abs(iuv[..., 1:].astype(float) - ref[..., 1:]) / 255.0)[agree]
+        fg = (iuv[..., 0] > 0), (ref[..., 0] > 0)
+        rows.append({
+            "frame": p.stem,
+            "part_iou": round(part_iou(iuv[..., 0], ref[..., 0]), 4),
+            "foreground_iou": round(float((fg[0] & fg[1]).sum() / max((fg[0] | fg[1]).sum(), 1)), 4),
+            "label_agreement": round(float(agree.sum() / max((fg[0] & fg[1]).sum(), 1)), 4),
+            "uv_abs_error": round(float(uv_err.mean()) if uv_err.size else float("nan"), 4),
+            "keypoint_error_px": round(a.body.keypoint_error_px, 2),
+        })
+    ok = [r for r in rows if "error" not in r]
+    emit({
+        "frames": len(rows),
+        "failed": len(rows) - len(ok),
+        "mean_part_iou": round(float(np.mean([r["part_iou"] for r in ok])), 4) if ok else None,
+        "mean_foreground_iou": round(float(np.mean([r["foreground_iou"] for r in ok])), 4) if ok else None,
+        "mean_label_agreement": round(float(np.mean([r["label_agreement"] for r in ok])), 4) if ok else None,
+        "mean_uv_abs_error": round(float(np.nanmean([r["uv_abs_error"] for r in ok])), 4) if ok else None,
+        "wall_seconds": round(time.perf_counter() - t0, 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "per_frame": rows,
+    })
+
+
+if __name__ == "__main__":
+    main()
