@@ -47,27 +47,38 @@ def main() -> None:
         g = lambda im: rgb2gray(im)  # noqa: E731
         s_out = structural_similarity(g(res.image), g(target), data_range=1.0)
         s_src = structural_similarity(g(source), g(target), data_range=1.0)
-        rows.append({"source": a, "target": b, "ssim_reroute": round(float(s_out), 4),
-                     "ssim_source_unchanged": round(float(s_src), 4)})
+        rows.append(
+            {
+                "source": a,
+                "target": b,
+                "ssim_reroute": round(float(s_out), 4),
+                "ssim_source_unchanged": round(float(s_src), 4),
+            }
+        )
         for k, v in res.timings.items():
             stage.setdefault(k, []).append(v)
         if args.save_dir:
             from reroute.imageio import save_image_atomic
 
-            save_image_atomic(Path(args.save_dir) / f"{a}__{b}.png",
-                              np.concatenate([source, res.image, target], 1))
-    emit({
-        "pairs": len(rows),
-        "size": args.size,
-        "mean_ssim_reroute": round(float(np.mean([r["ssim_reroute"] for r in rows])), 4),
-        "mean_ssim_source_unchanged": round(
-            float(np.mean([r["ssim_source_unchanged"] for r in rows])), 4),
-        "reroute_wins": sum(r["ssim_reroute"] > r["ssim_source_unchanged"] for r in rows),
-        "mean_stage_seconds": {k: round(float(np.mean(v)), 3) for k, v in stage.items()},
-        "wall_seconds": round(time.perf_counter() - t0, 1),
-        "peak_rss_mb": round(peak_rss_mb(), 1),
-        "per_pair": rows,
-    })
+            save_image_atomic(
+                Path(args.save_dir) / f"{a}__{b}.png",
+                np.concatenate([source, res.image, target], 1),
+            )
+    emit(
+        {
+            "pairs": len(rows),
+            "size": args.size,
+            "mean_ssim_reroute": round(float(np.mean([r["ssim_reroute"] for r in rows])), 4),
+            "mean_ssim_source_unchanged": round(
+                float(np.mean([r["ssim_source_unchanged"] for r in rows])), 4
+            ),
+            "reroute_wins": sum(r["ssim_reroute"] > r["ssim_source_unchanged"] for r in rows),
+            "mean_stage_seconds": {k: round(float(np.mean(v)), 3) for k, v in stage.items()},
+            "wall_seconds": round(time.perf_counter() - t0, 1),
+            "peak_rss_mb": round(peak_rss_mb(), 1),
+            "per_pair": rows,
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -63,26 +63,38 @@ def main() -> None:
         agree = (iuv[..., 0] == ref[..., 0]) & (ref[..., 0] > 0)
         uv_err = (np.abs(iuv[..., 1:].astype(float) - ref[..., 1:]) / 255.0)[agree]
         fg = (iuv[..., 0] > 0), (ref[..., 0] > 0)
-        rows.append({
-            "frame": p.stem,
-            "part_iou": round(part_iou(iuv[..., 0], ref[..., 0]), 4),
-            "foreground_iou": round(float((fg[0] & fg[1]).sum() / max((fg[0] | fg[1]).sum(), 1)), 4),
-            "label_agreement": round(float(agree.sum() / max((fg[0] & fg[1]).sum(), 1)), 4),
-            "uv_abs_error": round(float(uv_err.mean()) if uv_err.size else float("nan"), 4),
-            "keypoint_error_px": round(a.body.keypoint_error_px, 2),
-        })
+        rows.append(
+            {
+                "frame": p.stem,
+                "part_iou": round(part_iou(iuv[..., 0], ref[..., 0]), 4),
+                "foreground_iou": round(
+                    float((fg[0] & fg[1]).sum() / max((fg[0] | fg[1]).sum(), 1)), 4
+                ),
+                "label_agreement": round(float(agree.sum() / max((fg[0] & fg[1]).sum(), 1)), 4),
+                "uv_abs_error": round(float(uv_err.mean()) if uv_err.size else float("nan"), 4),
+                "keypoint_error_px": round(a.body.keypoint_error_px, 2),
+            }
+        )
     ok = [r for r in rows if "error" not in r]
-    emit({
-        "frames": len(rows),
-        "failed": len(rows) - len(ok),
-        "mean_part_iou": round(float(np.mean([r["part_iou"] for r in ok])), 4) if ok else None,
-        "mean_foreground_iou": round(float(np.mean([r["foreground_iou"] for r in ok])), 4) if ok else None,
-        "mean_label_agreement": round(float(np.mean([r["label_agreement"] for r in ok])), 4) if ok else None,
-        "mean_uv_abs_error": round(float(np.nanmean([r["uv_abs_error"] for r in ok])), 4) if ok else None,
-        "wall_seconds": round(time.perf_counter() - t0, 1),
-        "peak_rss_mb": round(peak_rss_mb(), 1),
-        "per_frame": rows,
-    })
+    emit(
+        {
+            "frames": len(rows),
+            "failed": len(rows) - len(ok),
+            "mean_part_iou": round(float(np.mean([r["part_iou"] for r in ok])), 4) if ok else None,
+            "mean_foreground_iou": round(float(np.mean([r["foreground_iou"] for r in ok])), 4)
+            if ok
+            else None,
+            "mean_label_agreement": round(float(np.mean([r["label_agreement"] for r in ok])), 4)
+            if ok
+            else None,
+            "mean_uv_abs_error": round(float(np.nanmean([r["uv_abs_error"] for r in ok])), 4)
+            if ok
+            else None,
+            "wall_seconds": round(time.perf_counter() - t0, 1),
+            "peak_rss_mb": round(peak_rss_mb(), 1),
+            "per_frame": rows,
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -111,9 +111,14 @@ _ANNY_LOCK = threading.Lock()
 
 @functools.lru_cache(maxsize=1)
 def _load_anny_cached():
-    import anny
+    import contextlib
+    import sys
 
-    model = anny.Anny(skinning_method="lbs")
+    # anny initialises warp, which prints a banner: keep it off stdout (CLI output is JSON)
+    with contextlib.redirect_stdout(sys.stderr):
+        import anny
+
+        model = anny.Anny(skinning_method="lbs")
     model.requires_grad_(False)
     return model
 
@@ -186,7 +191,9 @@ class BodyTemplate:
         return tree.query(np.asarray(colours, np.float64).reshape(-1, 3))[1]
 
 
-def _closest_on_segment(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _closest_on_segment(
+    p: np.ndarray, a: np.ndarray, b: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     ab = b - a
     t = np.clip(((p - a) @ ab) / float(ab @ ab), 0.0, 1.0)
     return a + t[:, None] * ab, t
@@ -213,7 +220,9 @@ def _build_template() -> BodyTemplate:
 
     forward = np.array([0.0, -1.0, 0.0])
     vpart = np.zeros(len(verts), np.int64)
-    frames: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # part -> origin, U axis, V axis
+    frames: dict[
+        int, tuple[np.ndarray, np.ndarray, np.ndarray]
+    ] = {}  # part -> origin, U axis, V axis
     for si, seg in enumerate(seg_names):
         sel = np.where(vseg == si)[0]
         _, prox, dist = _SEGMENTS[seg]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -50,11 +49,15 @@ def _cmd_transfer(args) -> int:
         save_image_atomic(d / "texture_partial.png", res.partial_texture.to_uint8())
         save_image_atomic(d / "texture_completed.png", res.texture.to_uint8())
         atlas = continuous_to_atlas(res.texture.pixels, tile=128)
-        save_image_atomic(d / "atlas_completed.png", (atlas.clip(0, 1) * 255).round().astype("uint8"))
+        save_image_atomic(
+            d / "atlas_completed.png", (atlas.clip(0, 1) * 255).round().astype("uint8")
+        )
         save_image_atomic(d / "warped.png", res.warped)
         (d / "timings.json").write_text(json.dumps(res.timings, indent=1))
     save_image_atomic(out, res.image)
-    print(json.dumps({"out": str(out), "timings_s": {k: round(v, 3) for k, v in res.timings.items()}}))
+    print(
+        json.dumps({"out": str(out), "timings_s": {k: round(v, 3) for k, v in res.timings.items()}})
+    )
     return 0
 
 

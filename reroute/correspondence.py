@@ -65,7 +65,9 @@ class Correspondence:
                               self.colour[pick], self.mask[pick], self.body_mask[pick])  # fmt: skip
 
 
-def render_correspondence(fitted: FittedBody, person_mask: np.ndarray | None = None) -> Correspondence:
+def render_correspondence(
+    fitted: FittedBody, person_mask: np.ndarray | None = None
+) -> Correspondence:
     """Render a fitted body's correspondences and extend them to the person mask.
 
     Args:

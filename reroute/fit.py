@@ -279,7 +279,10 @@ def fit_body(obs: PersonObservation, config: FitConfig | None = None) -> FittedB
     z = cam.focal * torso3d / torso2d
     centre3d = R0 @ kp0[ti].mean(0)
     c2d = lm_t.mean(0)
-    t0 = np.array([(c2d[0] - cam.cx) / cam.focal * z, (c2d[1] - cam.cy) / cam.focal * z, z]) - centre3d
+    t0 = (
+        np.array([(c2d[0] - cam.cx) / cam.focal * z, (c2d[1] - cam.cy) / cam.focal * z, z])
+        - centre3d
+    )
 
     glob = torch.tensor(_matrix_to_axis_angle(R0), dtype=torch.float32, requires_grad=True)
     trans = torch.tensor(t0 / z, dtype=torch.float32, requires_grad=True)  # in units of z0
@@ -366,7 +369,9 @@ def fit_body(obs: PersonObservation, config: FitConfig | None = None) -> FittedB
     with torch.no_grad():
         P = torch.eye(4).repeat(body.model.bone_count, 1, 1)
         P[body.pose_ids, :3, :3] = axis_angle_to_matrix(rot)
-        phen = {n: float(v) for n, v in zip(FIT_PHENOTYPES, pheno.clamp(0, 1).tolist(), strict=True)}
+        phen = {
+            n: float(v) for n, v in zip(FIT_PHENOTYPES, pheno.clamp(0, 1).tolist(), strict=True)
+        }
         if cfg.steps_shape <= 0:
             phen = {}
         verts = posed_vertices(P.numpy(), phen)

@@ -12,7 +12,9 @@ z forward (into the scene), pixel ``(x, y)`` has its centre at ``(x + 0.5, y + 0
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import sys
 import threading
 from dataclasses import dataclass, replace
 
@@ -115,7 +117,8 @@ def _kernel():
     import warp as wp
 
     wp.config.quiet = True
-    wp.init()
+    with contextlib.redirect_stdout(sys.stderr):  # warp's banner stays off stdout
+        wp.init()
 
     @wp.kernel
     def cast(
@@ -151,7 +154,8 @@ def _cast_rays(points: np.ndarray, faces: np.ndarray, origins: np.ndarray, dirs:
         d = wp.array(np.ascontiguousarray(dirs, np.float32), dtype=wp.vec3, device="cpu")
         f = wp.empty(n, dtype=wp.int32, device="cpu")
         t = wp.empty(n, dtype=wp.float32, device="cpu")
-        wp.launch(cast, dim=n, inputs=[mesh.id, o, d, f, t], device="cpu")
+        with contextlib.redirect_stdout(sys.stderr):  # first launch reports the module load
+            wp.launch(cast, dim=n, inputs=[mesh.id, o, d, f, t], device="cpu")
         return f.numpy().astype(np.int64), t.numpy().astype(np.float64)
 
 
