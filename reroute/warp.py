@@ -156,10 +156,18 @@ def _atlas_layout(tile: int):
     return rasterize_layout(coords, (int(h), int(w)))
 
 
-def _sample(image: np.ndarray, xy01: np.ndarray) -> np.ndarray:
+def _sample(image: np.ndarray, xy01: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+    """Bilinear sample of ``image`` at ``xy01`` in [0, 1]; with ``valid`` (H, W) bool, only
+    valid texels contribute (weights renormalised), so values do not bleed in from
+    the empty space around UV islands or atlas tiles."""
     t = torch.from_numpy(np.ascontiguousarray(image, np.float32)).permute(2, 0, 1)[None]
     g = torch.from_numpy(xy01 * 2.0 - 1.0).float()[None]
     out = F.grid_sample(t, g, mode="bilinear", padding_mode="border", align_corners=False)
+    if valid is not None:
+        m = torch.from_numpy(np.ascontiguousarray(valid, np.float32))[None, None]
+        num = F.grid_sample(t * m, g, mode="bilinear", padding_mode="border", align_corners=False)
+        den = F.grid_sample(m, g, mode="bilinear", padding_mode="border", align_corners=False)
+        out = torch.where(den > 1e-6, num / den.clamp_min(1e-6), out)
     return out[0].permute(1, 2, 0).numpy()
 
 
@@ -171,7 +179,7 @@ def continuous_to_atlas(texture: np.ndarray, tile: int = 200) -> np.ndarray:
     t = get_template()
     lay = _atlas_layout(tile)
     uv = lay.interpolate(t.face_uv)
-    out = _sample(texture, uv)
+    out = _sample(texture, uv, uv_layout_mask(texture.shape[0]) if texture.shape[0] == texture.shape[1] else None)
     return np.where(lay.mask[..., None], out, 0.0).astype(np.float32)
 
 
@@ -186,5 +194,5 @@ def atlas_to_continuous(atlas: np.ndarray, size: int = 256) -> np.ndarray:
     coords, _ = atlas_coordinates(h // 4)
     lay = _layout(size)
     xy = lay.interpolate(coords)
-    out = _sample(atlas, xy)
+    out = _sample(atlas, xy, _atlas_layout(h // 4).mask if h % 4 == 0 else None)
     return np.where(lay.mask[..., None], out, 0.0).astype(np.float32)
