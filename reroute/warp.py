@@ -179,7 +179,8 @@ def continuous_to_atlas(texture: np.ndarray, tile: int = 200) -> np.ndarray:
     t = get_template()
     lay = _atlas_layout(tile)
     uv = lay.interpolate(t.face_uv)
-    out = _sample(texture, uv, uv_layout_mask(texture.shape[0]) if texture.shape[0] == texture.shape[1] else None)
+    h, w = texture.shape[:2]
+    out = _sample(texture, uv, uv_layout_mask(h) if h == w else None)  # islands only
     return np.where(lay.mask[..., None], out, 0.0).astype(np.float32)
 
 
@@ -194,5 +195,5 @@ def atlas_to_continuous(atlas: np.ndarray, size: int = 256) -> np.ndarray:
     coords, _ = atlas_coordinates(h // 4)
     lay = _layout(size)
     xy = lay.interpolate(coords)
-    out = _sample(atlas, xy, _atlas_layout(h // 4).mask if h % 4 == 0 else None)
+    out = _sample(atlas, xy, _atlas_layout(h // 4).mask if h % 4 == 0 else None)  # tiles only
     return np.where(lay.mask[..., None], out, 0.0).astype(np.float32)

@@ -154,7 +154,9 @@ def test_head_halves_and_sides() -> None:
     assert (centroids[t.face_part == 23, 0] < 0).mean() > 0.95
     assert (centroids[t.face_part == 24, 0] > 0).mean() > 0.95
     # right hand (3) and left hand (4), right foot (6) and left foot (5)
-    assert centroids[t.face_part == 3, 0].mean() < -0.3 < 0.3 < centroids[t.face_part == 4, 0].mean()
+    assert (
+        centroids[t.face_part == 3, 0].mean() < -0.3 < 0.3 < centroids[t.face_part == 4, 0].mean()
+    )
     assert centroids[t.face_part == 6, 0].mean() < 0 < centroids[t.face_part == 5, 0].mean()
     # torso front (2) is in front (-y) of torso back (1)
     assert centroids[t.face_part == 2, 1].mean() < centroids[t.face_part == 1, 1].mean()
