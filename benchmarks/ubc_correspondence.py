@@ -2,7 +2,9 @@
 
 For each ``frameNNNN.png`` with a ``frameNNNN_IUV.png`` (read with OpenCV:
 channels I, U, V), reroute's IUV is computed at the frame's resolution and
-compared: part-label IoU per class over the 24 parts + background (mean over
+compared, with ``correspond``'s default DensePose coverage (body plus 3 px
+at 256 px; also reported: the whole-person-mask coverage transfer uses):
+part-label IoU per class over the 24 parts + background (mean over
 the classes present in either map, then over frames), foreground IoU, and the
 UV error (mean |dU|, |dV| in [0, 1] units) on pixels where the parts agree.
 reroute's per-part charts are its own unwrap of anny, not DensePose's SMPL
@@ -35,11 +37,14 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--stride", type=int, default=4, help="use every k-th annotated frame")
     ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--coverage", choices=["densepose", "mask"], default="densepose",
+                    help="as `correspond --coverage` (the headline part IoU uses it)")  # fmt: skip
     args = ap.parse_args()
     root = require(SHARED_DATA / "video" / "ubc_fashion_1")
     import cv2
     import numpy as np
 
+    from reroute.cli import DENSEPOSE_EXTEND
     from reroute.correspondence import render_correspondence
     from reroute.pipeline import analyse_person
 
@@ -55,11 +60,12 @@ def main() -> None:
             rows.append({"frame": p.stem, "error": str(e)})
             continue
         H, W = ref.shape[:2]
-        corr = a.correspondence
-        if corr.shape != (H, W):
-            m = cv2.resize(a.observation.mask, (W, H)) > 0.5
-            corr = render_correspondence(a.body.resized(W, H), m)
-        iuv = corr.to_iuv()
+        m = cv2.resize(a.observation.mask, (W, H)) > 0.5
+        body = a.body.resized(W, H)
+        # full person-mask coverage (what transfer uses), scored on labels only
+        full = render_correspondence(body, m).to_iuv()[..., 0]
+        extend = DENSEPOSE_EXTEND * max(H, W) if args.coverage == "densepose" else None
+        iuv = render_correspondence(body, m, extend_px=extend).to_iuv()
         agree = (iuv[..., 0] == ref[..., 0]) & (ref[..., 0] > 0)
         uv_err = (np.abs(iuv[..., 1:].astype(float) - ref[..., 1:]) / 255.0)[agree]
         fg = (iuv[..., 0] > 0), (ref[..., 0] > 0)
@@ -67,6 +73,7 @@ def main() -> None:
             {
                 "frame": p.stem,
                 "part_iou": round(part_iou(iuv[..., 0], ref[..., 0]), 4),
+                "part_iou_mask_coverage": round(part_iou(full, ref[..., 0]), 4),
                 "foreground_iou": round(
                     float((fg[0] & fg[1]).sum() / max((fg[0] | fg[1]).sum(), 1)), 4
                 ),
@@ -81,6 +88,12 @@ def main() -> None:
             "frames": len(rows),
             "failed": len(rows) - len(ok),
             "mean_part_iou": round(float(np.mean([r["part_iou"] for r in ok])), 4) if ok else None,
+            "mean_part_iou_mask_coverage": round(
+                float(np.mean([r["part_iou_mask_coverage"] for r in ok])), 4
+            )
+            if ok
+            else None,
+            "coverage": args.coverage,
             "mean_foreground_iou": round(float(np.mean([r["foreground_iou"] for r in ok])), 4)
             if ok
             else None,

@@ -17,7 +17,7 @@ from .body import get_template
 from .fit import FittedBody
 from .render import rasterize
 
-__all__ = ["Correspondence", "render_correspondence", "iuv_to_rgb"]
+__all__ = ["Correspondence", "render_correspondence", "iuv_to_rgb", "THIN_DONOR_PARTS"]
 
 
 @dataclass
@@ -65,10 +65,47 @@ class Correspondence:
                               self.colour[pick], self.mask[pick], self.body_mask[pick])  # fmt: skip
 
 
+#: Parts that lend their correspondence to extension pixels only close by
+#: (hands and forearms): a skirt or sleeve next to a hanging hand is not hand.
+THIN_DONOR_PARTS: tuple[int, ...] = (3, 4, 19, 20, 21, 22)
+#: Distance (px) up to which :data:`THIN_DONOR_PARTS` still lend their labels.
+THIN_DONOR_PX = 2.0
+
+
+def _small_islands(part: np.ndarray, min_area: float) -> np.ndarray:
+    """(H, W) bool: pixels of connected part regions smaller than ``min_area`` px."""
+    from scipy import ndimage as ndi
+
+    drop = np.zeros(part.shape, bool)
+    if min_area <= 1:
+        return drop
+    for c in np.unique(part):
+        if c == 0:
+            continue
+        lab, n = ndi.label(part == c)
+        sizes = np.bincount(lab.ravel(), minlength=n + 1)
+        small = np.flatnonzero(sizes < min_area)
+        small = small[small > 0]
+        if len(small):
+            drop |= np.isin(lab, small)
+    return drop
+
+
 def render_correspondence(
-    fitted: FittedBody, person_mask: np.ndarray | None = None
+    fitted: FittedBody,
+    person_mask: np.ndarray | None = None,
+    *,
+    extend_px: float | None = None,
+    min_part_fraction: float = 0.003,
 ) -> Correspondence:
     """Render a fitted body's correspondences and extend them to the person mask.
+
+    Steps: (1) rasterize the posed template; (2) drop body pixels outside the
+    person mask and part islands smaller than ``min_part_fraction`` of the
+    foreground (slivers of a part seen at a grazing angle, which DensePose
+    never predicts); (3) give every other person pixel the correspondence of
+    its nearest kept body pixel, where hands and forearms
+    (:data:`THIN_DONOR_PARTS`) lend theirs only within :data:`THIN_DONOR_PX`.
 
     Args:
         fitted: the :class:`~reroute.fit.FittedBody`; the output has its camera's size.
@@ -77,6 +114,12 @@ def render_correspondence(
             outside it are dropped and mask pixels the body does not cover take
             the correspondence of the nearest rendered pixel inside the mask.
             Without it, the foreground is the rendered body.
+        extend_px: ``None`` extends to the whole person mask (hair, loose
+            clothes: what texture transfer needs); a distance in pixels keeps
+            only mask pixels within it of the rendered body (DensePose R-CNN's
+            coverage: body surface and tight clothes, e.g. ``3`` at 256 px).
+        min_part_fraction: islands below this share of the foreground area
+            are relabelled from their neighbours (0 disables).
     Returns:
         :class:`Correspondence` of shape ``(camera.height, camera.width)``.
     Raises:
@@ -84,6 +127,7 @@ def render_correspondence(
     """
     from scipy import ndimage as ndi
 
+    # 1. rasterize and interpolate every surface attribute
     t = get_template()
     cam = fitted.camera
     r = rasterize(fitted.vertices, t.faces, cam)
@@ -93,25 +137,38 @@ def render_correspondence(
     colour = r.interpolate(t.face_colour)
     body = r.mask
     if person_mask is None:
-        return Correspondence(part, part_uv, uv, colour, body.copy(), body.copy())
-    pm = np.asarray(person_mask)
-    if pm.shape != body.shape:
-        raise ValueError(f"person_mask: expected shape {body.shape}, got {pm.shape}")
-    pm = pm > 0.5 if pm.dtype != bool else pm
-    src = body & pm
-    if not src.any():
-        src = body
-    if not src.any():
+        pm = body
+    else:
+        pm = np.asarray(person_mask)
+        if pm.shape != body.shape:
+            raise ValueError(f"person_mask: expected shape {body.shape}, got {pm.shape}")
+        pm = pm > 0.5 if pm.dtype != bool else pm
+    # 2. keep body pixels inside the mask, minus grazing-angle slivers
+    seen = body & pm
+    if not seen.any():
+        seen = body
+    if not seen.any():
         empty = np.zeros_like(body)
         return Correspondence(part * 0, part_uv * 0, uv * 0, colour * 0, empty, empty)
-    _, (iy, ix) = ndi.distance_transform_edt(~src, return_indices=True)
-    fg = pm | src
+    fg = pm | seen
+    src = seen & ~_small_islands(np.where(seen, part, 0), min_part_fraction * fg.sum())
+    if not src.any():
+        src = seen
+    # 3. nearest kept body pixel for everything else; thin parts lend only nearby
+    dist, (iy, ix) = ndi.distance_transform_edt(~src, return_indices=True)
+    thick = src & ~np.isin(part, THIN_DONOR_PARTS)
+    if thick.any():
+        _, (ty, tx) = ndi.distance_transform_edt(~thick, return_indices=True)
+        far = dist > THIN_DONOR_PX
+        iy, ix = np.where(far, ty, iy), np.where(far, tx, ix)
+    if extend_px is not None:
+        fg &= dist <= extend_px
     out = []
     for a in (part, part_uv, uv, colour):
         filled = a[iy, ix]
         filled[~fg] = 0
         out.append(filled)
-    return Correspondence(*out, mask=fg, body_mask=src)
+    return Correspondence(*out, mask=fg, body_mask=seen & fg)
 
 
 def iuv_to_rgb(iuv: np.ndarray) -> np.ndarray:
