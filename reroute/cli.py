@@ -1,4 +1,4 @@
-"""Command line: ``python -m reroute {transfer, correspond}``.
+"""Command line: ``python -m reroute {transfer, correspond, evaluate}``.
 
 Errors caused by the input print one line ``error: ...`` on stderr and exit
 with code 2; nothing is written at the output path in that case (outputs are
@@ -15,6 +15,10 @@ from pathlib import Path
 from .errors import InputError
 
 EXIT_INPUT = 2
+#: ``correspond --coverage densepose``: extension beyond the rendered body, as a
+#: share of the longer image side (3 px at 256 px; measured on UBC Fashion
+#: against DensePose R-CNN, benchmarks/ubc_correspondence.py)
+DENSEPOSE_EXTEND = 3.0 / 256
 
 
 def _check_out(path: str, *, png_only: bool = False) -> Path:
@@ -72,16 +76,121 @@ def _cmd_correspond(args) -> int:
     a = analyse_person(loaded, size=args.size, name=args.image)
     for n in a.notices:
         print(f"note: {n}", file=sys.stderr)
-    corr = a.correspondence
-    H, W = a.original_size
-    if corr.shape != (H, W):
-        # re-render at the photo's resolution: exact, not an upsampled label map
-        from .correspondence import render_correspondence
+    from .correspondence import render_correspondence
 
-        mask = cv2.resize(a.observation.mask, (W, H), interpolation=cv2.INTER_LINEAR) > 0.5
-        corr = render_correspondence(a.body.resized(W, H), mask)
+    H, W = a.original_size
+    # render at the photo's resolution: exact, not an upsampled label map
+    mask = cv2.resize(a.observation.mask, (W, H), interpolation=cv2.INTER_LINEAR) > 0.5
+    extend = DENSEPOSE_EXTEND * max(H, W) if args.coverage == "densepose" else None
+    corr = render_correspondence(a.body.resized(W, H), mask, extend_px=extend)
     write_iuv(out, corr.to_iuv())
     print(json.dumps({"out": str(out), "keypoint_error_px": round(a.body.keypoint_error_px, 2)}))
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from .evaluate import EvalConfig, parse_size, run_evaluation
+
+    cfg = EvalConfig(
+        dataset=args.dataset, root=args.root, out=args.out, method=args.method,
+        pairs=args.pairs, annotation=args.annotation, limit=args.limit,
+        size=parse_size(args.size) if args.size else None, patn_pad=args.patn_pad,
+        mvc_seed=args.mvc_seed, mvc_test_items=args.mvc_test_items,
+        fid_reference=args.fid_reference, lpips_weights=args.lpips_weights,
+        inception_weights=args.inception_weights, ssd_weights=args.ssd_weights,
+        texture_size=args.texture_size, progress=not args.no_progress,
+    )  # fmt: skip
+    summary = run_evaluation(cfg)
+    if summary.rank == 0 and summary.metrics is not None:
+        m = summary.metrics
+        means = {k: (round(v["mean"], 4) if v.get("mean") is not None else None)
+                 for k, v in m["metrics"].items()}  # fmt: skip
+        print(json.dumps({"out": str(summary.out), "counts": m["counts"], "means": means,
+                          "unavailable": sorted(m["unavailable"])}))  # fmt: skip
+    return 0
+
+
+def _cmd_synth(args) -> int:
+    from .synth_engine import SynthConfig
+    from .synth_writer import write_synthetic_set
+
+    if args.identities < 1:
+        raise InputError(f"--identities must be >= 1, got {args.identities}")
+    try:
+        cfg = SynthConfig(
+            size=args.size, texture_size=args.texture_size,
+            views_per_identity=args.views_per_identity, poses_per_identity=args.poses_per_identity,
+            multi_person_prob=args.multi_person_prob, upper_body_prob=args.upper_body_prob,
+        ).validate()  # fmt: skip
+        if args.pose_bank:
+            from .synth_pose import load_pose_bank
+
+            cfg.pose_bank = load_pose_bank(args.pose_bank)
+    except ValueError as e:
+        raise InputError(str(e)) from None
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} exists and is not a directory")
+    import time
+
+    t0 = time.perf_counter()
+    write_synthetic_set(out, args.identities, cfg, seed=args.seed, progress=not args.no_progress)
+    dt = time.perf_counter() - t0
+    n = args.identities * args.views_per_identity
+    print(json.dumps({"out": str(out), "images": n, "seconds": round(dt, 2),
+                      "images_per_s": round(n / dt, 2)}))  # fmt: skip
+    return 0
+
+
+def _cmd_eval_correspondence(args) -> int:
+    from .correspondence_metrics import evaluate_iuv_folders, evaluate_synthetic_set
+
+    out = Path(args.out)
+    if out.suffix.lower() != ".json":
+        raise InputError(f"--out {out} must end in .json")
+    gt = Path(args.gt)
+    if not gt.is_dir():
+        raise InputError(f"--gt {gt} is not a directory")
+    if (gt / "samples.jsonl").is_file():
+        if args.method == "pred":
+            if not args.pred:
+                raise InputError("--pred DIR is required with --method pred")
+            pred_dir = Path(args.pred)
+            if not pred_dir.is_dir():
+                raise InputError(f"--pred {pred_dir} is not a directory")
+
+            def predict(rec):
+                from .imageio import read_iuv
+
+                p = pred_dir / rec.name
+                return read_iuv(p) if p.is_file() else None
+
+        elif args.method == "ground-truth":
+
+            def predict(rec):
+                return rec.iuv
+
+        else:  # reroute's own front end: BlazePose + anny fit + render
+
+            def predict(rec):
+                from .pipeline import analyse_person
+
+                try:
+                    a = analyse_person(rec.image, size=rec.image.shape[0], name=rec.name)
+                except InputError:  # no person found, several persons, failed fit
+                    return None
+                return a.correspondence.to_iuv()
+
+        res = evaluate_synthetic_set(gt, predict, limit=args.limit)
+        res["method"] = args.method
+    else:
+        if not args.pred:
+            raise InputError(f"{gt} is not a synthetic set: give --pred DIR of IUV maps to compare")
+        res = evaluate_iuv_folders(gt, args.pred)
+    from .synth_writer import _atomic_bytes
+
+    _atomic_bytes(out, lambda f: f.write(json.dumps(res, indent=1).encode()))
+    print(json.dumps({k: v for k, v in res.items() if k != "per_image"}))
     return 0
 
 
@@ -100,7 +209,87 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("image", help="photo of one person")
     c.add_argument("--out", required=True, help="IUV PNG: cv2.imread gives channels I, U, V")
     c.add_argument("--size", type=int, default=256, help="working size for pose fitting, px")
+    c.add_argument(
+        "--coverage", choices=["densepose", "mask"], default="densepose",
+        help="densepose: body surface plus 1.2%% of the image size around it, as DensePose "
+        "R-CNN labels; mask: the whole person mask (hair, loose clothes)",
+    )  # fmt: skip
     c.set_defaults(func=_cmd_correspond)
+    s = sub.add_parser("synth", help="render a synthetic set (DeepFashion layout + ground truth)")
+    s.add_argument("--out", required=True, help="output directory")
+    s.add_argument("--identities", type=int, required=True, help="number of synthetic people")
+    s.add_argument("--views-per-identity", type=int, default=4, help="images per person")
+    s.add_argument(
+        "--poses-per-identity",
+        type=int,
+        default=0,
+        help="distinct poses per person (0 = one per view)",
+    )
+    s.add_argument("--size", type=int, default=256, help="image side, 128..1024 px")
+    s.add_argument("--texture-size", type=int, default=512, help="UV texture side")
+    s.add_argument("--seed", type=int, default=0, help="master seed (output is deterministic)")
+    s.add_argument(
+        "--multi-person-prob",
+        type=float,
+        default=0.0,
+        help="share of images with 1-2 extra people (occluders)",
+    )
+    s.add_argument(
+        "--upper-body-prob", type=float, default=0.25, help="share of upper-body framings"
+    )
+    s.add_argument(
+        "--pose-bank", help=".npz of fitted anny poses to perturb (synth_pose.save_pose_bank)"
+    )
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.set_defaults(func=_cmd_synth)
+    e = sub.add_parser(
+        "eval-correspondence",
+        help="GPS, AP/AR, 2-D accuracy, part IoU on a synthetic set or IUV folders",
+    )
+    e.add_argument(
+        "--gt",
+        required=True,
+        help="a synthetic set (reroute synth) or a folder of reference IUV PNGs",
+    )
+    e.add_argument("--pred", help="folder of predicted IUV PNGs (same file names)")
+    e.add_argument(
+        "--method",
+        choices=("pred", "reroute", "ground-truth"),
+        default="pred",
+        help="on a synthetic set: read --pred, run reroute's front end, or the GT itself",
+    )
+    e.add_argument("--limit", type=int, help="evaluate the first N images only")
+    e.add_argument("--out", required=True, help="metrics JSON")
+    e.set_defaults(func=_cmd_eval_correspondence)
+    e = sub.add_parser("evaluate", help="generate and score a pose-transfer test split")
+    e.add_argument("--dataset", required=True, choices=["deepfashion", "mvc", "folder"])
+    e.add_argument("--root", required=True, help="dataset folder")
+    e.add_argument(
+        "--pairs", help="pair list (fashion-pairs-test.csv, test_pairs.txt, from,to CSV)"
+    )
+    e.add_argument("--method", required=True, help="identity, warp, bodymap or dpt")
+    e.add_argument("--out", required=True, help="output folder; rerunning with it resumes")
+    e.add_argument("--limit", type=int, help="evaluate only the first N pairs of the list")
+    e.add_argument("--size", help="evaluation size HxW, e.g. 256x176 (default: the protocol's)")
+    e.add_argument("--annotation", help="keypoint CSV (name:keypoints_y:keypoints_x)")
+    e.add_argument(
+        "--patn-pad", type=int, help="white padding of PATN SSIM (default 40 at width 176)"
+    )
+    e.add_argument("--mvc-seed", type=int, default=0, help="seed of the MVC item split")
+    e.add_argument("--mvc-test-items", type=int, default=1000, help="MVC test items")
+    e.add_argument("--fid-reference", help="folder of real images for FID (default: the targets)")
+    e.add_argument("--lpips-weights", help="AlexNet weights alexnet-owt-7be5be79.pth for LPIPS")
+    e.add_argument(
+        "--inception-weights",
+        help="Inception-v3 weights for FID/IS "
+        "(pt_inception-2015-12-05-6726825d.pth or inception_v3_google-0cc3c7bd.pth)",
+    )
+    e.add_argument(
+        "--ssd-weights", help="SSD300-VGG16 COCO weights for DS (ssd300_vgg16_coco-b556d3b4.pth)"
+    )
+    e.add_argument("--texture-size", type=int, default=256, help="UV texture side (warp method)")
+    e.add_argument("--no-progress", action="store_true", help="no progress bar or warnings")
+    e.set_defaults(func=_cmd_evaluate)
     return p
 
 
