@@ -1,4 +1,7 @@
-"""Start the reroute Gradio app: ``python launch.py [--host H] [--port P] [--share]``.
+"""Start the reroute Gradio app.
+
+``python launch.py [--host H] [--port P] [--share] [--device D] [--checkpoints DIR]
+[--concurrency N] [--max-upload-mb MB] [--timeout S]``.
 
 Thin on purpose: it parses the options, quiets the native libraries' logs,
 builds the app with :func:`app.ui.build_app` and serves it.
@@ -19,8 +22,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="cpu", help="torch device for the models (default cpu)")
     p.add_argument(
         "--checkpoints", default="checkpoints", metavar="DIR",
-        help="folder of trained weights (default checkpoints; not used yet)",
+        help="folder of trained weights (default checkpoints); decides which networks are offered",
     )  # fmt: skip
+    p.add_argument("--concurrency", type=int, default=2,
+                   help="requests processed at the same time (default 2)")  # fmt: skip
+    p.add_argument("--max-upload-mb", type=int, default=20,
+                   help="largest upload in MB (default 20)")  # fmt: skip
+    p.add_argument("--timeout", type=float, default=300.0,
+                   help="seconds after which a request is stopped between stages (default 300)")  # fmt: skip
     return p.parse_args(argv)
 
 
@@ -31,12 +40,28 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-    from app.ui import build_app
+    import torch
 
-    demo = build_app(device=args.device)
+    try:
+        device = torch.device(args.device)
+    except (RuntimeError, ValueError):
+        print(
+            f"error: --device {args.device!r} is not a torch device (e.g. cpu, cuda)",
+            file=sys.stderr,
+        )
+        return 2
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print(f"error: --device {args.device}: no CUDA device is available here", file=sys.stderr)
+        return 2
+
+    from app.ui import AppLimits, build_app
+
+    limits = AppLimits(max_upload_mb=args.max_upload_mb, timeout_s=args.timeout)
+    demo = build_app(device=args.device, checkpoints=args.checkpoints, limits=limits,
+                     concurrency=args.concurrency)  # fmt: skip
     _, local_url, share_url = demo.launch(
         server_name=args.host, server_port=args.port, share=args.share,
-        prevent_thread_lock=True, quiet=True,
+        prevent_thread_lock=True, quiet=True, max_file_size=f"{args.max_upload_mb}mb",
     )  # fmt: skip
     print(f"reroute app running at {local_url}", flush=True)
     if share_url:

@@ -28,4 +28,8 @@ def peak_rss_mb() -> float:
 
 
 def emit(obj) -> None:
+    """Print ``obj`` as JSON with the machine's load (timings on a busy CPU are slower)."""
+    if isinstance(obj, dict):
+        obj = dict(obj, host={"cpus": os.cpu_count(),
+                              "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()]})  # fmt: skip
     print(json.dumps(obj, indent=1))

@@ -50,6 +50,7 @@ def main() -> None:
         out["sizes"][str(size)] = {
             k: round(float(np.median([r[k] for r in runs])), 3) for k in runs[0]
         }
+        out["sizes"][str(size)]["peak_rss_mb_so_far"] = round(peak_rss_mb(), 1)
     out["peak_rss_mb"] = round(peak_rss_mb(), 1)
     emit(out)
 

@@ -1,7 +1,8 @@
 """The Gradio app: a real server (``python launch.py``) driven through ``gradio_client``.
 
 One server is started for the module. The fast tests at the top exercise the
-callback with a stand-in pipeline and need no server.
+callbacks with stand-in pipelines and the try-on / novel-view building blocks
+(:mod:`reroute.tryon`, :mod:`reroute.novel_view`) without a server.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def test_callback_reports_input_errors_as_status():
 
     img = np.full((96, 96, 3), 128, np.uint8)
     out = run_transfer(_RefusingPipeline(), img, img)
-    assert len(out) == N_OUTPUTS
+    assert len(out) == N_OUTPUTS == 10
     assert out[1] == "error: no person found in target photo."
     assert all(v is None for i, v in enumerate(out) if i != 1)
 
@@ -59,6 +60,196 @@ def test_examples_use_package_photos(tmp_path):
     assert ["synthetic_a.png", "synthetic_b.png"] in names
     assert all(Path(p).is_file() for pair in pairs for p in pair)
     assert not any("shared" in p for pair in pairs for p in pair)
+
+
+class _SlowPipeline:
+    def __call__(self, source, target):
+        raise AssertionError("the deadline should stop the request before the pipeline runs")
+
+
+def _services(tmp_path, pipeline=_RefusingPipeline, **limits):
+    from app.ui import AppLimits, Services
+
+    return Services(pipeline, checkpoints=tmp_path / "ckpt", limits=AppLimits(**limits),
+                    workdir=tmp_path / "work")  # fmt: skip
+
+
+def test_unavailable_networks_are_refused_with_their_reason(tmp_path):
+    from app.ui import network_status, transfer_callback
+
+    status = network_status(tmp_path / "ckpt")
+    assert status == {k: f"no checkpoint in {tmp_path / 'ckpt'}/ yet"
+                      for k in ("texture completion", "re-renderer", "Dense Pose Transfer")}  # fmt: skip
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "texture_unet.safetensors").write_bytes(b"x")
+    assert "cannot load it yet" in network_status(tmp_path / "ckpt")["texture completion"]
+
+    svc = _services(tmp_path)
+    img = np.full((96, 96, 3), 128, np.uint8)
+    cases = {
+        (
+            "Dense Pose Transfer",
+            "classical",
+            False,
+            256,
+        ): "Dense Pose Transfer is unavailable: no checkpoint",
+        (
+            "BodyMap re-rendering",
+            "network",
+            False,
+            256,
+        ): "network texture completion is unavailable",
+        (
+            "BodyMap re-rendering",
+            "classical",
+            True,
+            256,
+        ): "re-renderer is unavailable: no checkpoint",
+        ("BodyMap re-rendering", "classical", False, 4096): "resolution must be between 64 and 512",
+        ("Magic", "classical", False, 256): "unknown method 'Magic'",
+    }
+    for (method, completion, rerenderer, res), expect in cases.items():
+        out = transfer_callback(svc, img, img, method, res, completion, rerenderer, 0)
+        assert out[1].startswith("error: ") and expect in out[1], out[1]
+        assert out[1].count(".") >= 1 and "\n" not in out[1]
+        assert all(v is None for i, v in enumerate(out) if i != 1)
+
+
+def test_deadline_stops_a_request_between_stages(tmp_path):
+    from app.ui import run_transfer
+
+    svc = _services(tmp_path, _SlowPipeline, timeout_s=0.0)
+    img = np.full((96, 96, 3), 128, np.uint8)
+    out = run_transfer(svc.pipeline, img, img, deadline=svc.deadline())
+    assert out[1].startswith("error: the request was stopped before checking the photos")
+    assert "0 s limit" in out[1]
+
+
+def test_fit_failure_shows_the_landmarks(tmp_path, monkeypatch):
+    import app.ui as ui
+    from reroute.errors import FitError
+
+    class _FitFails:
+        def __call__(self, source, target):
+            raise FitError("the person's shoulders and hips are not visible enough to fit a body")
+
+    drawn = np.zeros((8, 8, 3), np.uint8)
+    monkeypatch.setattr(ui, "_landmarks_of", lambda photo, name: drawn)
+    img = np.full((96, 96, 3), 128, np.uint8)
+    out = ui.run_transfer(_FitFails(), img, img)
+    assert out[1] == ("error: the person's shoulders and hips are not visible enough to fit a "
+                      "body (the landmarks found are drawn under 'Fitted bodies').")  # fmt: skip
+    assert out[0] is None and out[-2] is drawn and out[-1] is drawn
+
+
+def test_novel_view_and_try_on_check_their_limits_before_any_model(tmp_path):
+    from app.ui import novel_view_callback, try_on_callback
+
+    svc = _services(tmp_path, max_frames=48)
+    img = np.full((96, 96, 3), 128, np.uint8)
+    for kwargs, expect in (
+        ({"frames": 49}, "frames must be between 1 and 48, got 49"),
+        ({"turn": 400}, "turn angle must be between -360 and 360 degrees, got 400"),
+        ({"fps": 0}, "fps must be between 1 and 60, got 0"),
+        ({"resolution": 32}, "resolution must be between 64 and 512 px, got 32"),
+    ):
+        video, strip, status = novel_view_callback(svc, img, **kwargs)
+        assert (video, strip) == (None, None)
+        assert status == f"error: {expect}.", status
+    out = try_on_callback(svc, img, img, "hat")
+    assert out[1] == "error: unknown region 'hat'; choose one of top, bottom, shoes, full outfit."
+    assert try_on_callback(svc, None, img)[1] == "error: upload a garment donor photo."
+    assert novel_view_callback(svc, None)[2] == "error: upload a photo."
+
+
+# ------------------------------------------------------------ try-on and novel-view pieces
+
+
+def test_region_masks_keep_face_hair_and_hands():
+    from reroute.tryon import KEPT_PARTS, REGIONS, mix_textures, region_texture_mask, texel_parts
+    from reroute.warp import UVTexture
+
+    T = 128
+    parts = texel_parts(T)
+    assert set(np.unique(parts)) == set(range(25))  # every DensePose part has texels
+    red = UVTexture(np.tile(np.float32([1, 0, 0]), (T, T, 1)), np.ones((T, T), np.float32))
+    blue = UVTexture(np.tile(np.float32([0, 0, 1]), (T, T, 1)), np.zeros((T, T), np.float32))
+    kept = np.isin(parts, KEPT_PARTS)
+    for region, region_parts in REGIONS.items():
+        m = region_texture_mask(region, T, feather=0)
+        assert np.array_equal(m > 0.5, np.isin(parts, region_parts)), region
+        mixed = mix_textures(red, blue, region, feather=1.0)
+        inside = np.isin(parts, region_parts)
+        # well inside the region the donor's colour, on head and hands exactly the wearer's
+        core = inside & (region_texture_mask(region, T, feather=1.0) > 0.999)
+        assert core.sum() > 0.5 * inside.sum()
+        assert np.allclose(mixed.pixels[core], [0, 0, 1], atol=1e-3)
+        assert np.array_equal(mixed.pixels[kept], red.pixels[kept])
+        assert np.allclose(mixed.visibility[core], 0.0, atol=1e-3)
+    full = region_texture_mask("full outfit", T, feather=0) > 0.5
+    assert np.array_equal(full | kept | (parts == 0), np.ones_like(full))  # all but head/hands
+
+
+@pytest.fixture(scope="module")
+def synthetic_body():
+    from reroute.synthetic import render_synthetic_person
+
+    return render_synthetic_person(size=128, seed=0)
+
+
+def test_orbit_turns_about_the_body_axis(synthetic_body):
+    from reroute.novel_view import orbit_vertices
+
+    body = synthetic_body.body
+    v = body.vertices.astype(np.float64)
+    assert np.allclose(orbit_vertices(body, 0.0), v, atol=1e-6)
+    assert np.allclose(orbit_vertices(body, 360.0), v, atol=1e-5)
+    half = orbit_vertices(body, 180.0)
+    c = (v.min(0) + v.max(0)) / 2
+    up = body.rotation @ np.array([0.0, 0.0, 1.0])
+    # heights along the up axis are kept; offsets across it are negated
+    assert np.allclose((half - c) @ up, (v - c) @ up, atol=1e-5)
+    across = (v - c) - np.outer((v - c) @ up, up)
+    across_half = (half - c) - np.outer((half - c) @ up, up)
+    assert np.allclose(across_half, -across, atol=1e-5)
+    from_above = orbit_vertices(body, 0.0, 30.0)
+    head = np.argmin(v[:, 1])  # highest point in the image (y down)
+    assert from_above[head, 2] < v[head, 2]  # the head comes towards the camera
+
+
+def test_novel_views_show_the_texture_and_encode_as_h264(synthetic_body, tmp_path):
+    from reroute.novel_view import (
+        NovelViewConfig,
+        frame_strip,
+        probe_video,
+        render_novel_views,
+        write_mp4,
+    )  # fmt: skip
+
+    tex = np.tile(np.float32([0.2, 0.6, 0.4]), (64, 64, 1))
+    video = render_novel_views(synthetic_body.body, tex, NovelViewConfig(frames=24, size=96))
+    assert video.frames.shape == (24, 96, 96, 3) and video.frames.dtype == np.uint8
+    expect = np.rint(np.float32([0.2, 0.6, 0.4]) * 255)
+    for f, m in zip(video.frames, video.masks, strict=True):
+        assert 0.05 < m.mean() < 0.6
+        assert np.abs(f[m].astype(np.float32) - expect).max() <= 1
+        assert (f[~m] == 255).all()
+    # the first frame is the photo's own view
+    first = synthetic_body.correspondence.resized(96, 96).mask
+    assert (video.masks[0] == first).mean() > 0.97
+    assert np.allclose(video.yaw_deg, np.arange(24) * 15.0)
+
+    out = write_mp4(video.frames, tmp_path / "v.mp4", fps=12)
+    info = probe_video(out)
+    assert (info.codec, info.frames, info.width, info.height) == ("h264", 24, 96, 96)
+    assert info.pix_fmt == "yuv420p" and abs(info.fps - 12) < 1e-6
+    assert [p.name for p in tmp_path.iterdir()] == ["v.mp4"]  # no temporary file left
+    with pytest.raises(ValueError, match="even frame sizes"):
+        write_mp4(np.zeros((2, 95, 96, 3), np.uint8), tmp_path / "odd.mp4")
+    with pytest.raises(ValueError, match="frames must be between 1 and 360"):
+        render_novel_views(synthetic_body.body, tex, NovelViewConfig(frames=0))
+    strip = frame_strip(video.frames, count=8, height=48)
+    assert strip.shape == (48, 8 * 48, 3)
 
 
 # ------------------------------------------------------------ the real server
@@ -147,6 +338,130 @@ def test_no_person_is_reported_then_a_valid_request_succeeds(client, photos):
     assert result is not None and Path(result).is_file()
     with Image.open(result) as im:
         assert im.size == (512, 512)  # the target photo's size
-    assert len(maps) == 6
+    assert len(maps) == 8  # six intermediate maps + the two fitted bodies over their photos
     for m in maps:
         assert m is not None and Path(m).is_file()
+
+
+EXAMPLES = ROOT / "app" / "examples"
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory):
+    """A text file named .png, a photo of two persons and a file over the upload limit."""
+    d = tmp_path_factory.mktemp("bad")
+    text = d / "notes.png"
+    text.write_text("this is a text file, not a picture\n")
+    a = np.asarray(Image.open(EXAMPLES / "synthetic_arms_down.png").convert("RGB"))
+    b = np.asarray(Image.open(EXAMPLES / "synthetic_turned.png").convert("RGB"))
+    two = d / "two.png"
+    Image.fromarray(np.concatenate([a, b], 1)).save(two)
+    big = d / "big.png"
+    big.write_bytes(b"\x89PNG" + os.urandom(21 * 1024 * 1024))  # over the 20 MB default
+    return {"text": text, "two": two, "big": big}
+
+
+def test_every_tab_has_a_named_endpoint(client):
+    named = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert {"/transfer", "/try_on", "/novel_view", "/texture", "/retexture"} <= set(named)
+    params = [p["parameter_name"] for p in named["/novel_view"]["parameters"]]
+    assert params == ["photo", "frames", "turn", "elevation", "fps", "resolution"]
+
+
+def test_try_on_swaps_the_top_and_keeps_the_head(client):
+    from gradio_client import handle_file
+
+    donor, wearer = EXAMPLES / "synthetic_turned.png", EXAMPLES / "synthetic_arms_down.png"
+    out = client.predict(handle_file(str(donor)), handle_file(str(wearer)), "top",
+                         api_name="/try_on")  # fmt: skip
+    result, status, mixed, donor_fit, wearer_fit, mask, gallery = out
+    assert status.startswith("ok: top swapped"), status
+    res = np.asarray(Image.open(result).convert("RGB")).astype(int)
+    w = np.asarray(Image.open(wearer).convert("RGB")).astype(int)
+    assert np.asarray(Image.open(mask)).shape[:2] == res.shape[:2]
+    assert res.shape == w.shape
+    changed = np.abs(res - w).sum(-1) > 30
+    # the head (top rows of the person) is untouched; the shirt turned from green to blue
+    ys, xs = np.nonzero(np.abs(w - w[0, 0]).sum(-1) > 30)
+    top = ys.min()
+    assert not changed[top : top + 12].any()
+    shirt = (np.arange(w.shape[0])[:, None] > top + 45) & (
+        np.arange(w.shape[0])[:, None] < top + 80
+    )
+    shirt = shirt & (np.abs(xs.mean() - np.arange(w.shape[1]))[None] < 12)
+    assert res[shirt][:, 2].mean() > w[shirt][:, 2].mean() + 30  # bluer
+    assert res[shirt][:, 1].mean() < w[shirt][:, 1].mean() - 10  # less green
+    assert changed.mean() > 0.02
+    for p in (mixed, donor_fit, wearer_fit):
+        assert p is not None and Path(p).is_file()
+    assert not gallery
+
+
+def test_novel_view_video_is_h264_with_the_asked_frames(client):
+    from gradio_client import handle_file
+
+    from reroute.novel_view import probe_video
+
+    photo = EXAMPLES / "synthetic_arms_down.png"  # analysed by the try-on test: cached
+    video, strip, status = client.predict(handle_file(str(photo)), 24, 360, 10, 12, 256,
+                                          api_name="/novel_view")  # fmt: skip
+    assert status.startswith("ok: 24 frames, 256x256 px"), status
+    path = video["video"] if isinstance(video, dict) else video
+    info = probe_video(path)
+    assert (info.codec, info.frames, info.width, info.height) == ("h264", 24, 256, 256)
+    assert info.pix_fmt == "yuv420p" and abs(info.fps - 12) < 1e-6
+    with Image.open(strip) as im:
+        assert im.size[1] == 160 and im.size[0] >= 6 * 150
+
+
+def test_texture_download_and_re_render_round_trip(client, tmp_path):
+    from gradio_client import handle_file
+
+    photo = EXAMPLES / "synthetic_arms_down.png"
+    tex, atlas, tex_png, atlas_png, status = client.predict(handle_file(str(photo)),
+                                                            api_name="/texture")  # fmt: skip
+    assert status.startswith("ok: completed 256x256 UV texture"), status
+    with Image.open(tex_png) as a, Image.open(atlas_png) as b:
+        assert a.size == (256, 256) and b.size == (768, 512) and a.format == b.format == "PNG"
+    # an edited texture (all red) re-renders the person red, and the background stays
+    red = tmp_path / "red_atlas.png"
+    edited = np.asarray(Image.open(atlas_png).convert("RGB")).copy()
+    edited[...] = (255, 0, 0)
+    Image.fromarray(edited).save(red)
+    result, status = client.predict(handle_file(str(photo)), handle_file(str(red)),
+                                    api_name="/retexture")  # fmt: skip
+    assert status == "ok: re-rendered with the uploaded DensePose atlas.", status
+    res = np.asarray(Image.open(result).convert("RGB")).astype(int)
+    src = np.asarray(Image.open(photo).convert("RGB")).astype(int)
+    reddish = (res[..., 0] > 200) & (res[..., 1] < 40) & (res[..., 2] < 40)
+    person = np.abs(src - src[0, 0]).sum(-1) > 30
+    assert reddish[person].mean() > 0.6
+    assert (res[0] == src[0]).all()  # background row untouched
+
+
+def test_bad_input_gets_one_sentence_and_the_next_request_works(client, bad_files):
+    from gradio_client import handle_file
+
+    photo = handle_file(str(EXAMPLES / "synthetic_arms_down.png"))
+    cases = [
+        ("/texture", (handle_file(str(bad_files["text"])),), "not a readable image"),
+        ("/texture", (handle_file(str(bad_files["two"])),), "2 persons"),
+        ("/transfer", (photo, photo, "BodyMap re-rendering", 256, "classical", True),
+         "re-renderer is unavailable: no checkpoint in checkpoints/ yet"),
+        ("/retexture", (photo, handle_file(str(bad_files["two"]))),
+         "the texture is 512x256 px; upload a square continuous UV texture"),
+    ]  # fmt: skip
+    for api, args, expect in cases:
+        status = next(v for v in client.predict(*args, api_name=api)
+                      if isinstance(v, str) and v.startswith(("ok", "error")))  # fmt: skip
+        assert status.startswith("error: ") and expect in status, (api, status)
+        assert status.endswith(".") and "\n" not in status and "Traceback" not in status
+        assert "/tmp/" not in status  # server paths are not shown
+    # values outside a slider's range are refused by Gradio itself, in one sentence
+    with pytest.raises(Exception, match="Value 1000 is greater than maximum value 240"):
+        client.predict(photo, 1000, api_name="/novel_view")
+    # over the upload limit: refused at upload, the server stays up
+    with pytest.raises(Exception, match="(?i)size|large|413"):
+        client.predict(handle_file(str(bad_files["big"])), api_name="/texture")
+    *_, status = client.predict(photo, api_name="/texture")
+    assert status.startswith("ok:"), status
