@@ -2,7 +2,7 @@
 
 For each ``frameNNNN.png`` with a ``frameNNNN_IUV.png`` (read with OpenCV:
 channels I, U, V), reroute's IUV is computed at the frame's resolution and
-compared, with ``correspond``'s default DensePose coverage (body plus 3 px
+compared, with ``correspond``'s default DensePose coverage (body plus 4 px
 at 256 px; also reported: the whole-person-mask coverage transfer uses):
 part-label IoU per class over the 24 parts + background (mean over
 the classes present in either map, then over frames), foreground IoU, and the

@@ -69,7 +69,7 @@ class Correspondence:
 #: (hands and forearms): a skirt or sleeve next to a hanging hand is not hand.
 THIN_DONOR_PARTS: tuple[int, ...] = (3, 4, 19, 20, 21, 22)
 #: Distance (px) up to which :data:`THIN_DONOR_PARTS` still lend their labels.
-THIN_DONOR_PX = 2.0
+THIN_DONOR_PX = 3.0
 
 
 def _small_islands(part: np.ndarray, min_area: float) -> np.ndarray:
@@ -96,7 +96,7 @@ def render_correspondence(
     person_mask: np.ndarray | None = None,
     *,
     extend_px: float | None = None,
-    min_part_fraction: float = 0.003,
+    min_part_fraction: float = 0.002,
 ) -> Correspondence:
     """Render a fitted body's correspondences and extend them to the person mask.
 
@@ -117,7 +117,7 @@ def render_correspondence(
         extend_px: ``None`` extends to the whole person mask (hair, loose
             clothes: what texture transfer needs); a distance in pixels keeps
             only mask pixels within it of the rendered body (DensePose R-CNN's
-            coverage: body surface and tight clothes, e.g. ``3`` at 256 px).
+            coverage: body surface and tight clothes, e.g. ``4`` at 256 px).
         min_part_fraction: islands below this share of the foreground area
             are relabelled from their neighbours (0 disables).
     Returns:
@@ -161,8 +161,8 @@ def render_correspondence(
         _, (ty, tx) = ndi.distance_transform_edt(~thick, return_indices=True)
         far = dist > THIN_DONOR_PX
         iy, ix = np.where(far, ty, iy), np.where(far, tx, ix)
-    if extend_px is not None:
-        fg &= dist <= extend_px
+    if extend_px is not None:  # measured from the rendered body, slivers included
+        fg &= ndi.distance_transform_edt(~seen) <= extend_px
     out = []
     for a in (part, part_uv, uv, colour):
         filled = a[iy, ix]

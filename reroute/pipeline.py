@@ -23,7 +23,7 @@ import numpy as np
 
 from .completion import complete_classical
 from .correspondence import Correspondence, render_correspondence
-from .errors import InputError
+from .errors import FitError, InputError
 from .fit import FitConfig, FittedBody, fit_body
 from .frontend import PersonObservation, detect_person
 from .imageio import LoadedImage, load_image
@@ -89,7 +89,10 @@ def analyse_person(photo, *, size: int | None = 256, name: str = "photo",
         img = cv2.resize(img, (w, h), interpolation=interp)
         obs = obs.scaled(h, w)
     t = time.perf_counter()
-    body = fit_body(obs, fit_config)
+    try:
+        body = fit_body(obs, fit_config)
+    except FitError as e:  # say which photo failed
+        raise FitError(f"{name}: {e}") from None
     timings["fit"] = time.perf_counter() - t
     t = time.perf_counter()
     corr = render_correspondence(body, obs.mask > 0.5)
@@ -137,39 +140,61 @@ class PoseTransferPipeline:
         size: working size (longer side) for both photos, pixels (>= 64).
         texture_size: side T of the continuous UV texture.
         fit_config: schedule of the body fit.
+        texture: texture completion, "classical" (mirror fill + push-pull) or
+            "network" (the texture completion U-Net, :mod:`texture`).
+        texture_checkpoint: network checkpoint (default: the committed one).
 
     Call it with two photos (paths, bytes, PIL images or uint8 arrays); see
     :meth:`__call__`.
     """
 
     def __init__(self, size: int = 256, texture_size: int = 256,
-                 fit_config: FitConfig | None = None):  # fmt: skip
+                 fit_config: FitConfig | None = None, texture: str = "classical",
+                 texture_checkpoint: str | None = None):  # fmt: skip
         if size < 64:
             raise InputError(f"--size must be at least 64 px, got {size}")
+        if texture not in ("classical", "network"):
+            raise InputError(f"--texture must be classical or network, got {texture!r}")
+        self.texture = texture
+        self.texture_checkpoint = texture_checkpoint
+        if texture == "network":  # a missing checkpoint fails here, before any fit
+            from texture import load_default_network
+
+            load_default_network(str(texture_checkpoint) if texture_checkpoint else None)
         self.size = size
         self.texture_size = texture_size
         self.fit_config = fit_config
 
-    def __call__(self, source, target) -> TransferResult:
+    def __call__(self, source, target, progress=None) -> TransferResult:
         """Run pose transfer.
 
         Args:
             source: photo of the person to re-render (appearance).
             target: photo of the person whose pose to take.
+            progress: optional ``progress(fraction, stage)`` callable, called
+                with fraction in [0, 1] and a stage name before each stage.
         Returns:
             :class:`TransferResult`; ``image`` has the target photo's resolution.
         Raises:
             InputError: bad image, no person, several persons or failed fit in either photo.
         """
+
+        def report(fraction: float, stage: str) -> None:
+            if progress is not None:
+                progress(fraction, stage)
+
         t0 = time.perf_counter()
         # 1. inputs first: both photos are checked before any model runs
         src_img = load_image(source, name="source photo")
         tgt_img = load_image(target, name="target photo")
         # 2-3. person, fit, correspondences
+        report(0.0, "pose, fit and render: source photo")
         src = analyse_person(src_img, size=self.size, name="source photo",
                              fit_config=self.fit_config)  # fmt: skip
+        report(0.45, "pose, fit and render: target photo")
         tgt = analyse_person(tgt_img, size=self.size, name="target photo",
                              fit_config=self.fit_config)  # fmt: skip
+        report(0.9, "warp and complete the texture")
         timings = {k: src.timings[k] + tgt.timings[k] for k in ("pose", "fit", "render")}
         # 4. lift the source into UV
         t = time.perf_counter()
@@ -177,7 +202,12 @@ class PoseTransferPipeline:
         timings["warp"] = time.perf_counter() - t
         # 5. complete the texture
         t = time.perf_counter()
-        texture = complete_classical(partial)
+        if self.texture == "network":
+            from texture import complete_texture
+
+            texture = complete_texture(partial, "network", self.texture_checkpoint)
+        else:
+            texture = complete_classical(partial)
         timings["completion"] = time.perf_counter() - t
         # 6. warp to the target's correspondences
         t = time.perf_counter()
@@ -196,5 +226,6 @@ class PoseTransferPipeline:
         warped8 = np.clip(np.rint((warped + (1 - corr.mask[..., None])) * 255), 0, 255)
         timings["warp"] += time.perf_counter() - t
         timings["total"] = time.perf_counter() - t0
+        report(1.0, "done")
         return TransferResult(out8, src, tgt, partial, texture, warped8.astype(np.uint8),
                               timings, src.notices + tgt.notices)  # fmt: skip

@@ -326,3 +326,35 @@ def test_synthetic_render_is_deterministic_and_consistent() -> None:
     assert r.keypoints_2d[names.index("nose"), 1] < r.keypoints_2d[names.index("left_ankle"), 1]
     with pytest.raises(ValueError):
         render_synthetic_person({"no_such_bone": (0.0, 0.0, 0.0)})
+
+
+def test_correspondence_extension_coverage_and_thin_donors() -> None:
+    """Whole-mask extension, DensePose coverage, sliver removal and thin donors."""
+    from reroute.correspondence import THIN_DONOR_PARTS, THIN_DONOR_PX, render_correspondence
+
+    r = _render()
+    body = rasterize(r.body.vertices, get_template().faces, r.body.camera).mask
+    person = ndi.binary_dilation(body, iterations=12)  # "loose clothes" around the body
+    full = render_correspondence(r.body, person)
+    assert (full.mask == person).all()  # every person pixel gets a correspondence
+    assert (full.body_mask == body).all()
+    dist = ndi.distance_transform_edt(~body)
+    # hands and forearms lend their labels only within THIN_DONOR_PX of the body
+    far = full.mask & (dist > THIN_DONOR_PX + 1.5)
+    assert far.any() and not np.isin(full.part[far], THIN_DONOR_PARTS).any()
+
+    # on the body, slivers under 0.2% of the foreground are relabelled from neighbours
+    def slivers(corr) -> int:
+        n_small = 0
+        for c in np.unique(corr.part[corr.body_mask]):
+            lab, _ = ndi.label((corr.part == c) & corr.body_mask)
+            n_small += int((np.bincount(lab.ravel())[1:] < 0.002 * corr.mask.sum()).sum())
+        return n_small
+
+    kept = render_correspondence(r.body, person, min_part_fraction=0.0)
+    assert slivers(full) == 0 < slivers(kept)
+    # DensePose coverage: the body plus 4 px of the person mask, nothing further
+    dp = render_correspondence(r.body, person, extend_px=4.0)
+    assert (dp.mask == (person & (dist <= 4.0))).all()
+    assert (dp.part[dp.mask] == full.part[dp.mask]).all()
+    assert (dp.part[~dp.mask] == 0).all()

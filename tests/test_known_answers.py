@@ -17,9 +17,7 @@ def _grid_correspondence(t: int) -> Correspondence:
     uv = np.stack([(xs + 0.5) / t, (ys + 0.5) / t], -1).astype(np.float32)
     full = np.ones((t, t), bool)
     z = np.zeros((t, t), np.float32)
-    return Correspondence(
-        np.ones((t, t), np.uint8), uv, uv, np.stack([z, z, z], -1), full, full
-    )
+    return Correspondence(np.ones((t, t), np.uint8), uv, uv, np.stack([z, z, z], -1), full, full)
 
 
 def test_identity_warp_returns_input():
