@@ -8,8 +8,11 @@ failed fit, a value out of range, a request over the time limit) come back as
 one sentence in the status line, as data, so browser users and
 ``gradio_client`` callers both see them and the app stays up. Learned networks
 (texture completion, neural re-renderer, Dense Pose Transfer) are offered only
-when their checkpoint exists; until then the choices say why they are absent
-and the classical path runs.
+when their checkpoint exists and loads; otherwise the choices say why they
+are absent and the classical path runs. The texture-completion network (a
+``texture*.pt`` checkpoint in ``--checkpoints``, :mod:`texture`) is loaded once
+at start-up and offered in every tab that completes a texture; the neural
+re-renderer and Dense Pose Transfer have no code yet and stay unavailable.
 
 API (``gradio_client``; photos as ``handle_file(path)``; every status starts
 with ``ok:`` or ``error:``, and image outputs are ``None`` on error)::
@@ -18,14 +21,19 @@ with ``ok:`` or ``error:``, and image outputs are ``None`` on error)::
                   completion="classical", rerenderer=False, seed=0)
                  -> (result, status, source_iuv, target_iuv, partial_texture,
                      completed_texture, atlas, warped, source_fit, target_fit)
-    /try_on      (donor, wearer, region="top", resolution=256, pose_photos=None)
+    /try_on      (donor, wearer, region="top", resolution=256, pose_photos=None,
+                  completion="classical")
                  -> (result, status, mixed_texture, donor_fit, wearer_fit, region_mask, poses)
-    /novel_view  (photo, frames=24, turn=360, elevation=0, fps=24, resolution=256)
+    /novel_view  (photo, frames=24, turn=360, elevation=0, fps=24, resolution=256,
+                  completion="classical")
                  -> (video, strip, status)
-    /texture     (photo, resolution=256)
+    /texture     (photo, resolution=256, completion="classical")
                  -> (completed_texture, atlas, texture_png, atlas_png, status)
     /retexture   (photo, texture, resolution=256) -> (result, status)
 
+``completion`` is ``classical`` (mirror fill + push-pull) or ``network`` (the
+texture-completion U-Net; refused with its reason when no checkpoint loads);
+the ``ok:`` status names the completion used (``network completion ...``).
 ``region`` is one of ``top``, ``bottom``, ``shoes``, ``full outfit``;
 ``poses`` is a list of ``(image, caption)`` gallery items; ``video`` is an
 H.264 MP4; ``texture`` is a continuous-UV texture (square) or a DensePose atlas
@@ -53,12 +61,12 @@ import cv2
 import gradio as gr
 import numpy as np
 
-from reroute.completion import complete_classical
 from reroute.correspondence import iuv_to_rgb
 from reroute.errors import FitError, InputError
 from reroute.imageio import LoadedImage, load_image, save_image_atomic
 from reroute.pipeline import PersonAnalysis, PoseTransferPipeline, TransferResult, analyse_person
 from reroute.warp import UVTexture, atlas_to_continuous, continuous_to_atlas, image_to_uv
+from texture import complete_texture, load_default_network
 
 __all__ = [
     "build_app",
@@ -68,6 +76,7 @@ __all__ = [
     "AppLimits",
     "Services",
     "network_status",
+    "find_texture_checkpoint",
     "METHODS",
     "COMPLETIONS",
 ]
@@ -255,6 +264,35 @@ def _error(exc: BaseException) -> str:
 # ------------------------------------------------------------------ networks
 
 
+def find_texture_checkpoint(checkpoints: Path | str) -> tuple[Path | None, str | None]:
+    """The texture-completion checkpoint of a checkpoints folder, loaded once.
+
+    Tries ``texture*.pt`` then ``texture*.safetensors`` in name order and loads
+    the first that is a texture-completion checkpoint
+    (:func:`texture.load_default_network`, cached per path, so the app's
+    requests share the one network).
+
+    Args:
+        checkpoints: the checkpoints folder (``--checkpoints DIR``).
+    Returns:
+        ``(path, None)`` when one loads, else ``(None, reason)``: one sentence
+        fragment (no checkpoint there, or the first one's load error).
+    """
+    folder = Path(checkpoints)
+    found = [p for ext in (".pt", ".safetensors") for p in sorted(folder.glob("texture*" + ext))]
+    if not found:
+        return None, f"no checkpoint in {folder}/ yet"
+    first_error = ""
+    for path in found:
+        try:
+            load_default_network(str(path))
+        except Exception as exc:  # noqa: BLE001 - any load failure makes it unusable
+            first_error = first_error or _sentence(exc).split(". ")[0].rstrip(".")[:200]
+            continue
+        return path, None
+    return None, f"{found[0].name} is there, but reroute cannot load it ({first_error})"
+
+
 def network_status(checkpoints: Path | str) -> dict[str, str | None]:
     """Which learned networks can be used, and why not.
 
@@ -263,18 +301,14 @@ def network_status(checkpoints: Path | str) -> dict[str, str | None]:
     Returns:
         ``{"texture completion": reason, "re-renderer": reason,
         "Dense Pose Transfer": reason}``: ``None`` when usable, else one
-        sentence fragment saying why not (no checkpoint yet, or a checkpoint
-        this version cannot load). None is usable yet: the networks' code has
-        not landed, so a checkpoint file alone is reported, never loaded.
+        sentence fragment saying why not. Texture completion is usable when a
+        checkpoint loads (:func:`find_texture_checkpoint`); the re-renderer and
+        Dense Pose Transfer have no code yet, so a checkpoint file of theirs is
+        reported, never loaded.
     """
     folder = Path(checkpoints)
-    patterns = {
-        "texture completion": "texture*",
-        "re-renderer": "renderer*",
-        "Dense Pose Transfer": "dpt*",
-    }
-    out: dict[str, str | None] = {}
-    for key, pat in patterns.items():
+    out: dict[str, str | None] = {"texture completion": find_texture_checkpoint(folder)[1]}
+    for key, pat in (("re-renderer", "renderer*"), ("Dense Pose Transfer", "dpt*")):
         found = sorted(p.name for ext in (".safetensors", ".pt") for p in folder.glob(pat + ext))
         if not found:
             out[key] = f"no checkpoint in {folder}/ yet"
@@ -291,8 +325,10 @@ class Services:
 
     Args:
         pipeline_factory: makes the pose-transfer pipeline; called once with no
-            arguments for the default resolution (256) and with ``size=`` for
-            other resolutions when it accepts that keyword.
+            arguments for the default resolution (256) and classical completion,
+            with ``size=`` for other resolutions when it accepts that keyword,
+            and with ``texture="network", texture_checkpoint=PATH`` for the
+            network completion. Pipelines are cached per (size, completion).
         checkpoints: folder of trained weights.
         limits: :class:`AppLimits`.
         workdir: where output files (videos, PNGs) are written; a temporary
@@ -304,8 +340,11 @@ class Services:
                  workdir: Path | None = None, cache_size: int = 16):  # fmt: skip
         self.pipeline_factory = pipeline_factory
         self.pipeline = pipeline_factory()
-        self._pipelines: dict[int, Any] = {getattr(self.pipeline, "size", 256): self.pipeline}
+        self._pipelines: dict[tuple[int, str], Any] = {
+            (getattr(self.pipeline, "size", 256), "classical"): self.pipeline
+        }
         self.checkpoints = Path(checkpoints)
+        self.texture_checkpoint, _ = find_texture_checkpoint(self.checkpoints)
         self.networks = network_status(self.checkpoints)
         self.limits = limits or AppLimits()
         if workdir is None:
@@ -317,15 +356,50 @@ class Services:
         self._cache: OrderedDict[tuple[str, int], PersonAnalysis] = OrderedDict()
         self._cache_size = cache_size
 
-    def pipeline_for(self, size: int) -> Any:
-        """The pose-transfer pipeline working at ``size`` px (made once per size)."""
+    def pipeline_for(self, size: int, completion: str = "classical") -> Any:
+        """The pose-transfer pipeline at ``size`` px with ``completion`` (made once per pair).
+
+        Raises:
+            InputError: ``completion`` is ``"network"`` and no texture checkpoint loads.
+        """
+        if completion == "network":
+            self.check_completion(completion)
+            kwargs: dict[str, Any] = {
+                "size": size, "texture": "network",
+                "texture_checkpoint": str(self.texture_checkpoint),
+            }  # fmt: skip
+        else:
+            kwargs = {"size": size}
+        key = (size, completion)
         with self._lock:
-            if size not in self._pipelines:
+            if key not in self._pipelines:
                 try:
-                    self._pipelines[size] = self.pipeline_factory(size=size)
-                except TypeError:  # a factory without a size: its own size
+                    self._pipelines[key] = self.pipeline_factory(**kwargs)
+                except TypeError:  # a factory without these keywords: its own size, classical
+                    if completion == "network":
+                        raise InputError(
+                            "network texture completion is unavailable: this pipeline cannot use it"
+                        ) from None
                     return self.pipeline
-            return self._pipelines[size]
+            return self._pipelines[key]
+
+    def check_completion(self, completion: Any) -> str:
+        """``completion`` if it is a known and usable texture completion, else InputError."""
+        if completion not in COMPLETIONS:
+            raise InputError(
+                f"unknown texture completion {completion!r}; choose classical or network"
+            )
+        if completion == "network" and self.networks["texture completion"]:
+            raise InputError(
+                "network texture completion is unavailable: " + self.networks["texture completion"]
+            )
+        return completion
+
+    def complete(self, partial: UVTexture, completion: str = "classical") -> UVTexture:
+        """:func:`texture.complete_texture` with this app's checkpoint (shared network)."""
+        self.check_completion(completion)
+        ckpt = str(self.texture_checkpoint) if completion == "network" else None
+        return complete_texture(partial, completion, ckpt)
 
     @staticmethod
     def _key(photo: LoadedImage, size: int) -> tuple[str, int]:
@@ -427,7 +501,8 @@ def run_transfer(pipeline: Callable[..., TransferResult], source: Any, target: A
         deadline: checked between stages (see :class:`AppLimits`).
     Returns:
         ``N_OUTPUTS`` values: the result image (``None`` on error), the status
-        line (``"ok: ..."`` or ``"error: <one sentence>"``), the six maps of
+        line (``"ok: ..."``, naming the pipeline's ``texture`` completion when
+        it has that attribute, or ``"error: <one sentence>"``), the six maps of
         :func:`intermediate_maps` and the two fitted bodies drawn over their
         photos (:func:`draw_fit`). On error all are ``None`` except the status,
         and, when the body fit failed, the two overlays show the landmarks
@@ -459,8 +534,12 @@ def run_transfer(pipeline: Callable[..., TransferResult], source: Any, target: A
         return (None, status, *empty)
     step(*_STAGES[3])
     t = res.timings
+    how = getattr(pipeline, "texture", None)
+    names = {"completion": f"{how} completion"} if isinstance(how, str) else {}
     parts = ", ".join(
-        f"{k} {t[k]:.1f} s" for k in ("pose", "fit", "render", "completion", "warp") if k in t
+        f"{names.get(k, k)} {t[k]:.1f} s"
+        for k in ("pose", "fit", "render", "completion", "warp")
+        if k in t
     )
     status = f"ok: pose transferred in {t.get('total', 0.0):.1f} s ({parts})."
     if res.notices:
@@ -498,29 +577,25 @@ def transfer_callback(services: Services, source, target, method="BodyMap re-ren
             raise InputError(
                 f"Dense Pose Transfer is unavailable: {services.networks['Dense Pose Transfer']}"
             )
-        if completion not in COMPLETIONS:
-            raise InputError(
-                f"unknown texture completion {completion!r}; choose classical or network"
-            )
-        if completion == "network" and services.networks["texture completion"]:
-            raise InputError(
-                f"network texture completion is unavailable: {services.networks['texture completion']}"
-            )
+        services.check_completion(completion)
         if rerenderer and services.networks["re-renderer"]:
             raise InputError(
                 f"the neural re-renderer is unavailable: {services.networks['re-renderer']}"
             )
         size = _check_resolution(services, resolution)
-        int(seed)  # the classical path is deterministic; the seed is for the learned networks
+        int(seed)  # every path is deterministic so far; the seed is for sampling networks
+        pipeline = services.pipeline_for(size, completion)
     except (InputError, TypeError, ValueError) as exc:
         return (None, _error(exc if isinstance(exc, InputError) else InputError(str(exc))), *empty)
-    return run_transfer(services.pipeline_for(size), source, target, progress,
+    return run_transfer(pipeline, source, target, progress,
                         deadline=services.deadline())  # fmt: skip
 
 
 def try_on_callback(services: Services, donor, wearer, region="top", resolution=256,
-                    pose_photos=None, progress=None) -> tuple:  # fmt: skip
+                    pose_photos=None, completion="classical", progress=None) -> tuple:  # fmt: skip
     """``/try_on``: the wearer in the donor's garments (region), plus extra poses.
+
+    ``completion`` ("classical" or "network") completes both textures before mixing.
 
     Returns:
         (result, status, mixed texture, donor fit, wearer fit, region mask,
@@ -543,7 +618,9 @@ def try_on_callback(services: Services, donor, wearer, region="top", resolution=
             raise InputError(
                 f"at most {services.limits.max_pose_photos} pose photos, got {len(poses)}"
             )
-        pipe = TryOnPipeline(size=size, texture_size=TEXTURE_SIZE)
+        services.check_completion(completion)
+        pipe = TryOnPipeline(size=size, texture_size=TEXTURE_SIZE,
+                             complete=lambda partial: services.complete(partial, completion))  # fmt: skip
 
         def analyse(img, name):
             return services.analyse(img, size=size, name=name)
@@ -562,7 +639,7 @@ def try_on_callback(services: Services, donor, wearer, region="top", resolution=
     t = res.timings
     status = (
         f"ok: {region} swapped in {t['total']:.1f} s (pose {t['pose']:.1f} s, fit {t['fit']:.1f} s, "
-        f"completion {t['completion']:.1f} s); the wearer keeps face, hair and hands."
+        f"{completion} completion {t['completion']:.1f} s); the wearer keeps face, hair and hands."
     )
     if res.notices:
         status += " Note: " + "; ".join(res.notices) + "."
@@ -571,8 +648,11 @@ def try_on_callback(services: Services, donor, wearer, region="top", resolution=
 
 
 def novel_view_callback(services: Services, photo, frames=24, turn=360.0, elevation=0.0,
-                        fps=24, resolution=256, progress=None) -> tuple:  # fmt: skip
+                        fps=24, resolution=256, completion="classical",
+                        progress=None) -> tuple:  # fmt: skip
     """``/novel_view``: an H.264 MP4 of the camera turning around the person, and a strip.
+
+    ``completion`` ("classical" or "network") completes the photo's texture.
 
     Returns:
         (mp4 path, frame strip, status); ``None`` files on error.
@@ -593,6 +673,7 @@ def novel_view_callback(services: Services, photo, frames=24, turn=360.0, elevat
         if not 1 <= float(fps) <= 60:
             raise InputError(f"fps must be between 1 and 60, got {float(fps):g}")
         size = _check_resolution(services, resolution)
+        services.check_completion(completion)
         cfg = NovelViewConfig(frames=n, turn_deg=float(turn), elevation_deg=float(elevation),
                               size=size)  # fmt: skip
         try:
@@ -605,7 +686,9 @@ def novel_view_callback(services: Services, photo, frames=24, turn=360.0, elevat
         reused = services.is_cached(img, size)
         a = services.analyse(img, size=size, name="photo")
         step(0.35, "completing the texture")
-        tex = complete_classical(image_to_uv(a.image, a.correspondence, TEXTURE_SIZE))
+        tc = time.perf_counter()
+        tex = services.complete(image_to_uv(a.image, a.correspondence, TEXTURE_SIZE), completion)
+        tc = time.perf_counter() - tc
         step(0.4, "re-rendering the views")
         video = render_novel_views(a.body, tex, cfg,
                                    progress=lambda f, s: step(0.4 + 0.5 * f, s))  # fmt: skip
@@ -621,26 +704,31 @@ def novel_view_callback(services: Services, photo, frames=24, turn=360.0, elevat
         f"ok: {n} frames, {w}x{h} px, {float(turn):g} degrees at {float(fps):g} fps in "
         f"{time.perf_counter() - t0:.1f} s ("
         + ("body fit reused" if reused else f"fit {a.timings.get('fit', 0.0):.1f} s")
-        + f", render {video.timings['render']:.1f} s); only the fitted body is drawn, not hair "
+        + f", {completion} completion {tc:.1f} s, render {video.timings['render']:.1f} s); only the fitted body is drawn, not hair "
         "or loose clothes."
     )
     return (str(out), strip, status)
 
 
-def texture_callback(services: Services, photo, resolution=256, progress=None) -> tuple:
-    """``/texture``: the completed UV texture and its DensePose atlas, as images and PNG files."""
+def texture_callback(services: Services, photo, resolution=256, completion="classical",
+                     progress=None) -> tuple:  # fmt: skip
+    """``/texture``: the completed UV texture and its DensePose atlas, as images and PNG files.
+
+    ``completion``: "classical" (mirror fill + push-pull) or "network" (the U-Net).
+    """
     missing = _missing(photo=photo)
     if missing:
         return (None, None, None, None, missing)
     step = _stepper(progress, services.deadline())
     try:
         size = _check_resolution(services, resolution)
+        services.check_completion(completion)
         step(0.0, "checking the photo")
         img = load_image(photo, name="photo")
         step(0.05, "pose, fit and render: finding the person and fitting the body model")
         a = services.analyse(img, size=size, name="photo")
         step(0.8, "completing the texture")
-        tex = complete_classical(image_to_uv(a.image, a.correspondence, TEXTURE_SIZE))
+        tex = services.complete(image_to_uv(a.image, a.correspondence, TEXTURE_SIZE), completion)
         step(0.9, "building the DensePose atlas")
         tex8, atlas8 = tex.to_uint8(), _atlas_view(tex)
         d = services.new_dir()
@@ -651,7 +739,7 @@ def texture_callback(services: Services, photo, resolution=256, progress=None) -
     step(1.0, "done")
     status = (
         f"ok: completed {TEXTURE_SIZE}x{TEXTURE_SIZE} UV texture and {atlas8.shape[1]}x"
-        f"{atlas8.shape[0]} DensePose atlas (classical completion)."
+        f"{atlas8.shape[0]} DensePose atlas ({completion} completion)."
     )
     return (tex8, atlas8, str(d / "texture_uv.png"), str(d / "texture_atlas.png"), status)
 
@@ -830,15 +918,18 @@ def build_app(pipeline_factory: Callable[..., Any] = PoseTransferPipeline, *,
         return transfer_callback(services, source, target, method, resolution, completion,
                                  rerenderer, seed, progress)  # fmt: skip
 
-    def try_on(donor, wearer, region, resolution, pose_photos=None, progress=gr.Progress()):  # noqa: B008
-        return try_on_callback(services, donor, wearer, region, resolution, pose_photos, progress)
+    def try_on(donor, wearer, region, resolution, pose_photos=None, completion="classical",
+               progress=gr.Progress()):  # noqa: B008  # fmt: skip
+        return try_on_callback(services, donor, wearer, region, resolution, pose_photos,
+                               completion, progress)  # fmt: skip
 
-    def novel_view(photo, frames, turn, elevation, fps, resolution, progress=gr.Progress()):  # noqa: B008
+    def novel_view(photo, frames, turn, elevation, fps, resolution, completion="classical",
+                   progress=gr.Progress()):  # noqa: B008  # fmt: skip
         return novel_view_callback(services, photo, frames, turn, elevation, fps, resolution,
-                                   progress)  # fmt: skip
+                                   completion, progress)  # fmt: skip
 
-    def texture(photo, resolution, progress=gr.Progress()):  # noqa: B008
-        return texture_callback(services, photo, resolution, progress)
+    def texture(photo, resolution, completion="classical", progress=gr.Progress()):  # noqa: B008
+        return texture_callback(services, photo, resolution, completion, progress)
 
     def retexture(photo, tex, resolution, progress=gr.Progress()):  # noqa: B008
         return retexture_callback(services, photo, tex, resolution, progress)
@@ -846,6 +937,17 @@ def build_app(pipeline_factory: Callable[..., Any] = PoseTransferPipeline, *,
     def resolution_input(value: int = 256, label: str = "Working resolution (px, longer side)"):
         choices = [r for r in RESOLUTIONS if r <= lim.max_resolution]
         return gr.Dropdown(choices, value=value, label=label)
+
+    def completion_input():
+        """Texture completion: network offered only when its checkpoint loaded."""
+        reason = net["texture completion"]
+        ckpt = services.texture_checkpoint
+        return gr.Radio(
+            ["classical"] + ([] if reason else ["network"]),
+            value="classical", label="Texture completion",
+            info="classical = mirror fill + push-pull; network: "
+            + (f"unavailable: {reason}" if reason else f"U-Net from {ckpt.name if ckpt else ''}"),
+        )  # fmt: skip
 
     with gr.Blocks(title="reroute", delete_cache=(3600, 3600)) as demo:
         gr.Markdown(
@@ -870,12 +972,7 @@ def build_app(pipeline_factory: Callable[..., Any] = PoseTransferPipeline, *,
                 )  # fmt: skip
                 with gr.Row():
                     pt_res = resolution_input()
-                    completion = gr.Radio(
-                        ["classical"] + (["network"] if not net["texture completion"] else []),
-                        value="classical", label="Texture completion",
-                        info=("classical = mirror fill + push-pull; network: "
-                              + (net["texture completion"] or "available")),
-                    )  # fmt: skip
+                    completion = completion_input()
                     rerenderer = gr.Checkbox(
                         value=False, label="Neural re-renderer",
                         interactive=not net["re-renderer"],
@@ -937,6 +1034,7 @@ def build_app(pipeline_factory: Callable[..., Any] = PoseTransferPipeline, *,
                     info="UV regions of the body template; the wearer keeps face, hair and hands",
                 )  # fmt: skip
                 to_res = resolution_input()
+                to_completion = completion_input()
             pose_photos = gr.File(
                 file_count="multiple", file_types=["image"],
                 label=f"Optional: up to {lim.max_pose_photos} more photos whose poses to show "
@@ -960,7 +1058,7 @@ def build_app(pipeline_factory: Callable[..., Any] = PoseTransferPipeline, *,
                                 inputs=[donor, wearer, region], cache_examples=False)  # fmt: skip
         to_button.click(
             try_on,
-            inputs=[donor, wearer, region, to_res, pose_photos],
+            inputs=[donor, wearer, region, to_res, pose_photos, to_completion],
             outputs=[to_result, to_status, mixed, donor_fit, wearer_fit, region_mask, to_gallery],
             api_name="try_on",
         )
@@ -976,6 +1074,7 @@ def build_app(pipeline_factory: Callable[..., Any] = PoseTransferPipeline, *,
                 nv_elev = gr.Slider(-45, 45, value=0, step=5, label="Elevation (degrees)")
                 nv_fps = gr.Slider(1, 60, value=24, step=1, label="Frames per second")
                 nv_res = resolution_input(256, "Resolution (px, longer side)")
+                nv_completion = completion_input()
             gr.Markdown(
                 "<small>Re-posing along a motion (anny's walk cycle, a target video's poses) "
                 "is not available yet: anny's walk cycle is an IK rig that reroute cannot "
@@ -991,7 +1090,7 @@ def build_app(pipeline_factory: Callable[..., Any] = PoseTransferPipeline, *,
                     gr.Examples([[p] for p in ex], inputs=[nv_photo], cache_examples=False)
         nv_button.click(
             novel_view,
-            inputs=[nv_photo, nv_frames, nv_turn, nv_elev, nv_fps, nv_res],
+            inputs=[nv_photo, nv_frames, nv_turn, nv_elev, nv_fps, nv_res, nv_completion],
             outputs=[nv_video, nv_strip, nv_status],
             api_name="novel_view",
         )
@@ -1001,7 +1100,9 @@ def build_app(pipeline_factory: Callable[..., Any] = PoseTransferPipeline, *,
                 tx_photo = PhotoInput(label="Photo", elem_id="tx-photo")
                 tx_tex = _out_image("Completed UV texture", "tx-texture")
                 tx_atlas = _out_image("DensePose atlas", "tx-atlas")
-            tx_res = resolution_input()
+            with gr.Row():
+                tx_res = resolution_input()
+                tx_completion = completion_input()
             tx_button = gr.Button("Extract texture", variant="primary", elem_id="tx-run")
             tx_status = gr.Markdown(
                 "Upload a photo, then press Extract texture.", elem_id="tx-status"
@@ -1023,7 +1124,7 @@ def build_app(pipeline_factory: Callable[..., Any] = PoseTransferPipeline, *,
                     gr.Examples([[ex]], inputs=[tx_photo], cache_examples=False)
         tx_button.click(
             texture,
-            inputs=[tx_photo, tx_res],
+            inputs=[tx_photo, tx_res, tx_completion],
             outputs=[tx_tex, tx_atlas, tx_tex_file, tx_atlas_file, tx_status],
             api_name="texture",
         )

@@ -247,15 +247,20 @@ class TryOnPipeline:
         size: working size (longer side, pixels, >= 64) for the analyses.
         texture_size: side T of the UV textures.
         fit_config: schedule of the body fits.
+        complete: texture completion ``complete(partial UVTexture) -> UVTexture``
+            (default :func:`~reroute.completion.complete_classical`; the app passes
+            :func:`texture.complete_texture` with the network).
     """
 
     def __init__(self, size: int = 256, texture_size: int = 256,
-                 fit_config: FitConfig | None = None):  # fmt: skip
+                 fit_config: FitConfig | None = None,
+                 complete: Callable[[UVTexture], UVTexture] | None = None):  # fmt: skip
         if size < 64:
             raise InputError(f"size must be at least 64 px, got {size}")
         self.size = size
         self.texture_size = texture_size
         self.fit_config = fit_config
+        self.complete = complete or complete_classical
 
     def __call__(self, donor, wearer, region: str = "top", *, extra_poses=(),
                  analyse: Callable[..., PersonAnalysis] | None = None,
@@ -299,7 +304,8 @@ class TryOnPipeline:
         step(0.05 + 0.8 / n_fit, "pose and fit: wearer photo")
         w = analyse(w_img, name="wearer photo")
         step(0.05 + 1.6 / n_fit, "completing and mixing the textures")
-        res = try_on(d, w, region, wearer_photo=w_img.pixels, texture_size=self.texture_size)
+        res = try_on(d, w, region, wearer_photo=w_img.pixels, texture_size=self.texture_size,
+                     complete=self.complete)  # fmt: skip
         for i, e in enumerate(extra):
             step(0.05 + 0.8 * (2 + i) / n_fit, f"pose and fit: pose photo {i + 1}")
             a = analyse(e, name=f"pose photo {i + 1}")

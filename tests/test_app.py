@@ -82,7 +82,11 @@ def test_unavailable_networks_are_refused_with_their_reason(tmp_path):
                       for k in ("texture completion", "re-renderer", "Dense Pose Transfer")}  # fmt: skip
     (tmp_path / "ckpt").mkdir()
     (tmp_path / "ckpt" / "texture_unet.safetensors").write_bytes(b"x")
-    assert "cannot load it yet" in network_status(tmp_path / "ckpt")["texture completion"]
+    reason = network_status(tmp_path / "ckpt")["texture completion"]
+    assert reason.startswith("texture_unet.safetensors is there, but reroute cannot load it ("), (
+        reason
+    )
+    assert "\n" not in reason
 
     svc = _services(tmp_path)
     img = np.full((96, 96, 3), 128, np.uint8)
@@ -113,6 +117,48 @@ def test_unavailable_networks_are_refused_with_their_reason(tmp_path):
         assert out[1].startswith("error: ") and expect in out[1], out[1]
         assert out[1].count(".") >= 1 and "\n" not in out[1]
         assert all(v is None for i, v in enumerate(out) if i != 1)
+
+
+class _RecordingFactory:
+    """A pipeline factory that records its keyword arguments."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, **kwargs):
+        self.calls.append(kwargs)
+        return _RefusingPipeline()
+
+
+def test_network_completion_is_offered_when_its_checkpoint_loads(tmp_path):
+    from app.ui import Services, find_texture_checkpoint, network_status, texture_callback
+    from texture import DEFAULT_CHECKPOINT
+
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    (ckpt / DEFAULT_CHECKPOINT.name).symlink_to(DEFAULT_CHECKPOINT)
+    assert find_texture_checkpoint(ckpt) == (ckpt / DEFAULT_CHECKPOINT.name, None)
+    status = network_status(ckpt)
+    assert status["texture completion"] is None
+    # the re-renderer and Dense Pose Transfer stay unavailable
+    assert status["re-renderer"] == status["Dense Pose Transfer"] == f"no checkpoint in {ckpt}/ yet"
+
+    factory = _RecordingFactory()
+    svc = Services(factory, checkpoints=ckpt, workdir=tmp_path / "work")
+    net = svc.pipeline_for(192, "network")
+    assert svc.pipeline_for(192, "network") is net  # cached per (size, completion)
+    assert svc.pipeline_for(192, "classical") is not net
+    assert factory.calls == [
+        {},
+        {
+            "size": 192,
+            "texture": "network",
+            "texture_checkpoint": str(ckpt / DEFAULT_CHECKPOINT.name),
+        },
+        {"size": 192},
+    ]
+    out = texture_callback(svc, np.zeros((96, 96, 3), np.uint8), 256, "learned")
+    assert out[-1] == "error: unknown texture completion 'learned'; choose classical or network."
 
 
 def test_deadline_stops_a_request_between_stages(tmp_path):
@@ -365,7 +411,12 @@ def test_every_tab_has_a_named_endpoint(client):
     named = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert {"/transfer", "/try_on", "/novel_view", "/texture", "/retexture"} <= set(named)
     params = [p["parameter_name"] for p in named["/novel_view"]["parameters"]]
-    assert params == ["photo", "frames", "turn", "elevation", "fps", "resolution"]
+    assert params == ["photo", "frames", "turn", "elevation", "fps", "resolution", "completion"]
+    # texture completion is the last parameter (default classical) of every completing endpoint
+    for api in ("/transfer", "/try_on", "/novel_view", "/texture"):
+        last = named[api]["parameters"][-1] if api != "/transfer" else named[api]["parameters"][4]
+        assert last["parameter_name"] == "completion", (api, last)
+        assert last["parameter_default"] == "classical", (api, last)
 
 
 def test_try_on_swaps_the_top_and_keeps_the_head(client):
@@ -465,3 +516,30 @@ def test_bad_input_gets_one_sentence_and_the_next_request_works(client, bad_file
         client.predict(handle_file(str(bad_files["big"])), api_name="/texture")
     *_, status = client.predict(photo, api_name="/texture")
     assert status.startswith("ok:"), status
+
+
+def test_network_texture_completion_through_the_api(client):
+    """The committed checkpoint is in checkpoints/: the network is offered and used."""
+    from gradio_client import handle_file
+
+    source, target = EXAMPLES / "synthetic_turned.png", EXAMPLES / "synthetic_arms_down.png"
+    # texture tab (the photo's fit is cached by the tests above): classical vs network
+    outs = {
+        how: client.predict(handle_file(str(target)), 256, how, api_name="/texture")
+        for how in ("classical", "network")
+    }
+    for how, out in outs.items():
+        assert out[-1].startswith("ok: completed 256x256 UV texture"), out[-1]
+        assert out[-1].endswith(f"({how} completion)."), out[-1]
+    classical, network = (np.asarray(Image.open(outs[h][2]).convert("RGB")).astype(int)
+                          for h in ("classical", "network"))  # fmt: skip
+    same = (np.abs(classical - network).sum(-1) == 0).mean()
+    assert 0.05 < same < 0.95, same  # observed texels kept, unseen ones filled differently
+
+    # pose transfer with the network
+    out = client.predict(handle_file(str(source)), handle_file(str(target)),
+                         "BodyMap re-rendering", 256, "network", api_name="/transfer")  # fmt: skip
+    result, status = out[0], out[1]
+    assert status.startswith("ok: pose transferred"), status
+    assert "network completion" in status, status
+    assert result is not None and Path(result).is_file()
