@@ -21,18 +21,6 @@ import time
 from _common import SHARED_DATA, emit, peak_rss_mb, require
 
 
-def part_iou(a, b, n=25):
-    import numpy as np
-
-    ious = []
-    for c in range(n):
-        x, y = a == c, b == c
-        u = (x | y).sum()
-        if u:
-            ious.append((x & y).sum() / u)
-    return float(np.mean(ious))
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--stride", type=int, default=4, help="use every k-th annotated frame")
@@ -46,6 +34,7 @@ def main() -> None:
 
     from reroute.cli import DENSEPOSE_EXTEND
     from reroute.correspondence import render_correspondence
+    from reroute.correspondence_metrics import part_iou
     from reroute.pipeline import analyse_person
 
     frames = sorted(p for p in root.glob("frame*.png") if not p.stem.endswith("_IUV"))

@@ -57,6 +57,7 @@ import torch
 from .body import get_template, load_anny
 from .correspondence import Correspondence
 from .fit import FittedBody
+from .frontend import BLAZEPOSE_NAMES
 from .render import Camera, Rasterization
 from .synth_appearance import (
     Outfit,
@@ -87,14 +88,8 @@ COCO17_NAMES: tuple[str, ...] = (
     "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip",
     "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
 )  # fmt: skip
-BLAZEPOSE33_NAMES: tuple[str, ...] = (
-    "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye",
-    "right_eye_outer", "left_ear", "right_ear", "mouth_left", "mouth_right", "left_shoulder",
-    "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_pinky",
-    "right_pinky", "left_index", "right_index", "left_thumb", "right_thumb", "left_hip",
-    "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle", "left_heel",
-    "right_heel", "left_foot_index", "right_foot_index",
-)  # fmt: skip
+#: BlazePose 33 landmark names, in order (the front end's own list).
+BLAZEPOSE33_NAMES: tuple[str, ...] = BLAZEPOSE_NAMES
 
 #: anny phenotype -> (low, high) sampled uniformly; age 0.45..1 is teenage..old
 #: (anny's age anchors: newborn -1/3, baby 0, child 1/3, young 2/3, old 1).
