@@ -16,13 +16,21 @@ Every item is a :class:`dict` of tensors (default collate works):
 * ``target_mask`` (1, T, T) float32 {0, 1}, texels the loss may use (the UV
   islands for synthetic pairs; for real multi-view data, what the other views
   observe: the masked L1 over several views of Dense Pose Transfer).
+
+Multi-view items (:class:`MultiViewTexturePairs`) also carry ``full_target`` (scalar
+float32: 1 for a complete synthetic target, 0 for a union of other views). Real
+multi-view sets are stored by :func:`build_multiview_set` (``python -m texture.data
+multiview --frames DIR_or_video_or_glob --out DIR``) and read by :func:`load_multiview_set`.
 """
 
 from __future__ import annotations
 
+import glob
+import hashlib
+import json
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +45,13 @@ __all__ = [
     "pair_from_arrays",
     "classical_prior",
     "MultiViewTexturePairs",
+    "MultiViewSet",
+    "MixedTexturePairs",
+    "select_frames",
+    "build_multiview_set",
+    "synthetic_multiview_set",
+    "load_multiview_set",
+    "MULTIVIEW_FORMAT",
 ]
 
 
@@ -205,9 +220,12 @@ class MultiViewTexturePairs(torch.utils.data.Dataset):
         people: list (one entry per person) of lists of
             :class:`reroute.warp.UVTexture` (T, T), at least 2 views each.
         layout: (T, T) bool UV-island mask.
+        prior: add the classical fill of the input as ``prior`` (see :func:`classical_prior`).
+
+    Items also hold ``full_target`` = 0 (the target is partial).
     """
 
-    def __init__(self, people: list, layout: np.ndarray):
+    def __init__(self, people: list, layout: np.ndarray, prior: bool = False):
         self.index = []
         for p, views in enumerate(people):
             if len(views) < 2:
@@ -215,6 +233,7 @@ class MultiViewTexturePairs(torch.utils.data.Dataset):
             self.index += [(p, v) for v in range(len(views))]
         self.people = people
         self.layout = layout.astype(bool)
+        self.prior = prior
 
     def __len__(self) -> int:
         return len(self.index)
@@ -238,6 +257,9 @@ class MultiViewTexturePairs(torch.utils.data.Dataset):
             np.ascontiguousarray(tgt.transpose(2, 0, 1), np.float32) * 2 - 1
         ) * torch.from_numpy(other[None].astype(np.float32))
         item["target_mask"] = torch.from_numpy(other[None].astype(np.float32))
+        item["full_target"] = torch.tensor(0.0)
+        if self.prior:
+            item["prior"] = classical_prior(item)
         return item
 
 
@@ -272,10 +294,363 @@ class SyntheticTexturePairs(torch.utils.data.Dataset):
         return pair_from_arrays(s.texture, s.texture_visibility, s.texture_mask)
 
 
-def main(argv=None) -> int:
-    """``python -m texture.data --out F.npz --identities N [--views K --seed S --start I]``."""
+# --------------------------------------------------------------------------------------------
+# real multi-view sets (Dense Pose Transfer's multi-view supervision)
+
+#: ``format`` of a multi-view set's ``manifest.json``.
+MULTIVIEW_FORMAT = "reroute.multiview"
+MULTIVIEW_VERSION = 1
+_IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+_VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm")
+
+
+@dataclass
+class MultiViewSet:
+    """Partial UV textures of several people, several views each (read from a set folder).
+
+    Attributes:
+        root: the set folder; texture_size: T.
+        names: person names; view_names: per person, view names (frames).
+        people: per person, :class:`reroute.warp.UVTexture` (T, T) per view (pixels in
+            [0, 1], stored as uint8, so quantised to 1/255; visibility {0, 1}).
+        layout: (T, T) bool UV islands.
+        manifest: the parsed ``manifest.json``.
+    """
+
+    root: Path
+    texture_size: int
+    names: list[str]
+    view_names: list[list[str]]
+    people: list = field(repr=False)
+    layout: np.ndarray = field(repr=False)
+    manifest: dict = field(repr=False)
+
+    def summary(self) -> dict:
+        """Plain values describing the set (recorded in checkpoints and model cards)."""
+        digest = hashlib.sha256((self.root / "manifest.json").read_bytes()).hexdigest()[:16]
+        return {"kind": "multiview", "root": str(self.root.resolve()), "people": len(self.names),
+                "views": sum(len(v) for v in self.view_names), "texture_size": self.texture_size,
+                "image_size": self.manifest.get("image_size"),
+                "sources": [p["source"] for p in self.manifest["people"]],
+                "manifest_sha256_16": digest}  # fmt: skip
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix + ".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _save_view(path: Path, tex, image_size: int) -> None:
+    vis = tex.visibility > 0.5
+    px = np.clip(np.rint(tex.pixels * 255.0), 0, 255).astype(np.uint8) * vis[..., None]
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, texture=px, visibility=np.packbits(vis, axis=-1),
+                                meta=np.array([tex.size, image_size]))  # fmt: skip
+
+    _atomic_write(path, write)
+
+
+def _load_view(path: Path, texture_size: int | None = None, image_size: int | None = None):
+    """A stored view as a UVTexture, or None when missing or made with other sizes."""
+    from reroute.warp import UVTexture
+
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as z:
+        T, size = (int(x) for x in z["meta"])
+        if (texture_size is not None and T != texture_size) or (
+            image_size is not None and size != image_size
+        ):
+            return None
+        vis = np.unpackbits(z["visibility"], axis=-1)[..., :T].astype(np.float32)
+        return UVTexture(z["texture"].astype(np.float32) / 255.0, vis)
+
+
+def _safe_name(s: str) -> str:
+    out = "".join(c if c.isalnum() or c in "-_." else "_" for c in s).strip("._")
+    return out or "view"
+
+
+def select_frames(source: str | os.PathLike, views: int) -> tuple[str, list[tuple[str, object]]]:
+    """The ``views`` frames of one person: evenly spaced over a folder, a video or a glob.
+
+    Args:
+        source: a folder of images (sorted by name; files whose stem ends in ``_IUV``,
+            DensePose maps, are skipped), a video file (.mp4, .avi, .mov, .mkv, .webm) or
+            a glob pattern (e.g. ``images/fashionWOMENDressesid0000080304_*``).
+        views: how many (all when there are fewer); indices ``rint(linspace(0, n-1, views))``.
+    Returns:
+        (person name, [(view name, path or (H, W, 3) uint8 RGB frame), ...]).
+    Raises:
+        InputError: nothing to read, or an unreadable video.
+    """
+    from reroute.errors import InputError
+
+    src = str(source)
+    p = Path(src)
+    if views < 1:
+        raise InputError(f"--views must be >= 1, got {views}")
+
+    def pick(n: int) -> list[int]:
+        return sorted(set(np.rint(np.linspace(0, n - 1, min(views, n))).astype(int).tolist()))
+
+    if p.is_file() and p.suffix.lower() in _VIDEO_EXTS:
+        import cv2
+
+        cap = cv2.VideoCapture(src)
+        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        if not cap.isOpened() or n < 1:
+            raise InputError(f"{src}: not a readable video")
+        out = []
+        for i in pick(n):
+            cap.set(cv2.CAP_PROP_POS_FRAMES, i)
+            ok, bgr = cap.read()
+            if ok:
+                out.append((f"{p.stem}_f{i:05d}", np.ascontiguousarray(bgr[..., ::-1])))
+        cap.release()
+        return _safe_name(p.stem), out
+    if p.is_dir():
+        files = sorted(f for f in p.iterdir()
+                       if f.suffix.lower() in _IMAGE_EXTS and not f.stem.endswith("_IUV"))  # fmt: skip
+        name = p.name
+    else:
+        files = sorted(Path(f) for f in glob.glob(src) if Path(f).suffix.lower() in _IMAGE_EXTS)
+        name = os.path.commonprefix([f.stem for f in files]).rstrip("_-") if files else ""
+    if not files:
+        raise InputError(f"{src}: no images (a folder, a video or a glob pattern of images)")
+    return _safe_name(name or "person"), [(files[i].stem, files[i]) for i in pick(len(files))]
+
+
+def _write_manifest(root: Path, manifest: dict) -> None:
+    def write(tmp):
+        with open(tmp, "w") as f:
+            json.dump(manifest, f, indent=1)
+
+    _atomic_write(root / "manifest.json", write)
+
+
+def build_multiview_set(sources: list, out: str | os.PathLike, views: int = 8,
+                        texture_size: int = 256, image_size: int = 256, progress: bool = True,
+                        log=print) -> dict:  # fmt: skip
+    """Lift partial textures of several views per person and store them as a multi-view set.
+
+    Each view goes through :func:`reroute.pipeline.analyse_person` (BlazePose + anny fit,
+    ~10 s per frame on this CPU) and :func:`reroute.warp.image_to_uv`. Layout of ``out``:
+    ``manifest.json`` (written last, atomically) and ``people/<person>/<view>.npz``
+    (uint8 texture, bit-packed visibility). Views already stored with the same sizes are
+    reused (a rerun after an interruption only fits the missing ones). Frame choice and
+    fits are deterministic.
+
+    Args:
+        sources: one entry per person, see :func:`select_frames`.
+        views: frames per person; texture_size: T; image_size: working size of the fit (px).
+    Returns:
+        the manifest (people with their views, failed frames, skipped people).
+    Raises:
+        InputError: no person ended with at least 2 lifted views.
+    """
+    from tqdm import tqdm
+
+    from reroute.errors import InputError
+    from reroute.pipeline import analyse_person
+    from reroute.warp import image_to_uv
+
+    root = Path(out)
+    people, failed, skipped, seen = [], [], [], set()
+    for src in sources:
+        name, frames = select_frames(src, views)
+        while name in seen:
+            name += "_"
+        seen.add(name)
+        got = []
+        for vname, frame in tqdm(frames, desc=name, disable=not progress):
+            vname = _safe_name(vname)
+            path = root / "people" / name / f"{vname}.npz"
+            if _load_view(path, texture_size, image_size) is None:
+                try:
+                    pa = analyse_person(frame, size=image_size, name=vname)
+                    tex = image_to_uv(pa.image, pa.correspondence, texture_size)
+                except InputError as e:  # a frame without a usable fit is listed, not fatal
+                    failed.append({"person": name, "view": vname, "error": str(e)})
+                    log(f"skipped {name}/{vname}: {e}")
+                    continue
+                _save_view(path, tex, image_size)
+            got.append({"name": vname, "source": str(frame) if isinstance(frame, Path) else vname})
+        if len(got) < 2:
+            skipped.append({"person": name, "reason": f"{len(got)} usable view(s), need 2"})
+            continue
+        people.append({"name": name, "source": str(src), "views": got})
+    if not people:
+        raise InputError(f"no person with at least 2 usable views in {list(map(str, sources))}")
+    manifest = {"format": MULTIVIEW_FORMAT, "version": MULTIVIEW_VERSION,
+                "texture_size": texture_size, "image_size": image_size,
+                "lifting": "reroute.pipeline.analyse_person + reroute.warp.image_to_uv",
+                "people": people, "failed": failed, "skipped": skipped}  # fmt: skip
+    _write_manifest(root, manifest)
+    return manifest
+
+
+def synthetic_multiview_set(out: str | os.PathLike, identities: int, views: int = 3,
+                            texture_size: int = 64, image_size: int = 128, seed: int = 0,
+                            start: int = 0) -> dict:  # fmt: skip
+    """A multi-view set from the synthetic engine: each view's exact partial texture
+    (identity texture where :attr:`SyntheticSample.texture_visibility`), no lifting.
+    For tests and for checking the multi-view path against known textures. Same
+    folder layout and manifest as :func:`build_multiview_set`."""
+    from reroute.synth_engine import SynthConfig, SyntheticEngine
+    from reroute.warp import UVTexture
+
+    cfg = SynthConfig(size=image_size, texture_size=texture_size, views_per_identity=views,
+                      cluttered_prob=0.0)  # fmt: skip
+    eng = SyntheticEngine(cfg, seed=seed)
+    root = Path(out)
+    people = []
+    for i in range(start, start + identities):
+        got = []
+        for k in range(views):
+            s = eng.sample(i, k)
+            vis = s.texture_visibility & s.texture_mask
+            tex = UVTexture(np.where(vis[..., None], s.texture / 255.0, 0).astype(np.float32),
+                            vis.astype(np.float32))  # fmt: skip
+            vname = f"view{k}"
+            _save_view(root / "people" / f"synth{i:05d}" / f"{vname}.npz", tex, image_size)
+            got.append({"name": vname, "source": f"synth seed {seed} identity {i} view {k}"})
+        people.append({"name": f"synth{i:05d}", "source": f"synthetic engine seed {seed}",
+                       "views": got})  # fmt: skip
+    manifest = {"format": MULTIVIEW_FORMAT, "version": MULTIVIEW_VERSION,
+                "texture_size": texture_size, "image_size": image_size,
+                "lifting": "synthetic engine texture visibility", "people": people,
+                "failed": [], "skipped": []}  # fmt: skip
+    _write_manifest(root, manifest)
+    return manifest
+
+
+def load_multiview_set(root: str | os.PathLike) -> MultiViewSet:
+    """Read a set written by :func:`build_multiview_set` / :func:`synthetic_multiview_set`.
+
+    Raises:
+        InputError: no manifest, a foreign or newer format, a missing view file.
+    """
+    from reroute.errors import InputError
+    from reroute.warp import uv_layout_mask
+
+    root = Path(root)
+    mpath = root / "manifest.json"
+    if not mpath.is_file():
+        raise InputError(f"{root} is not a multi-view set (no manifest.json); "
+                         "make one with python -m texture.data multiview")  # fmt: skip
+    m = json.loads(mpath.read_text())
+    if m.get("format") != MULTIVIEW_FORMAT or int(m.get("version", 0)) > MULTIVIEW_VERSION:
+        raise InputError(f"{mpath}: not a {MULTIVIEW_FORMAT} v<={MULTIVIEW_VERSION} manifest")
+    T = int(m["texture_size"])
+    names, vnames, people = [], [], []
+    for p in m["people"]:
+        texs = []
+        for v in p["views"]:
+            f = root / "people" / p["name"] / f"{v['name']}.npz"
+            t = _load_view(f, T)
+            if t is None:
+                raise InputError(f"{f}: missing or not a {T}px view of this set")
+            texs.append(t)
+        names.append(p["name"])
+        vnames.append([v["name"] for v in p["views"]])
+        people.append(texs)
+    return MultiViewSet(root, T, names, vnames, people, uv_layout_mask(T), m)
+
+
+class MixedTexturePairs(torch.utils.data.Dataset):
+    """Multi-view items followed by complete-target pairs (synthetic or a cache).
+
+    Items ``0 .. len(multiview) - 1`` are the multi-view items; the next
+    ``round(len(multiview) * fraction / (1 - fraction))`` come from ``full`` (index
+    modulo its length) with ``full_target`` = 1, so ``fraction`` of an epoch has
+    complete targets. ``prior``: add the classical fill where an item lacks it.
+    """
+
+    def __init__(self, multiview, full, fraction: float, prior: bool = False):
+        if not 0.0 < fraction < 1.0:
+            raise ValueError(f"mix fraction must be in (0, 1), got {fraction}")
+        self.mv, self.full, self.prior = multiview, full, prior
+        self.n_mv = len(multiview)
+        self.n_full = max(1, round(self.n_mv * fraction / (1.0 - fraction)))
+
+    def set_epoch(self, epoch: int) -> None:
+        for d in (self.mv, self.full):
+            if hasattr(d, "set_epoch"):
+                d.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return self.n_mv + self.n_full
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        i = int(i)
+        if i < self.n_mv:
+            item = self.mv[i]
+        else:
+            item = dict(self.full[(i - self.n_mv) % len(self.full)])
+            item["full_target"] = torch.tensor(1.0)
+        if self.prior and "prior" not in item:
+            item["prior"] = classical_prior(item)
+        return item
+
+
+def multiview_main(argv=None) -> int:
+    """``python -m texture.data multiview --frames SRC [--frames SRC ...] --out DIR
+    [--views 8 --texture-size 256 --image-size 256]`` (one ``--frames`` per person: a
+    folder, a video or a quoted glob), or ``--synthetic N`` identities from the engine."""
     import argparse
 
+    from reroute.errors import InputError
+
+    p = argparse.ArgumentParser(prog="python -m texture.data multiview",
+                                description=multiview_main.__doc__)  # fmt: skip
+    p.add_argument("--out", required=True, help="set folder (manifest.json, people/)")
+    p.add_argument("--frames", action="append", default=[], help="one person's frames")
+    p.add_argument("--synthetic", type=int, default=0, help="N synthetic identities instead")
+    p.add_argument("--views", type=int, default=8)
+    p.add_argument("--texture-size", type=int, default=256)
+    p.add_argument("--image-size", type=int, default=256)
+    p.add_argument("--seed", type=int, default=0, help="synthetic engine seed")
+    a = p.parse_args(argv)
+    torch.set_num_threads(1)
+    try:
+        if bool(a.frames) == bool(a.synthetic):
+            raise InputError("give --frames (one per person) or --synthetic N, not both")
+        if a.synthetic:
+            m = synthetic_multiview_set(a.out, a.synthetic, a.views, a.texture_size,
+                                        a.image_size, a.seed)  # fmt: skip
+        else:
+            m = build_multiview_set(a.frames, a.out, a.views, a.texture_size, a.image_size)
+    except InputError as e:
+        import sys
+
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps({"out": str(a.out), "people": len(m["people"]),
+                      "views": [len(x["views"]) for x in m["people"]],
+                      "failed": len(m["failed"]), "skipped": len(m["skipped"])}))  # fmt: skip
+    return 0
+
+
+def main(argv=None) -> int:
+    """``python -m texture.data --out F.npz --identities N [--views K --seed S --start I]``
+    (synthetic pairs), or ``python -m texture.data multiview ...`` (see :func:`multiview_main`)."""
+    import argparse
+    import sys
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["multiview"]:
+        return multiview_main(argv[1:])
     p = argparse.ArgumentParser(description=main.__doc__)
     p.add_argument("--out", required=True)
     p.add_argument("--identities", type=int, required=True)

@@ -11,7 +11,18 @@ Runs unchanged under ``torchrun --standalone --nproc_per_node N -m texture.train
 
 Data: ``--data toy`` (procedural textures and random visibility blobs, no
 anny), ``--data synth`` (rendered on access by the synthetic engine) or
-``--data PATH.npz`` (a cache from ``python -m texture.data``).
+``--data PATH.npz`` (a cache from ``python -m texture.data``), or
+``--data multiview:DIR`` (real multi-view partial textures from ``python -m texture.data
+multiview``: input = one view, target = what the other views observe, as in Dense Pose
+Transfer), optionally mixed with complete-target pairs (``--mix-with synth|PATH.npz
+--mix-fraction F``). ``--init CKPT`` starts from a trained generator (fine-tuning).
+
+Loss terms on multi-view items: ``l1`` is masked to texels the other views observe;
+``perceptual`` compares output and target multiplied by that mask; ``tv`` needs no
+target and covers the whole output; ``adv``: the generator term covers every output,
+while the discriminator sees as *real* only complete targets (synthetic items), never
+the holed multi-view targets; without a mix there are none, so the adversarial term is
+switched off (with a note, recorded in the config).
 """
 
 from __future__ import annotations
@@ -49,6 +60,9 @@ class TextureTaskConfig:
     feature_net: str = "vgg19"
     vgg_weights: str | None = None
     data: str = "synth"
+    mix_with: str | None = None
+    mix_fraction: float = 0.0
+    init: str | None = None
 
 
 class TextureCompletionTask:
@@ -66,15 +80,30 @@ class TextureCompletionTask:
 
             features = load_vgg19_features(c.feature_net, c.vgg_weights)
         self.loss = TextureLoss(c.loss, features)
+        #: plain-value description of the training data (set by :func:`main`), or None
+        self.data_info: dict | None = None
 
     def config_dict(self) -> dict:
         c = self.config
         fn = c.feature_net if c.loss.perceptual > 0 else "none"
-        return {"model": asdict(c.model), "disc": asdict(c.disc), "loss": asdict(c.loss),
-                "feature_net": fn, "data": c.data}  # fmt: skip
+        out = {"model": asdict(c.model), "disc": asdict(c.disc), "loss": asdict(c.loss),
+               "feature_net": fn, "data": c.data}  # fmt: skip
+        if c.mix_with:
+            out |= {"mix_with": c.mix_with, "mix_fraction": c.mix_fraction}
+        if c.init:
+            out["init"] = c.init
+        if self.data_info is not None:
+            out["data_info"] = self.data_info
+        return out
 
     def build_generator(self):
-        return TextureUNet(self.config.model)
+        G = TextureUNet(self.config.model)
+        if self.config.init:  # fine-tuning: start from a trained generator (EMA if present)
+            from reroute.training import load_checkpoint
+
+            ck = load_checkpoint(self.config.init, kind=self.kind)
+            G.load_state_dict(ck.get("ema") or ck["generator"])
+        return G
 
     def build_discriminator(self):
         return MultiScaleDiscriminator(self.config.disc) if self.config.loss.adv > 0 else None
@@ -84,14 +113,23 @@ class TextureCompletionTask:
 
     def discriminator_loss(self, D, batch, fake) -> LossTerms:
         # real and fake in one forward (one DDP pass per backward)
-        n = fake.shape[0]
-        tex = torch.cat([batch["target"], fake])
-        cond_p = torch.cat([batch["partial"]] * 2)
-        cond_m = torch.cat([batch["mask"]] * 2)
+        # only complete targets are real examples (multi-view targets have holes)
+        full = batch.get("full_target")
+        keep = (
+            full > 0.5
+            if full is not None
+            else torch.ones(fake.shape[0], dtype=torch.bool, device=fake.device)
+        )
+        n = int(keep.sum())
+        tex = torch.cat([batch["target"][keep], fake])
+        cond_p = torch.cat([batch["partial"][keep], batch["partial"]])
+        cond_m = torch.cat([batch["mask"][keep], batch["mask"]])
         out = D(tex, cond_p, cond_m)
-        real = [[f[:n] for f in s] for s in out]
         fk = [[f[n:] for f in s] for s in out]
-        loss = hinge_d_loss(real, fk)
+        if n:
+            loss = hinge_d_loss([[f[:n] for f in s] for s in out], fk)
+        else:  # no complete target in this batch: only the fake half of the hinge
+            loss = torch.stack([torch.relu(1 + s[-1]).mean() for s in fk]).mean()
         return LossTerms(loss, {"hinge": loss.detach()})
 
     def generator_loss(self, D, batch, fake) -> LossTerms:
@@ -165,9 +203,35 @@ PRESETS: dict[str, tuple[TextureTaskConfig, TrainConfig]] = {
 }  # fmt: skip
 
 
+MULTIVIEW_PREFIX = "multiview:"
+
+
 def build_dataset(cfg: TextureTaskConfig, length: int | None = None, seed: int = 0):
-    """The training set named by ``cfg.data``: "toy", "synth" or a cache path (.npz)."""
+    """The training set named by ``cfg.data``: "toy", "synth", a cache path (.npz) or
+    ``multiview:DIR`` (mixed with ``cfg.mix_with`` when ``cfg.mix_fraction`` > 0).
+
+    A multi-view (or mixed) set has an ``info`` attribute: plain values describing it.
+    """
     T = cfg.model.texture_size
+    if cfg.data.startswith(MULTIVIEW_PREFIX):
+        from .data import MixedTexturePairs, MultiViewTexturePairs, load_multiview_set
+
+        mv = load_multiview_set(cfg.data[len(MULTIVIEW_PREFIX) :])
+        if mv.texture_size != T:
+            raise InputError(f"multi-view set {mv.root} holds {mv.texture_size}px textures, "
+                             f"the model wants {T} (--texture-size)")  # fmt: skip
+        prior = cfg.model.prior == "classical"
+        ds = MultiViewTexturePairs(mv.people, mv.layout, prior=prior)
+        info = mv.summary() | {"items": len(ds)}
+        if cfg.mix_with and cfg.mix_fraction > 0:
+            full = build_dataset(replace(cfg, data=cfg.mix_with, mix_with=None), length, seed)
+            ds = MixedTexturePairs(ds, full, cfg.mix_fraction, prior=prior)
+            info |= {"mix_with": cfg.mix_with, "mix_fraction": cfg.mix_fraction,
+                     "full_items": ds.n_full}  # fmt: skip
+        ds.info = info
+        return ds
+    if cfg.data.startswith("multiview"):
+        raise InputError(f"--data {cfg.data!r}: write multiview:DIR")
     if cfg.data == "toy":
         return ToyTexturePairs(length or 64, T, seed)
     if cfg.data == "synth":
@@ -186,7 +250,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m texture.train", description=__doc__.split("\n")[0])
     p.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
     p.add_argument("--out", required=True, help="run folder (checkpoints/, scalars, images)")
-    p.add_argument("--data", help="toy, synth or a texture cache .npz (default: the preset's)")
+    p.add_argument("--data", help="toy, synth, a texture cache .npz or multiview:DIR "
+                   "(default: the preset's)")  # fmt: skip
+    p.add_argument(
+        "--mix-with", help="with multiview:DIR, also complete-target pairs: synth or .npz"
+    )
+    p.add_argument("--mix-fraction", type=float, default=0.5,
+                   help="share of complete-target items with --mix-with (0 < F < 1)")  # fmt: skip
+    p.add_argument("--init", help="start from this texture checkpoint's generator (fine-tune); "
+                   "its model config is used")  # fmt: skip
+    p.add_argument("--texture-size", type=int, help="UV texture side T (default: the preset's)")
     p.add_argument("--steps", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--ckpt-every", type=int)
@@ -211,12 +284,36 @@ def parse_args(argv=None) -> argparse.Namespace:
 def configs_from_args(a: argparse.Namespace) -> tuple[TextureTaskConfig, TrainConfig]:
     """The preset with the command-line overrides applied."""
     task, train = PRESETS[a.preset]
-    model = replace(task.model, **{k: v for k, v in (("norm", a.norm), ("prior", a.prior)) if v})
+    over_m = {k: v for k, v in (("norm", a.norm), ("prior", a.prior),
+                                ("texture_size", a.texture_size)) if v}  # fmt: skip
+    model = replace(task.model, **over_m)
+    if a.init:
+        from reroute.training import load_checkpoint
+
+        from .network import TextureNetConfig
+
+        model = TextureNetConfig.from_dict(
+            load_checkpoint(a.init, kind="texture_completion")["config"]["model"]
+        )
+        bad = {k: v for k, v in over_m.items() if getattr(model, k) != v}
+        if bad:
+            raise InputError(f"--init {a.init} has model {asdict(model)}; it conflicts with {bad}")
     loss = replace(task.loss, **{k: v for k, v in (("perceptual", a.perceptual_weight),
                                                    ("adv", a.adv_weight)) if v is not None})  # fmt: skip
     task = replace(task, model=model, loss=loss,
                    feature_net=a.feature_net or task.feature_net, vgg_weights=a.vgg_weights,
-                   data=a.data or task.data)  # fmt: skip
+                   data=a.data or task.data, init=a.init)  # fmt: skip
+    if a.mix_with:
+        if not task.data.startswith(MULTIVIEW_PREFIX):
+            raise InputError("--mix-with goes with --data multiview:DIR")
+        if not 0.0 < a.mix_fraction < 1.0:
+            raise InputError(f"--mix-fraction must be in (0, 1), got {a.mix_fraction}")
+        task = replace(task, mix_with=a.mix_with, mix_fraction=a.mix_fraction)
+    elif task.data.startswith(MULTIVIEW_PREFIX) and task.loss.adv > 0:
+        print("note: adversarial term off: multi-view targets are partial, so there is no "
+              "complete texture to show the discriminator as real (add --mix-with synth)",
+              file=sys.stderr, flush=True)  # fmt: skip
+        task = replace(task, loss=replace(task.loss, adv=0.0))
     if task.loss.perceptual > 0 and task.feature_net == "none":
         raise InputError("--perceptual-weight > 0 needs --feature-net vgg19 or untrained-vgg19")
     over = {"steps": a.steps, "batch_size": a.batch_size, "ckpt_every": a.ckpt_every,
@@ -234,7 +331,9 @@ def main(argv=None) -> int:
     try:
         task_cfg, train_cfg = configs_from_args(a)
         task = TextureCompletionTask(task_cfg)
-        trainer = GANTrainer(task, build_dataset(task_cfg, seed=a.seed), train_cfg)
+        dataset = build_dataset(task_cfg, seed=a.seed)
+        task.data_info = getattr(dataset, "info", None)
+        trainer = GANTrainer(task, dataset, train_cfg)
         summary = trainer.fit()
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
