@@ -309,6 +309,12 @@ def test_synthetic_engine_pairs():
     assert torch.all(m <= lay)
     assert torch.equal(it["partial"], it["target"] * m)
     assert it["target"].min() >= -1 and it["target"].max() <= 1
+    # the cpu preset's U-Net takes the classical fill as a prior input
+    from texture.data import classical_prior
+
+    with_prior = SyntheticTexturePairs(2, texture_size=64, image_size=128, views=2, seed=3,
+                                       prior=True)[1]  # fmt: skip
+    assert torch.equal(with_prior["prior"], classical_prior(it))
 
 
 def test_multiview_set_trains_with_loss_masked_to_other_views(tmp_path, capsys):

@@ -268,17 +268,19 @@ class SyntheticTexturePairs(torch.utils.data.Dataset):
 
     Args:
         length: items; ``texture_size``: T; ``image_size``: render side in px;
-        ``views``: views per identity; ``seed``: engine seed.
+        ``views``: views per identity; ``seed``: engine seed; ``prior``: add the
+        classical fill of the input as ``prior`` (see :func:`classical_prior`).
     """
 
     def __init__(self, length: int, texture_size: int = 256, image_size: int = 256,
-                 views: int = 4, seed: int = 0):  # fmt: skip
+                 views: int = 4, seed: int = 0, prior: bool = False):  # fmt: skip
         from reroute.synth_engine import SynthConfig
 
         self.length = int(length)
         self.config = SynthConfig(size=image_size, texture_size=texture_size,
                                   views_per_identity=views, cluttered_prob=0.0).validate()  # fmt: skip
         self.seed = seed
+        self.prior = prior
         self._engine = None
 
     def __len__(self) -> int:
@@ -291,7 +293,10 @@ class SyntheticTexturePairs(torch.utils.data.Dataset):
             self._engine = SyntheticEngine(self.config, self.seed)
         k = self.config.views_per_identity
         s = self._engine.sample(int(index) // k, int(index) % k)
-        return pair_from_arrays(s.texture, s.texture_visibility, s.texture_mask)
+        item = pair_from_arrays(s.texture, s.texture_visibility, s.texture_mask)
+        if self.prior:
+            item["prior"] = classical_prior(item)
+        return item
 
 
 # --------------------------------------------------------------------------------------------

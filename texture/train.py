@@ -237,7 +237,8 @@ def build_dataset(cfg: TextureTaskConfig, length: int | None = None, seed: int =
     if cfg.data == "synth":
         from .data import SyntheticTexturePairs
 
-        return SyntheticTexturePairs(length or 100_000, texture_size=T, seed=seed)
+        return SyntheticTexturePairs(length or 100_000, texture_size=T, seed=seed,
+                                     prior=cfg.model.prior == "classical")  # fmt: skip
     from .data import TexturePairDataset, load_texture_cache
 
     cache = load_texture_cache(cfg.data)
