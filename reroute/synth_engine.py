@@ -59,6 +59,7 @@ from .correspondence import Correspondence
 from .fit import FittedBody
 from .frontend import BLAZEPOSE_NAMES
 from .render import Camera, Rasterization
+from .render import _kernel as _ray_kernel
 from .synth_appearance import (
     Outfit,
     canonical_landmarks,
@@ -345,32 +346,6 @@ def _vertex_normals(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return vn / np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-12)
 
 
-@functools.lru_cache(maxsize=1)
-def _ray_kernel():
-    import contextlib
-    import sys
-
-    import warp as wp
-
-    wp.config.quiet = True
-    with contextlib.redirect_stdout(sys.stderr):
-        wp.init()
-
-    @wp.kernel
-    def cast(mesh: wp.uint64, dirs: wp.array(dtype=wp.vec3), faces: wp.array(dtype=wp.int32),
-             ts: wp.array(dtype=wp.float32)):  # fmt: skip
-        tid = wp.tid()
-        q = wp.mesh_query_ray(mesh, wp.vec3(0.0, 0.0, 0.0), dirs[tid], 1.0e6)
-        if q.result:
-            faces[tid] = q.face
-            ts[tid] = q.t
-        else:
-            faces[tid] = -1
-            ts[tid] = 1.0e30
-
-    return wp, cast
-
-
 _MESHES: OrderedDict = OrderedDict()
 
 
@@ -422,14 +397,15 @@ def _rasterize(vertices: np.ndarray, faces: np.ndarray, cam: Camera) -> Rasteriz
         dirs = np.stack([(xs + 0.5 - cam.cx) / cam.focal, (ys + 0.5 - cam.cy) / cam.focal,
                          np.ones(xs.shape)], -1).reshape(-1, 3)  # fmt: skip
         dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
-        wp, cast = _ray_kernel()
+        wp, cast = _ray_kernel()  # reroute.render's kernel, every ray from the camera centre
         mesh = _mesh_for(wp, vertices, faces)
         n = len(dirs)
+        o = wp.zeros(n, dtype=wp.vec3, device="cpu")
         d = wp.array(np.ascontiguousarray(dirs, np.float32), dtype=wp.vec3, device="cpu")
         f = wp.empty(n, dtype=wp.int32, device="cpu")
         t = wp.empty(n, dtype=wp.float32, device="cpu")
         with contextlib.redirect_stdout(sys.stderr):
-            wp.launch(cast, dim=n, inputs=[mesh.id, d, f, t], device="cpu")
+            wp.launch(cast, dim=n, inputs=[mesh.id, o, d, f, t], device="cpu")
         pix = (ys * w + xs).ravel()
         face[pix] = f.numpy()
         tt[pix] = t.numpy()
