@@ -61,11 +61,14 @@ import cv2
 import gradio as gr
 import numpy as np
 
-from reroute.correspondence import iuv_to_rgb
+from reroute.correspondence.analyse import PersonAnalysis, analyse_person
+from reroute.correspondence.maps import iuv_to_rgb
 from reroute.errors import FitError, InputError
-from reroute.imageio import LoadedImage, load_image, save_image_atomic
-from reroute.pipeline import PersonAnalysis, PoseTransferPipeline, TransferResult, analyse_person
-from reroute.warp import UVTexture, atlas_to_continuous, continuous_to_atlas, image_to_uv
+from reroute.io.images import LoadedImage, load_image, save_image_atomic, to_uint8
+from reroute.pipelines.pose_transfer import PoseTransferPipeline, TransferResult
+from reroute.uv.atlas import atlas_to_continuous, continuous_to_atlas
+from reroute.uv.texture import UVTexture
+from reroute.uv.warp import image_to_uv
 from texture import complete_texture, load_default_network
 
 __all__ = [
@@ -119,7 +122,7 @@ class AppLimits:
     Attributes:
         max_upload_mb: largest uploaded file, MB (enforced by Gradio at upload).
         max_side: photos larger than this (px, longer side) are downscaled with
-            a notice by :func:`reroute.imageio.load_image` (fixed at 4096 there).
+            a notice by :func:`reroute.io.images.load_image` (fixed at 4096 there).
         max_frames: most frames of a novel-view video.
         max_resolution: largest working size / video resolution, px.
         max_pose_photos: most extra pose photos of a try-on request.
@@ -151,24 +154,21 @@ class _Deadline:
             )
 
 
-def _to_uint8(x: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(np.asarray(x, np.float32) * 255.0), 0, 255).astype(np.uint8)
-
 
 def _partial_view(tex: UVTexture, background: float = 0.85) -> np.ndarray:
     """A partial texture as uint8 RGB, unobserved texels light gray."""
     vis = np.clip(tex.visibility, 0.0, 1.0)[..., None]
-    return _to_uint8(tex.pixels * vis + background * (1.0 - vis))
+    return to_uint8(tex.pixels * vis + background * (1.0 - vis))
 
 
 def _atlas_view(tex: UVTexture) -> np.ndarray:
-    return _to_uint8(continuous_to_atlas(tex.pixels, tile=ATLAS_TILE))
+    return to_uint8(continuous_to_atlas(tex.pixels, tile=ATLAS_TILE))
 
 
 def intermediate_maps(res: TransferResult) -> list[np.ndarray]:
     """The six viewable maps of a transfer, in the order of the app's outputs.
 
-    Source IUV, target IUV (both :func:`~reroute.correspondence.iuv_to_rgb`),
+    Source IUV, target IUV (both :func:`~reroute.correspondence.maps.iuv_to_rgb`),
     partial texture, completed texture, DensePose atlas of the completed
     texture, and the warped image; each ``(h, w, 3)`` uint8 RGB.
     """
@@ -229,7 +229,7 @@ def draw_fit(analysis: PersonAnalysis) -> np.ndarray:
 
 def _landmarks_of(photo: Any, name: str) -> np.ndarray | None:
     """The photo with mediapipe's landmarks drawn, or ``None`` when none are found."""
-    from reroute.frontend import detect_person
+    from reroute.body.detect import detect_person
 
     try:
         img = (
@@ -411,7 +411,7 @@ class Services:
             return self._key(photo, size) in self._cache
 
     def analyse(self, photo: LoadedImage, *, size: int, name: str) -> PersonAnalysis:
-        """:func:`~reroute.pipeline.analyse_person`, cached by pixel content and size."""
+        """:func:`~reroute.correspondence.analyse.analyse_person`, cached by pixel content and size."""
         key = self._key(photo, size)
         with self._lock:
             hit = self._cache.get(key)
@@ -442,12 +442,12 @@ class Services:
 
 def warm_up() -> None:
     """Load the shared models once: anny + template, mediapipe, the warp kernel, UV layouts."""
-    from reroute.body import get_template
-    from reroute.completion import mirror_texels
-    from reroute.frontend import count_persons
-    from reroute.render import Camera, rasterize
-    from reroute.tryon import texel_parts
-    from reroute.warp import uv_layout_mask
+    from reroute.body.detect import count_persons
+    from reroute.body.raster import Camera, rasterize
+    from reroute.body.template import get_template
+    from reroute.pipelines.tryon import texel_parts
+    from reroute.uv.texture import uv_layout_mask
+    from texture.classical import mirror_texels
 
     t = time.perf_counter()
     get_template()
@@ -493,7 +493,7 @@ def run_transfer(pipeline: Callable[..., TransferResult], source: Any, target: A
     """The pose-transfer callback: run ``pipeline(source, target)`` and format its outputs.
 
     Args:
-        pipeline: a :class:`~reroute.pipeline.PoseTransferPipeline` (or anything
+        pipeline: a :class:`~reroute.pipelines.pose_transfer.PoseTransferPipeline` (or anything
             called the same way). If its ``__call__`` takes a ``progress``
             keyword, it is passed a callable ``progress(fraction, stage)``.
         source, target: photo file paths or (H, W, 3) uint8 arrays, or ``None``.
@@ -601,7 +601,7 @@ def try_on_callback(services: Services, donor, wearer, region="top", resolution=
         (result, status, mixed texture, donor fit, wearer fit, region mask,
         gallery of ``(image, caption)``); ``None`` images on error.
     """
-    from reroute.tryon import REGIONS, TryOnPipeline
+    from reroute.pipelines.tryon import REGIONS, TryOnPipeline
 
     empty = [None] * 5
     missing = _missing(garment_donor_photo=donor, wearer_photo=wearer)
@@ -657,7 +657,8 @@ def novel_view_callback(services: Services, photo, frames=24, turn=360.0, elevat
     Returns:
         (mp4 path, frame strip, status); ``None`` files on error.
     """
-    from reroute.novel_view import NovelViewConfig, frame_strip, render_novel_views, write_mp4
+    from reroute.io.video import write_mp4
+    from reroute.pipelines.novel_view import NovelViewConfig, frame_strip, render_novel_views
 
     missing = _missing(photo=photo)
     if missing:
@@ -766,7 +767,7 @@ def _texture_from_upload(texture: Any) -> tuple[np.ndarray, str]:
 def retexture_callback(services: Services, photo, texture, resolution=256,
                        progress=None) -> tuple:  # fmt: skip
     """``/retexture``: the photo's person re-rendered with an uploaded (edited) texture."""
-    from reroute.warp import uv_to_image
+    from reroute.uv.warp import uv_to_image
 
     missing = _missing(photo=photo, texture=texture)
     if missing:
@@ -791,7 +792,7 @@ def retexture_callback(services: Services, photo, texture, resolution=256,
     except Exception as exc:  # noqa: BLE001
         return (None, _error(exc))
     step(1.0, "done")
-    return (_to_uint8(out), f"ok: re-rendered with the uploaded {kind}.")
+    return (to_uint8(out), f"ok: re-rendered with the uploaded {kind}.")
 
 
 # ------------------------------------------------------------------ examples
@@ -858,7 +859,7 @@ def PhotoInput(**kwargs) -> gr.Image:  # noqa: N802 (reads like the component it
 
     Gradio's own ``Image.preprocess`` opens every upload with PIL and fails
     with a generic error on a file that is not an image; passing the path on
-    lets :func:`reroute.imageio.load_image` say what is wrong in one sentence.
+    lets :func:`reroute.io.images.load_image` say what is wrong in one sentence.
     The instance keeps class ``gr.Image`` (the browser's component is chosen by
     class name); only its ``preprocess`` is replaced.
     """
@@ -910,7 +911,7 @@ def build_app(pipeline_factory: Callable[..., Any] = PoseTransferPipeline, *,
     net = services.networks
     if load_models:
         warm_up()
-    from reroute.tryon import REGIONS
+    from reroute.pipelines.tryon import REGIONS
 
     # Gradio reads the callbacks' signatures: progress must be a gr.Progress default.
     def transfer(source, target, method, resolution, completion, rerenderer, seed,

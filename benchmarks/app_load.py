@@ -92,7 +92,8 @@ def _inputs(n: int, folder: Path):
                 )
         data = "DeepFashion pairs (distinct people)"
     if len(pairs) < n:
-        from reroute.synthetic import EXAMPLE_POSES, render_synthetic_person
+        from reroute.synth.engine import render_synthetic_person
+        from reroute.synth.pose import EXAMPLE_POSES
 
         poses = list(EXAMPLE_POSES)
         pairs = []

@@ -29,8 +29,8 @@ def main() -> None:
     from skimage.color import rgb2gray
     from skimage.metrics import structural_similarity
 
-    from reroute.imageio import load_image
-    from reroute.pipeline import PoseTransferPipeline
+    from reroute.io.images import load_image
+    from reroute.pipelines.pose_transfer import PoseTransferPipeline
 
     with open(root / "pairs.csv") as f:
         pairs = [(Path(r["from"]).stem, Path(r["to"]).stem) for r in csv.DictReader(f)]
@@ -58,7 +58,7 @@ def main() -> None:
         for k, v in res.timings.items():
             stage.setdefault(k, []).append(v)
         if args.save_dir:
-            from reroute.imageio import save_image_atomic
+            from reroute.io.images import save_image_atomic
 
             save_image_atomic(
                 Path(args.save_dir) / f"{a}__{b}.png",

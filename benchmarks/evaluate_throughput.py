@@ -30,9 +30,9 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from reroute import evaluate as E
     from reroute.errors import InputError
-    from reroute.metrics import NetworkMetrics
+    from reroute.evaluation import pose_transfer as E
+    from reroute.metrics.image import NetworkMetrics
 
     size = (256, 176)
     cfg0 = E.EvalConfig("deepfashion", str(root), "", "identity", pairs="pairs.csv", size=size)

@@ -32,13 +32,14 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from reroute.body import get_template
-    from reroute.completion import complete_classical
-    from reroute.frontend import count_persons
-    from reroute.novel_view import NovelViewConfig, probe_video, render_novel_views, write_mp4
-    from reroute.pipeline import analyse_person
-    from reroute.render import Camera, rasterize
-    from reroute.warp import image_to_uv
+    from reroute.body.detect import count_persons
+    from reroute.body.raster import Camera, rasterize
+    from reroute.body.template import get_template
+    from reroute.correspondence.analyse import analyse_person
+    from reroute.io.video import probe_video, write_mp4
+    from reroute.pipelines.novel_view import NovelViewConfig, render_novel_views
+    from reroute.uv.warp import image_to_uv
+    from texture.classical import complete_classical
 
     photo = args.photo
     if photo is None:

@@ -1,6 +1,6 @@
 """Throughput of the synthetic data engine, and its size on disk.
 
-Prints JSON: images per second of :class:`reroute.synth_engine.SyntheticEngine`
+Prints JSON: images per second of :class:`reroute.synth.engine.SyntheticEngine`
 with every ground-truth map (wall clock and per CPU-second of this process, the
 latter being robust to other jobs sharing the CPU), the same with the writer
 (PNG encoding of all maps), and MB on disk per 1,000 images. Optionally writes
@@ -24,7 +24,7 @@ def contact_sheet(samples, cols: int = 6):
     """Grid of (image over IUV picture) tiles, uint8 (rows * 2H, cols * W, 3)."""
     import numpy as np
 
-    from reroute.correspondence import iuv_to_rgb
+    from reroute.correspondence.maps import iuv_to_rgb
 
     tiles = [np.concatenate([s.image, iuv_to_rgb(s.iuv)], 0) for s in samples]
     while len(tiles) % cols:
@@ -46,8 +46,8 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from reroute.synth_engine import SynthConfig, SyntheticEngine
-    from reroute.synth_writer import SampleWriter
+    from reroute.synth.engine import SynthConfig, SyntheticEngine
+    from reroute.synth.writer import SampleWriter
 
     cfg = SynthConfig(size=args.size, views_per_identity=args.views)
     t0 = time.perf_counter()
@@ -88,7 +88,7 @@ def main() -> None:
         "peak_rss_mb": round(peak_rss_mb(), 1),
     }
     if args.contact_sheet:
-        from reroute.imageio import save_image_atomic
+        from reroute.io.images import save_image_atomic
 
         rng = np.random.default_rng(args.seed)
         sheet_eng = SyntheticEngine(SynthConfig(size=args.size, views_per_identity=2,

@@ -36,7 +36,7 @@ def main() -> None:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from reroute.training import measure_matmul_gflops
+    from reroute.training.trainer import measure_matmul_gflops
     from texture.network import TextureUNet
     from texture.train import PRESETS, TextureCompletionTask, ToyTexturePairs
 

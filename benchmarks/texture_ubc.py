@@ -32,10 +32,11 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from reroute.completion import complete_classical
-    from reroute.pipeline import analyse_person
-    from reroute.warp import image_to_uv, uv_layout_mask
+    from reroute.correspondence.analyse import analyse_person
+    from reroute.uv.texture import uv_layout_mask
+    from reroute.uv.warp import image_to_uv
     from texture import complete_texture
+    from texture.classical import complete_classical
     from texture.evaluate import unseen_metrics
 
     torch.set_num_threads(1)

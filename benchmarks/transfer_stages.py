@@ -25,7 +25,7 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from reroute.pipeline import PoseTransferPipeline
+    from reroute.pipelines.pose_transfer import PoseTransferPipeline
 
     imgs = SHARED_DATA / "deepfashion" / "images"
     if imgs.exists():
@@ -33,7 +33,7 @@ def main() -> None:
         tgt = imgs / "fashionMENShirts_Polosid0000154003_2side.png"
         data = "deepfashion pair " + src.stem + " -> " + tgt.stem
     else:
-        from reroute.synthetic import render_synthetic_person
+        from reroute.synth.engine import render_synthetic_person
 
         src = render_synthetic_person(None, size=512, seed=0).image
         tgt = render_synthetic_person(None, size=512, seed=1, yaw_deg=30).image

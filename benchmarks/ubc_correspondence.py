@@ -33,9 +33,9 @@ def main() -> None:
     import numpy as np
 
     from reroute.cli import DENSEPOSE_EXTEND
-    from reroute.correspondence import render_correspondence
-    from reroute.correspondence_metrics import part_iou
-    from reroute.pipeline import analyse_person
+    from reroute.correspondence.analyse import analyse_person
+    from reroute.correspondence.fitted import render_correspondence
+    from reroute.metrics.correspondence import part_iou
 
     frames = sorted(p for p in root.glob("frame*.png") if not p.stem.endswith("_IUV"))
     frames = [p for p in frames if (root / f"{p.stem}_IUV.png").exists()][:: args.stride]

@@ -12,7 +12,8 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import InputError
+from reroute.errors import InputError
+from reroute.io.files import write_text_atomic
 
 EXIT_INPUT = 2
 #: ``correspond --coverage densepose``: extension beyond the rendered body, as a
@@ -33,10 +34,11 @@ def _check_out(path: str, *, png_only: bool = False) -> Path:
 
 
 def _cmd_transfer(args) -> int:
-    from .correspondence import iuv_to_rgb
-    from .imageio import save_image_atomic, write_iuv
-    from .pipeline import PoseTransferPipeline
-    from .warp import continuous_to_atlas
+    from reroute.correspondence.maps import iuv_to_rgb
+    from reroute.io.images import save_image_atomic
+    from reroute.io.iuv import write_iuv
+    from reroute.pipelines.pose_transfer import PoseTransferPipeline
+    from reroute.uv.atlas import continuous_to_atlas
 
     out = _check_out(args.out)
     pipe = PoseTransferPipeline(
@@ -73,15 +75,16 @@ def _cmd_transfer(args) -> int:
 def _cmd_correspond(args) -> int:
     import cv2
 
-    from .imageio import load_image, write_iuv
-    from .pipeline import analyse_person
+    from reroute.correspondence.analyse import analyse_person
+    from reroute.io.images import load_image
+    from reroute.io.iuv import write_iuv
 
     out = _check_out(args.out, png_only=True)
     loaded = load_image(args.image, name=args.image)
     a = analyse_person(loaded, size=args.size, name=args.image)
     for n in a.notices:
         print(f"note: {n}", file=sys.stderr)
-    from .correspondence import render_correspondence
+    from reroute.correspondence.fitted import render_correspondence
 
     H, W = a.original_size
     # render at the photo's resolution: exact, not an upsampled label map
@@ -94,7 +97,7 @@ def _cmd_correspond(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
-    from .evaluate import EvalConfig, parse_size, run_evaluation
+    from reroute.evaluation.pose_transfer import EvalConfig, parse_size, run_evaluation
 
     cfg = EvalConfig(
         dataset=args.dataset, root=args.root, out=args.out, method=args.method,
@@ -116,8 +119,8 @@ def _cmd_evaluate(args) -> int:
 
 
 def _cmd_synth(args) -> int:
-    from .synth_engine import SynthConfig
-    from .synth_writer import write_synthetic_set
+    from reroute.synth.engine import SynthConfig
+    from reroute.synth.writer import write_synthetic_set
 
     if args.identities < 1:
         raise InputError(f"--identities must be >= 1, got {args.identities}")
@@ -128,7 +131,7 @@ def _cmd_synth(args) -> int:
             multi_person_prob=args.multi_person_prob, upper_body_prob=args.upper_body_prob,
         ).validate()  # fmt: skip
         if args.pose_bank:
-            from .synth_pose import load_pose_bank
+            from reroute.synth.pose import load_pose_bank
 
             cfg.pose_bank = load_pose_bank(args.pose_bank)
     except ValueError as e:
@@ -148,7 +151,7 @@ def _cmd_synth(args) -> int:
 
 
 def _cmd_eval_correspondence(args) -> int:
-    from .correspondence_metrics import evaluate_iuv_folders, evaluate_synthetic_set
+    from reroute.metrics.correspondence import evaluate_iuv_folders, evaluate_synthetic_set
 
     out = Path(args.out)
     if out.suffix.lower() != ".json":
@@ -169,7 +172,7 @@ def _cmd_eval_correspondence(args) -> int:
                 raise InputError(f"--pred {pred_dir} is not a directory")
 
             def predict(rec):
-                from .imageio import read_iuv
+                from reroute.io.iuv import read_iuv
 
                 p = pred_dir / rec.name
                 return read_iuv(p) if p.is_file() else None
@@ -182,7 +185,7 @@ def _cmd_eval_correspondence(args) -> int:
         else:  # reroute's own front end: BlazePose + anny fit + render
 
             def predict(rec):
-                from .pipeline import analyse_person
+                from reroute.correspondence.analyse import analyse_person
 
                 try:
                     a = analyse_person(rec.image, size=rec.image.shape[0], name=rec.name)
@@ -196,21 +199,20 @@ def _cmd_eval_correspondence(args) -> int:
         if not args.pred:
             raise InputError(f"{gt} is not a synthetic set: give --pred DIR of IUV maps to compare")
         res = evaluate_iuv_folders(gt, args.pred)
-    from .synth_writer import _atomic_bytes
 
-    _atomic_bytes(out, lambda f: f.write(json.dumps(res, indent=1).encode()))
+    write_text_atomic(out, json.dumps(res, indent=1))
     print(json.dumps({k: v for k, v in res.items() if k != "per_image"}))
     return 0
 
 
 def _eval_temporal(args, out: Path) -> int:
     """``eval-correspondence --temporal``: consistency over frame intervals on a synthetic
-    walking sequence (reroute.synth_video, reroute.temporal_metrics)."""
+    walking sequence (reroute.synth.video, reroute.metrics.temporal)."""
     import time
 
-    from .correspondence_metrics import vertices_from_iuv
-    from .synth_video import SyntheticVideo, VideoConfig
-    from .temporal_metrics import evaluate_video
+    from reroute.metrics.correspondence import vertices_from_iuv
+    from reroute.metrics.temporal import evaluate_video
+    from reroute.synth.video import SyntheticVideo, VideoConfig
 
     if args.method == "pred":
         raise InputError("--temporal needs --method ground-truth or --method reroute")
@@ -234,7 +236,7 @@ def _eval_temporal(args, out: Path) -> int:
     else:
 
         def predict(s):
-            from .pipeline import analyse_person
+            from reroute.correspondence.analyse import analyse_person
 
             try:
                 a = analyse_person(s.image, size=s.image.shape[0], name=f"frame {s.view}")
@@ -246,9 +248,8 @@ def _eval_temporal(args, out: Path) -> int:
     res = {"method": args.method, "seed": args.seed, "size": args.size,
            **evaluate_video(video, predict, intervals)}  # fmt: skip
     res["seconds"] = round(time.perf_counter() - t0, 2)
-    from .synth_writer import _atomic_bytes
 
-    _atomic_bytes(out, lambda f: f.write(json.dumps(res, indent=1).encode()))
+    write_text_atomic(out, json.dumps(res, indent=1))
     print(json.dumps(res))
     return 0
 

@@ -2,7 +2,7 @@
 
 One server is started for the module. The fast tests at the top exercise the
 callbacks with stand-in pipelines and the try-on / novel-view building blocks
-(:mod:`reroute.tryon`, :mod:`reroute.novel_view`) without a server.
+(:mod:`reroute.pipelines.tryon`, :mod:`reroute.pipelines.novel_view`) without a server.
 """
 
 from __future__ import annotations
@@ -212,8 +212,14 @@ def test_novel_view_and_try_on_check_their_limits_before_any_model(tmp_path):
 
 
 def test_region_masks_keep_face_hair_and_hands():
-    from reroute.tryon import KEPT_PARTS, REGIONS, mix_textures, region_texture_mask, texel_parts
-    from reroute.warp import UVTexture
+    from reroute.pipelines.tryon import (
+        KEPT_PARTS,
+        REGIONS,
+        mix_textures,
+        region_texture_mask,
+        texel_parts,
+    )
+    from reroute.uv.texture import UVTexture
 
     T = 128
     parts = texel_parts(T)
@@ -238,13 +244,13 @@ def test_region_masks_keep_face_hair_and_hands():
 
 @pytest.fixture(scope="module")
 def synthetic_body():
-    from reroute.synthetic import render_synthetic_person
+    from reroute.synth.engine import render_synthetic_person
 
     return render_synthetic_person(size=128, seed=0)
 
 
 def test_orbit_turns_about_the_body_axis(synthetic_body):
-    from reroute.novel_view import orbit_vertices
+    from reroute.pipelines.novel_view import orbit_vertices
 
     body = synthetic_body.body
     v = body.vertices.astype(np.float64)
@@ -264,13 +270,12 @@ def test_orbit_turns_about_the_body_axis(synthetic_body):
 
 
 def test_novel_views_show_the_texture_and_encode_as_h264(synthetic_body, tmp_path):
-    from reroute.novel_view import (
+    from reroute.io.video import probe_video, write_mp4  # fmt: skip
+    from reroute.pipelines.novel_view import (  # fmt: skip
         NovelViewConfig,
         frame_strip,
-        probe_video,
         render_novel_views,
-        write_mp4,
-    )  # fmt: skip
+    )
 
     tex = np.tile(np.float32([0.2, 0.6, 0.4]), (64, 64, 1))
     video = render_novel_views(synthetic_body.body, tex, NovelViewConfig(frames=24, size=96))
@@ -451,7 +456,7 @@ def test_try_on_swaps_the_top_and_keeps_the_head(client):
 def test_novel_view_video_is_h264_with_the_asked_frames(client):
     from gradio_client import handle_file
 
-    from reroute.novel_view import probe_video
+    from reroute.io.video import probe_video
 
     photo = EXAMPLES / "synthetic_arms_down.png"  # analysed by the try-on test: cached
     video, strip, status = client.predict(handle_file(str(photo)), 24, 360, 10, 12, 256,

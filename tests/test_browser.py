@@ -207,7 +207,7 @@ def test_pose_transfer_in_the_browser(driver, server, photos, tmp_path):  # noqa
 
 
 def test_try_on_and_novel_view_video_in_the_browser(driver, server, photos, tmp_path):  # noqa: F811
-    from reroute.novel_view import probe_video
+    from reroute.io.video import probe_video
 
     page = Page(driver, server)
     status = _try_on(page, photos, tmp_path)

@@ -2,7 +2,7 @@
 
 Bad input must give exit code 2, exactly one ``error: ...`` line on stderr (no
 traceback) and nothing at the ``--out`` path; good input of any colour mode
-must work. Inputs are synthetic anny renders (:mod:`reroute.synthetic`).
+must work. Inputs are synthetic anny renders (:mod:`reroute.synth.engine`).
 
 mediapipe and warp write their own log lines to stderr (``W0000 ...``,
 ``INFO: Created TensorFlow Lite XNNPACK delegate``...); reroute's own lines
@@ -25,8 +25,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from reroute.imageio import MAX_SIDE
-from reroute.synthetic import EXAMPLE_POSES, render_synthetic_person
+from reroute.io.images import MAX_SIDE
+from reroute.synth.engine import render_synthetic_person
+from reroute.synth.pose import EXAMPLE_POSES
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -12,19 +12,15 @@ import numpy as np
 import pytest
 import scipy.ndimage as ndi
 
-from reroute.body import MIRROR_PART, PART_NAMES, get_template
-from reroute.completion import complete_classical, push_pull
-from reroute.correspondence import Correspondence
-from reroute.render import Camera, rasterize, rasterize_layout
-from reroute.synthetic import EXAMPLE_POSES, render_synthetic_person
-from reroute.warp import (
-    atlas_coordinates,
-    atlas_to_continuous,
-    continuous_to_atlas,
-    image_to_uv,
-    uv_layout_mask,
-    uv_to_image,
-)
+from reroute.body.raster import Camera, rasterize, rasterize_layout
+from reroute.body.template import MIRROR_PART, PART_NAMES, get_template
+from reroute.correspondence.maps import Correspondence
+from reroute.synth.engine import render_synthetic_person
+from reroute.synth.pose import EXAMPLE_POSES
+from reroute.uv.atlas import atlas_coordinates, atlas_to_continuous, continuous_to_atlas
+from reroute.uv.texture import uv_layout_mask
+from reroute.uv.warp import image_to_uv, uv_to_image
+from texture.classical import complete_classical, push_pull
 
 
 @functools.lru_cache(maxsize=1)
@@ -330,7 +326,8 @@ def test_synthetic_render_is_deterministic_and_consistent() -> None:
 
 def test_correspondence_extension_coverage_and_thin_donors() -> None:
     """Whole-mask extension, DensePose coverage, sliver removal and thin donors."""
-    from reroute.correspondence import THIN_DONOR_PARTS, THIN_DONOR_PX, render_correspondence
+    from reroute.correspondence.fitted import THIN_DONOR_PX, render_correspondence
+    from reroute.correspondence.fitted import THIN_DONOR_PARTS
 
     r = _render()
     body = rasterize(r.body.vertices, get_template().faces, r.body.camera).mask

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from reroute.correspondence_metrics import (
+from reroute.metrics.correspondence import (
     GPS_KAPPA,
     _scaled_mesh,
     accuracy_2d,
@@ -96,7 +96,7 @@ def test_accuracy_2d_known_answers() -> None:
 
 
 def test_iuv_agreement_and_vertex_decoding_on_a_synthetic_render() -> None:
-    from reroute.synth_engine import SynthConfig, SyntheticEngine
+    from reroute.synth.engine import SynthConfig, SyntheticEngine
 
     s = SyntheticEngine(SynthConfig(size=128, texture_size=256, views_per_identity=1), 3).sample(
         0, 0
@@ -117,8 +117,8 @@ def test_iuv_agreement_and_vertex_decoding_on_a_synthetic_render() -> None:
 
 def test_eval_correspondence_cli(tmp_path, capsys) -> None:
     from reroute.cli import main
-    from reroute.synth_engine import SynthConfig
-    from reroute.synth_writer import write_synthetic_set
+    from reroute.synth.engine import SynthConfig
+    from reroute.synth.writer import write_synthetic_set
 
     root = write_synthetic_set(tmp_path / "set", 1, SynthConfig(size=128, texture_size=256,
                                                                  views_per_identity=2), seed=2)  # fmt: skip

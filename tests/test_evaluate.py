@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from reroute import datasets as D
 from reroute.errors import InputError
+from reroute.evaluation import datasets as D
 
 REPO = Path(__file__).resolve().parents[1]
 DF = REPO.parent / "shared" / "data" / "deepfashion"

@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from reroute.correspondence import render_correspondence
-from reroute.fit import fit_body
-from reroute.frontend import detect_person
-from reroute.synthetic import EXAMPLE_POSES, render_synthetic_person
+from reroute.body.detect import detect_person
+from reroute.body.fit import fit_body
+from reroute.correspondence.fitted import render_correspondence
+from reroute.synth.engine import render_synthetic_person
+from reroute.synth.pose import EXAMPLE_POSES
 
 LIMB_JOINTS = (
     "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",

@@ -1,4 +1,4 @@
-"""Tests for reroute.imageio: loading user images, atomic saving, IUV files."""
+"""Tests for reroute.io (images, IUV files, the atomic writer): loading user images, atomic saving, IUV files."""
 
 from __future__ import annotations
 
@@ -12,17 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from reroute import imageio
 from reroute.errors import ImageTooSmallError, InputError, NotAnImageError
-from reroute.imageio import (
-    MAX_SIDE,
-    MIN_SIDE,
-    LoadedImage,
-    load_image,
-    read_iuv,
-    save_image_atomic,
-    write_iuv,
-)
+from reroute.io import images as imageio
+from reroute.io.images import MAX_SIDE, MIN_SIDE, LoadedImage, load_image, save_image_atomic
+from reroute.io.iuv import read_iuv, write_iuv
 
 
 def _noise(h: int, w: int, c: int = 3, seed: int = 0) -> np.ndarray:

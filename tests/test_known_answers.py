@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reroute.body import MIRROR_PART, get_template
-from reroute.completion import push_pull
-from reroute.correspondence import Correspondence
-from reroute.render import Camera, rasterize, rasterize_layout
-from reroute.warp import atlas_to_continuous, continuous_to_atlas, uv_layout_mask, uv_to_image
+from reroute.body.raster import Camera, rasterize, rasterize_layout
+from reroute.body.template import MIRROR_PART, get_template
+from reroute.correspondence.maps import Correspondence
+from reroute.uv.atlas import atlas_to_continuous, continuous_to_atlas
+from reroute.uv.texture import uv_layout_mask
+from reroute.uv.warp import uv_to_image
+from texture.classical import push_pull
 
 
 def _grid_correspondence(t: int) -> Correspondence:
@@ -81,7 +83,7 @@ def test_atlas_round_trip_and_tile_layout():
     assert np.median(err) < 1e-3, np.median(err)
     assert (err < 0.02).mean() > 0.6
     # part i lies in tile row (i-1)//6, column (i-1)%6
-    from reroute.warp import _atlas_layout
+    from reroute.uv.atlas import _atlas_layout
 
     lay = _atlas_layout(64)
     part = lay.face_values(t.face_part)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from reroute import metrics as M
+from reroute.metrics import image as M
 
 REPO = Path(__file__).resolve().parents[1]
 DF = REPO.parent / "shared" / "data" / "deepfashion"

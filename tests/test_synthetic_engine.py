@@ -7,14 +7,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reroute.synth_engine import (
+from reroute.synth.engine import (
     BLAZEPOSE33_NAMES,
     COCO17_NAMES,
     SynthConfig,
     SyntheticEngine,
     SyntheticPeopleDataset,
 )
-from reroute.synth_pose import JOINT_LIMITS, POSE_KINDS, clip_pose, mirror_pose, sample_pose
+from reroute.synth.pose import JOINT_LIMITS, POSE_KINDS, clip_pose, mirror_pose, sample_pose
 
 CFG = SynthConfig(size=128, texture_size=256, views_per_identity=2)
 
@@ -30,8 +30,8 @@ def sample(engine):
 
 
 def test_gt_correspondence_agrees_with_re_rendering(engine) -> None:
-    from reroute.body import get_template
-    from reroute.render import rasterize
+    from reroute.body.raster import rasterize
+    from reroute.body.template import get_template
 
     t = get_template()
     for view in range(2):
@@ -66,7 +66,7 @@ def test_ground_truth_maps_are_consistent(sample) -> None:
     assert not (sample.face_mask & ~sample.mask).any()
     assert set(np.unique(c.part[sample.face_mask])) <= {23, 24}
     # the colour code is the canonical position of the pixel's vertex (within a triangle)
-    from reroute.body import get_template
+    from reroute.body.template import get_template
 
     t = get_template()
     ys, xs = np.nonzero(sample.mask)
@@ -136,7 +136,7 @@ def test_config_validation() -> None:
 
 
 def test_writer_reader_round_trip(tmp_path, engine) -> None:
-    from reroute.synth_writer import (
+    from reroute.synth.writer import (
         SampleWriter,
         coco17_to_openpose18,
         read_annotation_csv,
@@ -170,7 +170,7 @@ def test_writer_reader_round_trip(tmp_path, engine) -> None:
 def test_annotation_reader_reads_the_real_deepfashion_file() -> None:
     from pathlib import Path
 
-    from reroute.synth_writer import read_annotation_csv, read_pairs_csv
+    from reroute.synth.writer import read_annotation_csv, read_pairs_csv
 
     root = Path(__file__).resolve().parents[2] / "shared" / "data" / "deepfashion"
     if not (root / "annotation.csv").is_file():

@@ -1,5 +1,5 @@
-"""Temporal consistency over frame intervals (reroute.temporal_metrics) on synthetic
-sequences (reroute.synth_video): known answers, the ground-truth floor, skipped
+"""Temporal consistency over frame intervals (reroute.metrics.temporal) on synthetic
+sequences (reroute.synth.video): known answers, the ground-truth floor, skipped
 intervals, determinism and the CLI."""
 
 from __future__ import annotations
@@ -9,14 +9,14 @@ import json
 import numpy as np
 import pytest
 
-from reroute.correspondence_metrics import _scaled_mesh, exact_geodesic
-from reroute.synth_video import SyntheticVideo, VideoConfig
-from reroute.temporal_metrics import (
+from reroute.metrics.correspondence import _scaled_mesh, exact_geodesic
+from reroute.metrics.temporal import (
     FrameTracks,
     LocalExactGeodesic,
     frame_tracks,
     temporal_consistency,
 )
+from reroute.synth.video import SyntheticVideo, VideoConfig
 
 FRAMES = 4
 

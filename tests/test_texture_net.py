@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from reroute.errors import InputError
-from reroute.training import DistContext, use_sync_batchnorm
-from reroute.vgg import VGGWeightsMissing, load_vgg19_features
+from reroute.training.trainer import DistContext, use_sync_batchnorm
+from reroute.training.vgg import VGGWeightsMissing, load_vgg19_features
 from texture.data import (
     TextureCache,
     TexturePairDataset,
@@ -231,7 +231,7 @@ def test_pair_from_arrays_and_cache_round_trip(tmp_path):
 
 # ----------------------------------------------------------------------------- integration
 def test_committed_checkpoint_completes_keeping_observed():
-    from reroute.warp import UVTexture, uv_layout_mask
+    from reroute.uv.texture import UVTexture, uv_layout_mask
     from texture import DEFAULT_CHECKPOINT, complete_texture
 
     if not DEFAULT_CHECKPOINT.is_file():
@@ -254,7 +254,7 @@ def test_committed_checkpoint_completes_keeping_observed():
 
 def test_pipeline_texture_option_checked_first(tmp_path):
     from reroute.cli import build_parser
-    from reroute.pipeline import PoseTransferPipeline
+    from reroute.pipelines.pose_transfer import PoseTransferPipeline
 
     assert PoseTransferPipeline().texture == "classical"
     with pytest.raises(InputError, match="--texture must be classical or network"):
@@ -267,7 +267,7 @@ def test_pipeline_texture_option_checked_first(tmp_path):
 
 
 def test_multiview_pairs_supervise_by_other_views():
-    from reroute.warp import UVTexture
+    from reroute.uv.texture import UVTexture
     from texture.data import MultiViewTexturePairs
 
     T = 8

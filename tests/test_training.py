@@ -1,4 +1,4 @@
-"""Shared GAN trainer (reroute/training.py) through the texture network's tiny preset.
+"""Shared GAN trainer (reroute/training/trainer.py) through the texture network's tiny preset.
 
 Checkpoint round trips with ``weights_only=True``, exact resumption, resume after
 SIGKILL, EMA, the VGG choice rules, AMP on CPU, and a 2-process torchrun (gloo) run.
@@ -19,14 +19,8 @@ import pytest
 import torch
 
 from reroute.errors import InputError
-from reroute.training import (
-    EMA,
-    GANTrainer,
-    TrainConfig,
-    load_checkpoint,
-    measure_matmul_gflops,
-    save_checkpoint,
-)
+from reroute.training.checkpoint import load_checkpoint, save_checkpoint
+from reroute.training.trainer import EMA, GANTrainer, TrainConfig, measure_matmul_gflops
 from texture.network import load_texture_net
 from texture.train import PRESETS, TextureCompletionTask, ToyTexturePairs, main
 

@@ -1,6 +1,6 @@
 """Training data for texture completion: partial/full UV texture pairs.
 
-Pairs come from the synthetic engine (:mod:`reroute.synth_engine`): an identity's
+Pairs come from the synthetic engine (:mod:`reroute.synth.engine`): an identity's
 full albedo texture is the target and the texels one rendered view sees
 (per-triangle visibility, :attr:`SyntheticSample.texture_visibility`) make the
 partial input. Rendering costs ~0.2 s per view on this CPU, so
@@ -29,12 +29,19 @@ import glob
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from reroute.correspondence.analyse import analyse_person
+from reroute.errors import InputError
+from reroute.io.files import write_atomic, write_text_atomic
+from reroute.synth.engine import SynthConfig, SyntheticEngine
+from reroute.uv.texture import UVTexture, uv_layout_mask
+from reroute.uv.warp import image_to_uv
+from texture.classical import complete_classical
 
 __all__ = [
     "TextureCache",
@@ -96,8 +103,6 @@ def build_texture_cache(path: str | os.PathLike, identities: int, views: int = 4
     """
     from tqdm import tqdm
 
-    from reroute.synth_engine import SynthConfig, SyntheticEngine
-
     cfg = SynthConfig(size=image_size, texture_size=texture_size, views_per_identity=views,
                       cluttered_prob=0.0)  # fmt: skip
     eng = SyntheticEngine(cfg, seed=seed)
@@ -117,13 +122,9 @@ def build_texture_cache(path: str | os.PathLike, identities: int, views: int = 4
 
 
 def _save_cache(c: TextureCache, path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
-    os.close(fd)
-    np.savez_compressed(tmp, textures=c.textures, visibility=np.packbits(c.visibility, axis=-1),
-                        layout=c.layout, meta=np.array([c.seed, c.start]))  # fmt: skip
-    os.replace(tmp, path)
+    write_atomic(path, lambda f: np.savez_compressed(
+        f, textures=c.textures, visibility=np.packbits(c.visibility, axis=-1),
+        layout=c.layout, meta=np.array([c.seed, c.start])))  # fmt: skip
 
 
 def load_texture_cache(path: str | os.PathLike) -> TextureCache:
@@ -197,10 +198,8 @@ class TexturePairDataset(torch.utils.data.Dataset):
 
 
 def classical_prior(item: dict[str, torch.Tensor]) -> torch.Tensor:
-    """The classical fill (:func:`reroute.completion.complete_classical`) of an item's
+    """The classical fill (:func:`texture.classical.complete_classical`) of an item's
     partial texture, (3, T, T) in [-1, 1] (the optional ``prior`` input of the U-Net)."""
-    from reroute.completion import complete_classical
-    from reroute.warp import UVTexture
 
     pix = ((item["partial"] + 1) * 0.5).permute(1, 2, 0).numpy()
     out = complete_classical(UVTexture(pix, item["mask"][0].numpy())).pixels
@@ -211,14 +210,14 @@ class MultiViewTexturePairs(torch.utils.data.Dataset):
     """Real multi-view supervision (as in Dense Pose Transfer's warping stream).
 
     Each person has several lifted partial textures (one per photo of the same
-    person and clothes, e.g. :func:`reroute.warp.image_to_uv` of video frames).
+    person and clothes, e.g. :func:`reroute.uv.warp.image_to_uv` of video frames).
     Item ``(person, view)`` takes that view as the input and, as the target, the
     mean of what the *other* views observe, with ``target_mask`` their union:
     the masked L1 then supervises unseen texels by other views.
 
     Args:
         people: list (one entry per person) of lists of
-            :class:`reroute.warp.UVTexture` (T, T), at least 2 views each.
+            :class:`reroute.uv.texture.UVTexture` (T, T), at least 2 views each.
         layout: (T, T) bool UV-island mask.
         prior: add the classical fill of the input as ``prior`` (see :func:`classical_prior`).
 
@@ -264,7 +263,7 @@ class MultiViewTexturePairs(torch.utils.data.Dataset):
 
 
 class SyntheticTexturePairs(torch.utils.data.Dataset):
-    """Partial/full pairs rendered on access by :class:`reroute.synth_engine.SyntheticEngine`.
+    """Partial/full pairs rendered on access by :class:`reroute.synth.engine.SyntheticEngine`.
 
     Args:
         length: items; ``texture_size``: T; ``image_size``: render side in px;
@@ -274,7 +273,6 @@ class SyntheticTexturePairs(torch.utils.data.Dataset):
 
     def __init__(self, length: int, texture_size: int = 256, image_size: int = 256,
                  views: int = 4, seed: int = 0, prior: bool = False):  # fmt: skip
-        from reroute.synth_engine import SynthConfig
 
         self.length = int(length)
         self.config = SynthConfig(size=image_size, texture_size=texture_size,
@@ -287,7 +285,6 @@ class SyntheticTexturePairs(torch.utils.data.Dataset):
         return self.length
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        from reroute.synth_engine import SyntheticEngine
 
         if self._engine is None:
             self._engine = SyntheticEngine(self.config, self.seed)
@@ -316,7 +313,7 @@ class MultiViewSet:
     Attributes:
         root: the set folder; texture_size: T.
         names: person names; view_names: per person, view names (frames).
-        people: per person, :class:`reroute.warp.UVTexture` (T, T) per view (pixels in
+        people: per person, :class:`reroute.uv.texture.UVTexture` (T, T) per view (pixels in
             [0, 1], stored as uint8, so quantised to 1/255; visibility {0, 1}).
         layout: (T, T) bool UV islands.
         manifest: the parsed ``manifest.json``.
@@ -340,34 +337,17 @@ class MultiViewSet:
                 "manifest_sha256_16": digest}  # fmt: skip
 
 
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix + ".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def _save_view(path: Path, tex, image_size: int) -> None:
     vis = tex.visibility > 0.5
-    px = np.clip(np.rint(tex.pixels * 255.0), 0, 255).astype(np.uint8) * vis[..., None]
+    px = tex.to_uint8() * vis[..., None]
 
-    def write(tmp):
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, texture=px, visibility=np.packbits(vis, axis=-1),
-                                meta=np.array([tex.size, image_size]))  # fmt: skip
-
-    _atomic_write(path, write)
+    write_atomic(path, lambda f: np.savez_compressed(
+        f, texture=px, visibility=np.packbits(vis, axis=-1),
+        meta=np.array([tex.size, image_size])))  # fmt: skip
 
 
 def _load_view(path: Path, texture_size: int | None = None, image_size: int | None = None):
     """A stored view as a UVTexture, or None when missing or made with other sizes."""
-    from reroute.warp import UVTexture
 
     if not path.is_file():
         return None
@@ -399,7 +379,6 @@ def select_frames(source: str | os.PathLike, views: int) -> tuple[str, list[tupl
     Raises:
         InputError: nothing to read, or an unreadable video.
     """
-    from reroute.errors import InputError
 
     src = str(source)
     p = Path(src)
@@ -437,11 +416,7 @@ def select_frames(source: str | os.PathLike, views: int) -> tuple[str, list[tupl
 
 
 def _write_manifest(root: Path, manifest: dict) -> None:
-    def write(tmp):
-        with open(tmp, "w") as f:
-            json.dump(manifest, f, indent=1)
-
-    _atomic_write(root / "manifest.json", write)
+    write_text_atomic(root / "manifest.json", json.dumps(manifest, indent=1))
 
 
 def build_multiview_set(sources: list, out: str | os.PathLike, views: int = 8,
@@ -449,8 +424,8 @@ def build_multiview_set(sources: list, out: str | os.PathLike, views: int = 8,
                         log=print) -> dict:  # fmt: skip
     """Lift partial textures of several views per person and store them as a multi-view set.
 
-    Each view goes through :func:`reroute.pipeline.analyse_person` (BlazePose + anny fit,
-    ~10 s per frame on this CPU) and :func:`reroute.warp.image_to_uv`. Layout of ``out``:
+    Each view goes through :func:`reroute.correspondence.analyse.analyse_person` (BlazePose + anny fit,
+    ~10 s per frame on this CPU) and :func:`reroute.uv.warp.image_to_uv`. Layout of ``out``:
     ``manifest.json`` (written last, atomically) and ``people/<person>/<view>.npz``
     (uint8 texture, bit-packed visibility). Views already stored with the same sizes are
     reused (a rerun after an interruption only fits the missing ones). Frame choice and
@@ -465,10 +440,6 @@ def build_multiview_set(sources: list, out: str | os.PathLike, views: int = 8,
         InputError: no person ended with at least 2 lifted views.
     """
     from tqdm import tqdm
-
-    from reroute.errors import InputError
-    from reroute.pipeline import analyse_person
-    from reroute.warp import image_to_uv
 
     root = Path(out)
     people, failed, skipped, seen = [], [], [], set()
@@ -499,7 +470,7 @@ def build_multiview_set(sources: list, out: str | os.PathLike, views: int = 8,
         raise InputError(f"no person with at least 2 usable views in {list(map(str, sources))}")
     manifest = {"format": MULTIVIEW_FORMAT, "version": MULTIVIEW_VERSION,
                 "texture_size": texture_size, "image_size": image_size,
-                "lifting": "reroute.pipeline.analyse_person + reroute.warp.image_to_uv",
+                "lifting": "reroute.correspondence.analyse.analyse_person + reroute.uv.warp.image_to_uv",
                 "people": people, "failed": failed, "skipped": skipped}  # fmt: skip
     _write_manifest(root, manifest)
     return manifest
@@ -512,8 +483,6 @@ def synthetic_multiview_set(out: str | os.PathLike, identities: int, views: int 
     (identity texture where :attr:`SyntheticSample.texture_visibility`), no lifting.
     For tests and for checking the multi-view path against known textures. Same
     folder layout and manifest as :func:`build_multiview_set`."""
-    from reroute.synth_engine import SynthConfig, SyntheticEngine
-    from reroute.warp import UVTexture
 
     cfg = SynthConfig(size=image_size, texture_size=texture_size, views_per_identity=views,
                       cluttered_prob=0.0)  # fmt: skip
@@ -546,8 +515,6 @@ def load_multiview_set(root: str | os.PathLike) -> MultiViewSet:
     Raises:
         InputError: no manifest, a foreign or newer format, a missing view file.
     """
-    from reroute.errors import InputError
-    from reroute.warp import uv_layout_mask
 
     root = Path(root)
     mpath = root / "manifest.json"
@@ -614,8 +581,6 @@ def multiview_main(argv=None) -> int:
     [--views 8 --texture-size 256 --image-size 256]`` (one ``--frames`` per person: a
     folder, a video or a quoted glob), or ``--synthetic N`` identities from the engine."""
     import argparse
-
-    from reroute.errors import InputError
 
     p = argparse.ArgumentParser(prog="python -m texture.data multiview",
                                 description=multiview_main.__doc__)  # fmt: skip

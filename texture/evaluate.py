@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from reroute.completion import complete_classical
-from reroute.warp import UVTexture
-
-from .network import TextureUNet, complete_network
+from reroute.uv.texture import UVTexture
+from texture.classical import complete_classical
+from texture.network import TextureUNet, complete_network
 
 __all__ = ["unseen_metrics", "evaluate_heldout"]
 

@@ -14,16 +14,15 @@ import argparse
 import json
 import os
 import platform
-import tempfile
 from pathlib import Path
 
 import torch
 
-from reroute.training import load_checkpoint, save_checkpoint
-
-from .data import load_texture_cache
-from .evaluate import evaluate_heldout
-from .network import TextureNetConfig, TextureUNet
+from reroute.io.files import write_text_atomic
+from reroute.training.checkpoint import load_checkpoint, save_checkpoint
+from texture.data import load_texture_cache
+from texture.evaluate import evaluate_heldout
+from texture.network import TextureNetConfig, TextureUNet
 
 __all__ = ["export", "main"]
 
@@ -82,11 +81,7 @@ def export(run: str | os.PathLike, out: str | os.PathLike, heldout: str | None,
                            "first_identity": cache.start,
                            **evaluate_heldout(model, cache, limit)}  # fmt: skip
     path = out.with_suffix(".json")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".json")
-    with os.fdopen(fd, "w") as f:
-        json.dump(card, f, indent=1)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(card, indent=1))
     return card
 
 

@@ -89,7 +89,7 @@ def perceptual_l1(features: nn.Module, pred: torch.Tensor, target: torch.Tensor,
     """Weighted L1 between feature activations (target features detached).
 
     features: a module mapping (B, 3, H, W) in [-1, 1] to a list of activations
-    (:class:`reroute.vgg.VGG19Features`).
+    (:class:`reroute.training.vgg.VGG19Features`).
     """
     fp = features(pred)
     with torch.no_grad():
@@ -106,7 +106,7 @@ class LossWeights:
     """Weights of the named terms (0 disables a term).
 
     perceptual > 0 needs a feature network (ImageNet VGG19 or an explicitly chosen
-    untrained one); see :func:`reroute.vgg.load_vgg19_features`.
+    untrained one); see :func:`reroute.training.vgg.load_vgg19_features`.
     """
 
     l1: float = 10.0
@@ -126,7 +126,7 @@ class TextureLoss(nn.Module):
     def __init__(self, weights: LossWeights, features: nn.Module | None = None):
         super().__init__()
         if weights.perceptual > 0 and features is None:
-            raise ValueError("perceptual weight > 0 needs a feature network (reroute.vgg)")
+            raise ValueError("perceptual weight > 0 needs a feature network (reroute.training.vgg)")
         self.weights = weights
         self.features = features
 

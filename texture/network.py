@@ -24,6 +24,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from reroute.training.checkpoint import load_checkpoint
+from reroute.uv.texture import UVTexture, uv_layout_mask
+from texture.classical import complete_classical
+
 __all__ = [
     "TextureNetConfig",
     "TextureUNet",
@@ -167,7 +171,6 @@ def load_texture_net(path, map_location="cpu") -> TextureUNet:
     Uses the EMA weights when the checkpoint has them. Returns the model in eval mode.
     Raises :class:`reroute.errors.InputError` for a missing or foreign file.
     """
-    from reroute.training import load_checkpoint
 
     ck = load_checkpoint(path, kind="texture_completion", map_location=map_location)
     model = TextureUNet(TextureNetConfig.from_dict(ck["config"]["model"]))
@@ -177,7 +180,7 @@ def load_texture_net(path, map_location="cpu") -> TextureUNet:
 
 
 def texture_to_tensors(texture, layout: np.ndarray | None = None):
-    """A :class:`reroute.warp.UVTexture` as network inputs: partial (1, 3, T, T) in [-1, 1], mask (1, 1, T, T)."""
+    """A :class:`reroute.uv.texture.UVTexture` as network inputs: partial (1, 3, T, T) in [-1, 1], mask (1, 1, T, T)."""
     m = torch.from_numpy((texture.visibility > 0.5).astype(np.float32))[None, None]
     if layout is not None:
         m = m * torch.from_numpy(layout.astype(np.float32))[None, None]
@@ -187,7 +190,7 @@ def texture_to_tensors(texture, layout: np.ndarray | None = None):
 
 @torch.no_grad()
 def complete_network(texture, model: TextureUNet, keep_observed: bool = True):
-    """Complete a partial :class:`reroute.warp.UVTexture` with the network.
+    """Complete a partial :class:`reroute.uv.texture.UVTexture` with the network.
 
     Args:
         texture: partial UVTexture (T, T); T should be the model's ``texture_size``
@@ -198,8 +201,6 @@ def complete_network(texture, model: TextureUNet, keep_observed: bool = True):
         UVTexture (T, T) with pixels in [0, 1] inside the UV islands (0 outside);
         visibility 1 on every island texel.
     """
-    from reroute.completion import complete_classical
-    from reroute.warp import UVTexture, uv_layout_mask
 
     model.eval()
     lay = uv_layout_mask(texture.size)

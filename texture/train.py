@@ -36,11 +36,20 @@ import numpy as np
 import torch
 
 from reroute.errors import InputError
-from reroute.training import GANTrainer, LossTerms, TrainConfig
-
-from .discriminator import DiscriminatorConfig, MultiScaleDiscriminator
-from .losses import LossWeights, TextureLoss, hinge_d_loss
-from .network import TextureNetConfig, TextureUNet
+from reroute.training.checkpoint import load_checkpoint
+from reroute.training.trainer import GANTrainer, LossTerms, TrainConfig
+from reroute.training.vgg import load_vgg19_features
+from texture.data import (
+    MixedTexturePairs,
+    MultiViewTexturePairs,
+    SyntheticTexturePairs,
+    TexturePairDataset,
+    load_multiview_set,
+    load_texture_cache,
+)
+from texture.discriminator import DiscriminatorConfig, MultiScaleDiscriminator
+from texture.losses import LossWeights, TextureLoss, hinge_d_loss
+from texture.network import TextureNetConfig, TextureUNet
 
 __all__ = ["TextureTaskConfig", "TextureCompletionTask", "PRESETS", "ToyTexturePairs", "main"]
 
@@ -66,7 +75,7 @@ class TextureTaskConfig:
 
 
 class TextureCompletionTask:
-    """The texture network as a :class:`reroute.training.GANTask`."""
+    """The texture network as a :class:`reroute.training.trainer.GANTask`."""
 
     kind = "texture_completion"
 
@@ -76,8 +85,6 @@ class TextureCompletionTask:
             raise InputError("perceptual weight > 0 needs feature_net vgg19 or untrained-vgg19")
         features = None
         if c.loss.perceptual > 0:
-            from reroute.vgg import load_vgg19_features
-
             features = load_vgg19_features(c.feature_net, c.vgg_weights)
         self.loss = TextureLoss(c.loss, features)
         #: plain-value description of the training data (set by :func:`main`), or None
@@ -99,8 +106,6 @@ class TextureCompletionTask:
     def build_generator(self):
         G = TextureUNet(self.config.model)
         if self.config.init:  # fine-tuning: start from a trained generator (EMA if present)
-            from reroute.training import load_checkpoint
-
             ck = load_checkpoint(self.config.init, kind=self.kind)
             G.load_state_dict(ck.get("ema") or ck["generator"])
         return G
@@ -214,8 +219,6 @@ def build_dataset(cfg: TextureTaskConfig, length: int | None = None, seed: int =
     """
     T = cfg.model.texture_size
     if cfg.data.startswith(MULTIVIEW_PREFIX):
-        from .data import MixedTexturePairs, MultiViewTexturePairs, load_multiview_set
-
         mv = load_multiview_set(cfg.data[len(MULTIVIEW_PREFIX) :])
         if mv.texture_size != T:
             raise InputError(f"multi-view set {mv.root} holds {mv.texture_size}px textures, "
@@ -235,11 +238,8 @@ def build_dataset(cfg: TextureTaskConfig, length: int | None = None, seed: int =
     if cfg.data == "toy":
         return ToyTexturePairs(length or 64, T, seed)
     if cfg.data == "synth":
-        from .data import SyntheticTexturePairs
-
         return SyntheticTexturePairs(length or 100_000, texture_size=T, seed=seed,
                                      prior=cfg.model.prior == "classical")  # fmt: skip
-    from .data import TexturePairDataset, load_texture_cache
 
     cache = load_texture_cache(cfg.data)
     if cache.size != T:
@@ -289,10 +289,6 @@ def configs_from_args(a: argparse.Namespace) -> tuple[TextureTaskConfig, TrainCo
                                 ("texture_size", a.texture_size)) if v}  # fmt: skip
     model = replace(task.model, **over_m)
     if a.init:
-        from reroute.training import load_checkpoint
-
-        from .network import TextureNetConfig
-
         model = TextureNetConfig.from_dict(
             load_checkpoint(a.init, kind="texture_completion")["config"]["model"]
         )

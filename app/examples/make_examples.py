@@ -17,8 +17,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
-from reroute.imageio import save_image_atomic  # noqa: E402
-from reroute.synthetic import EXAMPLE_POSES, render_synthetic_person  # noqa: E402
+from reroute.io.images import save_image_atomic  # noqa: E402
+from reroute.synth.engine import render_synthetic_person  # noqa: E402
+from reroute.synth.pose import EXAMPLE_POSES  # noqa: E402
 
 #: file stem -> (pose name, yaw in degrees, colour seed)
 EXAMPLES = {
@@ -33,7 +34,7 @@ def main(size: int = 256, check: bool = True) -> list[Path]:
     for stem, (pose, yaw, seed) in EXAMPLES.items():
         r = render_synthetic_person(EXAMPLE_POSES[pose], size=size, yaw_deg=yaw, seed=seed)
         if check:
-            from reroute.frontend import detect_person
+            from reroute.body.detect import detect_person
 
             detect_person(r.image, name=stem)  # raises if BlazePose does not find the person
         path = HERE / f"{stem}.png"

@@ -1,0 +1,33 @@
+"""Inference pipelines: what a user runs.
+
+* :mod:`reroute.pipelines.pose_transfer`: the source person in the target's
+  pose (:class:`~reroute.pipelines.pose_transfer.PoseTransferPipeline`);
+* :mod:`reroute.pipelines.tryon`: the wearer in the donor's clothes
+  (:class:`~reroute.pipelines.tryon.TryOnPipeline`);
+* :mod:`reroute.pipelines.novel_view`: a camera turning around the person
+  (:func:`~reroute.pipelines.novel_view.render_novel_views`);
+* :mod:`reroute.pipelines.compose`: background inpainting and compositing;
+* :mod:`reroute.pipelines.registry`: every method name, once.
+
+Only this package and :mod:`reroute.evaluation` import the trained packages
+(:mod:`texture`, :mod:`renderer`).
+"""
+
+from reroute.pipelines.novel_view import NovelViewConfig, NovelViewVideo, render_novel_views
+from reroute.pipelines.pose_transfer import PoseTransferPipeline, TransferResult
+from reroute.pipelines.registry import METHODS, TEXTURE_COMPLETIONS, TRYON_REGIONS
+from reroute.pipelines.tryon import TryOnPipeline, TryOnResult, try_on
+
+__all__ = [
+    "PoseTransferPipeline",
+    "TransferResult",
+    "TryOnPipeline",
+    "TryOnResult",
+    "try_on",
+    "NovelViewConfig",
+    "NovelViewVideo",
+    "render_novel_views",
+    "METHODS",
+    "TEXTURE_COMPLETIONS",
+    "TRYON_REGIONS",
+]

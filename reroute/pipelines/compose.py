@@ -1,0 +1,84 @@
+"""Compositing: putting a re-rendered person back into a photo.
+
+Every workflow ends the same way: a texture warped to some correspondences
+(:func:`reroute.uv.warp.uv_to_image`, float RGB in [0, 1]) is blended over a
+background with a soft alpha. Pose transfer blends over the source photo's
+background with its person inpainted away (:func:`inpaint_background`);
+try-on and re-texturing blend over the person's own photo
+(:func:`texture_over_photo`). The float->uint8 conversion is
+:func:`reroute.io.images.to_uint8`.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from reroute.correspondence.maps import Correspondence
+from reroute.io.images import to_uint8
+from reroute.uv.texture import UVTexture
+from reroute.uv.warp import uv_to_image
+
+__all__ = [
+    "inpaint_background",
+    "soft_mask",
+    "alpha_blend",
+    "texture_over_photo",
+]
+
+
+def inpaint_background(image: np.ndarray, person: np.ndarray) -> np.ndarray:
+    """The photo with its person inpainted away (OpenCV Telea).
+
+    Args:
+        image: (h, w, 3) uint8 RGB.
+        person: (h, w) bool person mask; it is dilated by ~14 px first so that
+            the person's outline does not leak into the background.
+    Returns:
+        (h, w, 3) uint8 RGB.
+    """
+    hole = cv2.dilate(person.astype(np.uint8), np.ones((7, 7), np.uint8), iterations=2)
+    return cv2.inpaint(image, hole, 5, cv2.INPAINT_TELEA)
+
+
+def soft_mask(mask: np.ndarray) -> np.ndarray:
+    """(h, w) bool person mask -> (h, w) float32 alpha in [0, 1] (3x3 Gaussian edge)."""
+    return cv2.GaussianBlur(mask.astype(np.float32), (3, 3), 0)
+
+
+def alpha_blend(foreground: np.ndarray, alpha: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """``alpha * foreground + (1 - alpha) * background``.
+
+    Args:
+        foreground, background: (h, w, 3) float RGB in [0, 1].
+        alpha: (h, w) float in [0, 1].
+    Returns:
+        (h, w, 3) float RGB in [0, 1].
+    """
+    a = alpha[..., None]
+    return a * foreground + (1 - a) * background
+
+
+def texture_over_photo(texture: UVTexture | np.ndarray, corr: Correspondence, photo: np.ndarray,
+                       alpha: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    """Render ``texture`` at ``corr`` and blend it over ``photo`` at the photo's resolution.
+
+    Args:
+        texture: a :class:`~reroute.uv.texture.UVTexture` or (T, T, 3) float
+            RGB in [0, 1] in the continuous UV layout.
+        corr: the person's correspondences at the working size (h, w).
+        photo: (H, W, 3) uint8 RGB, the full-resolution photo the person is in.
+        alpha: (h, w) float in [0, 1], where to draw the texture (default: the
+            person mask with a soft edge, :func:`soft_mask`).
+    Returns:
+        (H, W, 3) uint8 RGB. The warped texture and alpha are resized
+        bilinearly to (H, W) when the working size differs.
+    """
+    warped = uv_to_image(texture, corr)
+    if alpha is None:
+        alpha = soft_mask(corr.mask)
+    H, W = photo.shape[:2]
+    if (H, W) != corr.shape:
+        warped = cv2.resize(warped, (W, H), interpolation=cv2.INTER_LINEAR)
+        alpha = cv2.resize(alpha, (W, H), interpolation=cv2.INTER_LINEAR)
+    return to_uint8(alpha_blend(warped, alpha, photo / 255.0))

@@ -1,0 +1,153 @@
+"""Inference pipelines: photo analysis and pose transfer (BodyMap-style re-rendering).
+
+Pose transfer (Ianina et al., CVPR 2022, sec. 5; the neural re-renderer is
+not trained yet, so the warped texture is the output):
+
+1. check and load both photos, resize them to the working size;
+2. find the one person in each (BlazePose landmarks + mask) and fit anny;
+3. render each fitted body's correspondences, extended to the person mask;
+4. lift the source photo into the continuous UV texture (partial + visibility);
+5. complete the texture (classical: mirror fill + push-pull; or the texture
+   completion network of :mod:`texture`);
+6. warp the texture to the target's correspondences (``grid_sample``);
+7. composite over the source's background with the person inpainted away,
+   and resize to the target photo's resolution.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from reroute.body.fit import FitConfig
+from reroute.correspondence.analyse import PersonAnalysis, analyse_person
+from reroute.errors import InputError
+from reroute.io.images import load_image, to_uint8
+from reroute.pipelines.compose import alpha_blend, inpaint_background, soft_mask
+from reroute.uv.texture import UVTexture
+from reroute.uv.warp import image_to_uv, uv_to_image
+from texture import TEXTURE_METHODS, complete_texture, load_default_network
+
+__all__ = [
+    "TransferResult",
+    "PoseTransferPipeline",
+]
+
+
+@dataclass
+class TransferResult:
+    """Output of :class:`PoseTransferPipeline`.
+
+    Attributes:
+        image: (H_t, W_t, 3) uint8 RGB at the target photo's resolution: the
+            source person in the target person's pose.
+        source, target: the two :class:`PersonAnalysis`.
+        partial_texture: the source lifted into UV (T, T) with its visibility.
+        texture: the completed texture (T, T).
+        warped: (h, w, 3) uint8, the completed texture warped to the target's
+            correspondences, at the working size (white background).
+        timings: seconds per stage: pose, fit, render (both photos summed),
+            warp (lift + warp back + composite), completion, total.
+        notices: messages for the user.
+    """
+
+    image: np.ndarray
+    source: PersonAnalysis
+    target: PersonAnalysis
+    partial_texture: UVTexture
+    texture: UVTexture
+    warped: np.ndarray
+    timings: dict[str, float]
+    notices: list[str]
+
+
+class PoseTransferPipeline:
+    """Pose transfer: the source photo's person re-rendered in the target photo's pose.
+
+    Args:
+        size: working size (longer side) for both photos, pixels (>= 64).
+        texture_size: side T of the continuous UV texture.
+        fit_config: schedule of the body fit.
+        texture: texture completion, "classical" (mirror fill + push-pull) or
+            "network" (the texture completion U-Net, :mod:`texture`).
+        texture_checkpoint: network checkpoint (default: the committed one).
+
+    Call it with two photos (paths, bytes, PIL images or uint8 arrays); see
+    :meth:`__call__`.
+    """
+
+    def __init__(self, size: int = 256, texture_size: int = 256,
+                 fit_config: FitConfig | None = None, texture: str = "classical",
+                 texture_checkpoint: str | None = None):  # fmt: skip
+        if size < 64:
+            raise InputError(f"--size must be at least 64 px, got {size}")
+        if texture not in TEXTURE_METHODS:
+            raise InputError(f"--texture must be {' or '.join(TEXTURE_METHODS)}, got {texture!r}")
+        self.texture = texture
+        self.texture_checkpoint = texture_checkpoint
+        if texture == "network":  # a missing checkpoint fails here, before any fit
+            load_default_network(str(texture_checkpoint) if texture_checkpoint else None)
+        self.size = size
+        self.texture_size = texture_size
+        self.fit_config = fit_config
+
+    def __call__(self, source, target, progress=None) -> TransferResult:
+        """Run pose transfer.
+
+        Args:
+            source: photo of the person to re-render (appearance).
+            target: photo of the person whose pose to take.
+            progress: optional ``progress(fraction, stage)`` callable, called
+                with fraction in [0, 1] and a stage name before each stage.
+        Returns:
+            :class:`TransferResult`; ``image`` has the target photo's resolution.
+        Raises:
+            InputError: bad image, no person, several persons or failed fit in either photo.
+        """
+
+        def report(fraction: float, stage: str) -> None:
+            if progress is not None:
+                progress(fraction, stage)
+
+        t0 = time.perf_counter()
+        # 1. inputs first: both photos are checked before any model runs
+        src_img = load_image(source, name="source photo")
+        tgt_img = load_image(target, name="target photo")
+        # 2-3. person, fit, correspondences
+        report(0.0, "pose, fit and render: source photo")
+        src = analyse_person(src_img, size=self.size, name="source photo",
+                             fit_config=self.fit_config)  # fmt: skip
+        report(0.45, "pose, fit and render: target photo")
+        tgt = analyse_person(tgt_img, size=self.size, name="target photo",
+                             fit_config=self.fit_config)  # fmt: skip
+        report(0.9, "warp and complete the texture")
+        timings = {k: src.timings[k] + tgt.timings[k] for k in ("pose", "fit", "render")}
+        # 4. lift the source into UV
+        t = time.perf_counter()
+        partial = image_to_uv(src.image, src.correspondence, self.texture_size)
+        timings["warp"] = time.perf_counter() - t
+        # 5. complete the texture
+        t = time.perf_counter()
+        texture = complete_texture(partial, self.texture, self.texture_checkpoint)
+        timings["completion"] = time.perf_counter() - t
+        # 6. warp to the target's correspondences
+        t = time.perf_counter()
+        corr = tgt.correspondence
+        warped = uv_to_image(texture, corr)
+        # 7. composite over the source background, resize to the target photo
+        h, w = corr.shape
+        bg = inpaint_background(src.image, src.correspondence.mask)
+        bg = cv2.resize(bg, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32) / 255.0
+        out8 = to_uint8(alpha_blend(warped, soft_mask(corr.mask), bg))
+        H, W = tgt.original_size
+        if (H, W) != (h, w):
+            out8 = cv2.resize(out8, (W, H), interpolation=cv2.INTER_CUBIC)
+        warped8 = to_uint8(warped + (1 - corr.mask[..., None]))
+        timings["warp"] += time.perf_counter() - t
+        timings["total"] = time.perf_counter() - t0
+        report(1.0, "done")
+        return TransferResult(out8, src, tgt, partial, texture, warped8,
+                              timings, src.notices + tgt.notices)  # fmt: skip

@@ -1,0 +1,135 @@
+"""Every method name reroute offers, spelled once.
+
+The CLI, the batch evaluation and the app all take their choices from here:
+
+* :data:`TEXTURE_COMPLETIONS`: how a partial UV texture is completed
+  (``classical`` mirror fill + push-pull, ``network`` the texture completion
+  U-Net of :mod:`texture`);
+* :data:`METHODS`: pose-transfer methods for ``evaluate --method`` and the
+  app (``identity`` baseline, ``warp`` the classical pipeline, ``bodymap`` and
+  ``dpt`` the trained pipelines), each a :class:`MethodInfo`; a trained
+  method plugs in with :func:`register_method` once its checkpoint exists;
+* :data:`APP_METHODS`: the app's labels for the methods it offers;
+* :data:`TRYON_REGIONS`: what try-on can swap (keys of
+  :data:`reroute.pipelines.tryon.REGIONS`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from reroute.metrics.image import sha256_file
+from reroute.pipelines.pose_transfer import PoseTransferPipeline
+from reroute.pipelines.tryon import REGIONS
+from texture import TEXTURE_METHODS
+
+__all__ = [
+    "TEXTURE_COMPLETIONS",
+    "MethodInfo",
+    "METHODS",
+    "register_method",
+    "APP_METHODS",
+    "TRYON_REGIONS",
+]
+
+#: texture completion name -> one-line description (owned by :mod:`texture`)
+TEXTURE_COMPLETIONS: dict[str, str] = TEXTURE_METHODS
+
+#: try-on region names, in the order the app lists them
+TRYON_REGIONS: tuple[str, ...] = tuple(REGIONS)
+
+
+@dataclass
+class MethodInfo:
+    """A registered pose-transfer method.
+
+    Attributes:
+        name: CLI name.
+        description: one line for ``metrics.json`` and ``--help``.
+        factory: ``factory(config, size) -> callable(source, target, target_keypoints) -> image``
+            (``config`` has ``texture_size``, e.g. an ``EvalConfig``; ``size`` is (H, W))
+            where images are ``(H, W, 3)`` uint8 RGB at the evaluation size and
+            ``target_keypoints`` is ``(18, 2)`` (y, x) or None; the callable may
+            have a ``checkpoints`` dict (path -> sha256). None when unavailable.
+        unavailable: why the method cannot run yet (None when it can).
+    """
+
+    name: str
+    description: str
+    factory: Callable | None = None
+    unavailable: str | None = None
+
+
+METHODS: dict[str, MethodInfo] = {}
+
+
+def register_method(name: str, description: str, factory: Callable | None = None,
+                    unavailable: str | None = None) -> None:  # fmt: skip
+    """Add or replace a method in :data:`METHODS` (trained networks plug in here).
+
+    Raises:
+        ValueError: neither a factory nor a reason why the method is unavailable.
+    """
+    if factory is None and unavailable is None:
+        raise ValueError("a method needs a factory or a reason why it is unavailable")
+    METHODS[name] = MethodInfo(name, description, factory, unavailable)
+
+
+class _Identity:
+    """Returns the source photo unchanged: the baseline every method must beat."""
+
+    checkpoints: dict[str, str] = {}
+
+    def __call__(self, source, target, target_keypoints=None):
+        return source
+
+
+class _Warp:
+    """reroute's classical pose transfer (fit both photos, warp the completed UV texture)."""
+
+    def __init__(self, config, size: tuple[int, int]):
+
+        self.pipe = PoseTransferPipeline(size=max(size), texture_size=config.texture_size)
+        self.checkpoints = {}
+        try:
+            import mediapipe
+
+            d = Path(mediapipe.__file__).parent / "modules"
+            for rel in ("pose_detection/pose_detection.tflite",
+                        "pose_landmark/pose_landmark_full.tflite"):  # fmt: skip
+                if (d / rel).is_file():
+                    self.checkpoints[f"mediapipe/modules/{rel}"] = sha256_file(d / rel)
+        except ImportError:
+            pass
+
+    def __call__(self, source, target, target_keypoints=None):
+        return self.pipe(source, target).image
+
+
+register_method("identity", "the source photo unchanged (baseline)", lambda cfg, size: _Identity())
+register_method(
+    "warp",
+    "reroute classical pose transfer: mediapipe + anny fit of both photos, UV texture lift, "
+    "mirror + push-pull completion, warp to the target's correspondences, composite over the "
+    "inpainted source background (PoseTransferPipeline); reads the target photo only for its pose "
+    "and person mask",
+    lambda cfg, size: _Warp(cfg, size),
+)
+register_method(
+    "bodymap",
+    "BodyMap re-rendering (Ianina et al. CVPR 2022): texture-completion U-Net + neural re-renderer",
+    unavailable="the BodyMap texture-completion network and neural re-renderer are not trained "
+    "yet (no checkpoint in checkpoints/)",
+)
+register_method(
+    "dpt",
+    "Dense Pose Transfer (Neverova et al. ECCV 2018): predictive + warping streams + blending",
+    unavailable="the Dense Pose Transfer networks are not implemented and trained yet "
+    "(no checkpoint in checkpoints/)",
+)
+
+
+#: the app's method labels -> names in :data:`METHODS`
+APP_METHODS: dict[str, str] = {"BodyMap re-rendering": "warp", "Dense Pose Transfer": "dpt"}

@@ -1,0 +1,316 @@
+"""Virtual try-on / appearance swap by mixing UV regions of two body textures.
+
+BodyMap (Ianina et al., CVPR 2022, sec. 5 and supp. fig. 5) swaps garments by
+combining the completed UV textures of two people: the garment donor's texels
+inside a region of the body template (the upper body for a top, the legs for a
+bottom, ...) and the wearer's everywhere else, then rendering the mixed texture
+at the wearer's correspondences. Regions are unions of DensePose parts of the
+template (see :data:`REGIONS`); the head (face and hair) and the hands are in
+no region, so the wearer always keeps them.
+
+In the image, only the wearer's pixels whose correspondence falls in the
+region are replaced (with a feathered edge); every other pixel is the wearer's
+photo unchanged, at its full resolution.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from reroute.body.fit import FitConfig
+from reroute.body.raster import rasterize_layout
+from reroute.body.template import PART_NAMES, get_template
+from reroute.correspondence.analyse import PersonAnalysis, analyse_person
+from reroute.correspondence.maps import Correspondence
+from reroute.errors import InputError
+from reroute.io.images import load_image
+from reroute.pipelines.compose import texture_over_photo
+from reroute.uv.texture import UVTexture
+from reroute.uv.warp import image_to_uv
+from texture.classical import complete_classical
+
+__all__ = [
+    "REGIONS",
+    "KEPT_PARTS",
+    "texel_parts",
+    "region_texture_mask",
+    "region_image_mask",
+    "mix_textures",
+    "TryOnResult",
+    "try_on",
+    "TryOnPipeline",
+]
+
+_TOP = (1, 2, 15, 16, 17, 18, 19, 20, 21, 22)  # torso, upper and lower arms
+_BOTTOM = (7, 8, 9, 10, 11, 12, 13, 14)  # upper and lower legs
+_SHOES = (5, 6)  # feet
+
+#: What can be swapped -> the DensePose parts (1..24) it covers.
+REGIONS: dict[str, tuple[int, ...]] = {
+    "top": _TOP,
+    "bottom": _BOTTOM,
+    "shoes": _SHOES,
+    "full outfit": _TOP + _BOTTOM + _SHOES,
+}
+
+#: Parts the wearer always keeps: right hand, left hand, head right, head left.
+KEPT_PARTS: tuple[int, ...] = (3, 4, 23, 24)
+
+assert not set(KEPT_PARTS) & set(REGIONS["full outfit"])
+
+
+def _check_region(region: str) -> tuple[int, ...]:
+    if region not in REGIONS:
+        raise InputError(f"unknown region {region!r}; choose one of {', '.join(REGIONS)}")
+    return REGIONS[region]
+
+
+@functools.lru_cache(maxsize=4)
+def texel_parts(size: int) -> np.ndarray:
+    """(T, T) uint8 DensePose part (1..24) of each continuous-UV texel; 0 outside the islands."""
+    t = get_template()
+    return rasterize_layout(t.face_uv, size).face_values(t.face_part.astype(np.uint8))
+
+
+def _feather(mask: np.ndarray, inside: np.ndarray, sigma: float) -> np.ndarray:
+    """Blur a {0, 1} mask with a normalised Gaussian restricted to ``inside``."""
+    if sigma <= 0:
+        return mask.astype(np.float32)
+    m = mask.astype(np.float32) * inside
+    k = int(2 * round(3 * sigma) + 1)
+    num = cv2.GaussianBlur(m, (k, k), sigma)
+    den = cv2.GaussianBlur(inside.astype(np.float32), (k, k), sigma)
+    out = np.where(den > 1e-6, num / np.maximum(den, 1e-6), 0.0)
+    return (out * inside).astype(np.float32)
+
+
+def region_texture_mask(region: str, size: int, feather: float = 1.0) -> np.ndarray:
+    """Where the donor's texture is used, in the continuous UV layout.
+
+    Args:
+        region: a key of :data:`REGIONS`.
+        size: texture side T.
+        feather: Gaussian sigma (texels) of the soft edge, blurred within the
+            UV islands only; 0 gives a hard mask.
+    Returns:
+        (T, T) float32 in [0, 1]: 1 on the region's texels, 0 on every other
+        texel (in particular on the head and hands, :data:`KEPT_PARTS`).
+    Raises:
+        InputError: unknown region.
+    """
+    parts = _check_region(region)
+    tp = texel_parts(size)
+    hard = np.isin(tp, parts)
+    soft = _feather(hard, tp > 0, feather)
+    soft[np.isin(tp, KEPT_PARTS)] = 0.0  # the wearer's face, hair and hands stay exact
+    return soft
+
+
+def region_image_mask(corr: Correspondence, region: str, feather: float = 1.0) -> np.ndarray:
+    """Where a photo's pixels get the donor's appearance.
+
+    Args:
+        corr: the wearer's :class:`~reroute.correspondence.maps.Correspondence` (H, W).
+        region: a key of :data:`REGIONS`.
+        feather: Gaussian sigma (pixels) of the soft edge.
+    Returns:
+        (H, W) float32 in [0, 1]: 1 on foreground pixels whose part is in the
+        region, 0 on the background and on head and hand pixels.
+    """
+    parts = _check_region(region)
+    hard = corr.mask & np.isin(corr.part, parts)
+    soft = _feather(hard, np.ones_like(hard), feather)
+    soft[corr.mask & np.isin(corr.part, KEPT_PARTS)] = 0.0
+    return soft
+
+
+def mix_textures(wearer: UVTexture, donor: UVTexture, region: str,
+                 feather: float = 1.0) -> UVTexture:  # fmt: skip
+    """The wearer's texture with the donor's texels inside ``region``.
+
+    Args:
+        wearer, donor: completed (or partial) :class:`~reroute.uv.texture.UVTexture`
+            of the same size T; pixels (T, T, 3) float32 in [0, 1].
+        region: a key of :data:`REGIONS`.
+        feather: soft edge (texels), see :func:`region_texture_mask`.
+    Returns:
+        :class:`UVTexture` ``m * donor + (1 - m) * wearer`` for the region mask
+        ``m``, visibility mixed the same way.
+    Raises:
+        InputError: unknown region. ValueError: textures of different sizes.
+    """
+    if wearer.size != donor.size:
+        raise ValueError(f"textures differ in size: wearer {wearer.size}, donor {donor.size}")
+    m = region_texture_mask(region, wearer.size, feather)
+    pix = m[..., None] * donor.pixels + (1.0 - m[..., None]) * wearer.pixels
+    vis = m * donor.visibility + (1.0 - m) * wearer.visibility
+    return UVTexture(pix.astype(np.float32), vis.astype(np.float32))
+
+
+@dataclass
+class TryOnResult:
+    """Output of :func:`try_on` / :class:`TryOnPipeline`.
+
+    Attributes:
+        image: (H, W, 3) uint8 RGB at the wearer photo's resolution: the
+            wearer in the donor's garments (region), in the wearer's pose.
+        region: what was swapped (a key of :data:`REGIONS`).
+        donor, wearer: the two :class:`~reroute.correspondence.analyse.PersonAnalysis`.
+        donor_texture, wearer_texture: completed UV textures (T, T).
+        texture: the mixed texture (T, T).
+        mask: (h, w) float32 in [0, 1], where the wearer's pixels were replaced
+            (working size).
+        poses: extra results: the same mixed appearance in further photos'
+            poses, each (H_i, W_i, 3) uint8 (empty unless asked for).
+        timings: seconds per stage (pose, fit, render, lift, completion, composite, total).
+        notices: messages for the user.
+    """
+
+    image: np.ndarray
+    region: str
+    donor: PersonAnalysis
+    wearer: PersonAnalysis
+    donor_texture: UVTexture
+    wearer_texture: UVTexture
+    texture: UVTexture
+    mask: np.ndarray
+    poses: list[np.ndarray] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    notices: list[str] = field(default_factory=list)
+
+
+def _composite(texture: UVTexture, person: PersonAnalysis, photo: np.ndarray, region: str,
+               feather: float) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Render ``texture`` on ``person`` inside ``region`` over ``photo`` (full resolution)."""
+    alpha = region_image_mask(person.correspondence, region, feather)
+    return texture_over_photo(texture, person.correspondence, photo, alpha), alpha
+
+
+def try_on(donor: PersonAnalysis, wearer: PersonAnalysis, region: str, *,
+           wearer_photo: np.ndarray | None = None, texture_size: int = 256,
+           complete: Callable[[UVTexture], UVTexture] = complete_classical,
+           feather: float = 1.0) -> TryOnResult:  # fmt: skip
+    """Swap ``region`` of the wearer's appearance for the donor's.
+
+    Args:
+        donor: analysis of the garment donor's photo.
+        wearer: analysis of the wearer's photo.
+        region: ``"top"``, ``"bottom"``, ``"shoes"`` or ``"full outfit"``.
+        wearer_photo: the wearer's photo (H, W, 3) uint8 at full resolution;
+            defaults to ``wearer.image`` (working size).
+        texture_size: side T of the UV textures.
+        complete: texture completion (classical by default).
+        feather: soft-edge sigma in texels and pixels.
+    Returns:
+        :class:`TryOnResult`.
+    Raises:
+        InputError: unknown region.
+    """
+    _check_region(region)
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    d_part = image_to_uv(donor.image, donor.correspondence, texture_size)
+    w_part = image_to_uv(wearer.image, wearer.correspondence, texture_size)
+    timings["lift"] = time.perf_counter() - t
+    t = time.perf_counter()
+    d_tex, w_tex = complete(d_part), complete(w_part)
+    timings["completion"] = time.perf_counter() - t
+    t = time.perf_counter()
+    mixed = mix_textures(w_tex, d_tex, region, feather)
+    photo = wearer.image if wearer_photo is None else wearer_photo
+    image, mask = _composite(mixed, wearer, photo, region, feather)
+    timings["composite"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - t0
+    return TryOnResult(image, region, donor, wearer, d_tex, w_tex, mixed, mask,
+                       timings=timings, notices=donor.notices + wearer.notices)  # fmt: skip
+
+
+class TryOnPipeline:
+    """Try-on from two photos: the wearer in the donor's top, bottom, shoes or full outfit.
+
+    Args:
+        size: working size (longer side, pixels, >= 64) for the analyses.
+        texture_size: side T of the UV textures.
+        fit_config: schedule of the body fits.
+        complete: texture completion ``complete(partial UVTexture) -> UVTexture``
+            (default :func:`~texture.classical.complete_classical`; the app passes
+            :func:`texture.complete_texture` with the network).
+    """
+
+    def __init__(self, size: int = 256, texture_size: int = 256,
+                 fit_config: FitConfig | None = None,
+                 complete: Callable[[UVTexture], UVTexture] | None = None):  # fmt: skip
+        if size < 64:
+            raise InputError(f"size must be at least 64 px, got {size}")
+        self.size = size
+        self.texture_size = texture_size
+        self.fit_config = fit_config
+        self.complete = complete or complete_classical
+
+    def __call__(self, donor, wearer, region: str = "top", *, extra_poses=(),
+                 analyse: Callable[..., PersonAnalysis] | None = None,
+                 progress: Callable[[float, str], None] | None = None) -> TryOnResult:  # fmt: skip
+        """Run try-on.
+
+        Args:
+            donor: photo of the garment donor (path, bytes, PIL image or uint8 array).
+            wearer: photo of the person who puts the garments on.
+            region: a key of :data:`REGIONS`.
+            extra_poses: further photos (of anyone); the mixed appearance is
+                also rendered in each of their poses (BodyMap supp. fig. 5).
+            analyse: ``analyse(loaded_image, name=...) -> PersonAnalysis``;
+                defaults to :func:`~reroute.correspondence.analyse.analyse_person` at ``size``
+                (the app passes a cached one).
+            progress: ``progress(fraction, stage)`` callback.
+        Returns:
+            :class:`TryOnResult` (``image`` at the wearer photo's resolution).
+        Raises:
+            InputError: unknown region, bad image, no person, several persons, failed fit.
+        """
+        _check_region(region)
+
+        def step(f: float, s: str) -> None:
+            if progress is not None:
+                progress(f, s)
+
+        if analyse is None:
+
+            def analyse(img, name):
+                return analyse_person(img, size=self.size, name=name, fit_config=self.fit_config)
+
+        t0 = time.perf_counter()
+        step(0.0, "checking the photos")
+        d_img = load_image(donor, name="garment donor photo")
+        w_img = load_image(wearer, name="wearer photo")
+        extra = [load_image(p, name=f"pose photo {i + 1}") for i, p in enumerate(extra_poses)]
+        n_fit = 2 + len(extra)
+        step(0.05, "pose and fit: garment donor photo")
+        d = analyse(d_img, name="garment donor photo")
+        step(0.05 + 0.8 / n_fit, "pose and fit: wearer photo")
+        w = analyse(w_img, name="wearer photo")
+        step(0.05 + 1.6 / n_fit, "completing and mixing the textures")
+        res = try_on(d, w, region, wearer_photo=w_img.pixels, texture_size=self.texture_size,
+                     complete=self.complete)  # fmt: skip
+        for i, e in enumerate(extra):
+            step(0.05 + 0.8 * (2 + i) / n_fit, f"pose and fit: pose photo {i + 1}")
+            a = analyse(e, name=f"pose photo {i + 1}")
+            img, _ = _composite(res.texture, a, e.pixels, region, 1.0)
+            res.poses.append(img)
+            res.notices.extend(a.notices)
+        for k in ("pose", "fit", "render"):
+            res.timings[k] = d.timings.get(k, 0.0) + w.timings.get(k, 0.0)
+        res.timings["total"] = time.perf_counter() - t0
+        step(1.0, "done")
+        return res
+
+
+def region_description(region: str) -> str:
+    """The DensePose part names of a region, for help texts."""
+    return ", ".join(PART_NAMES[p] for p in _check_region(region))
