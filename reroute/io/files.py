@@ -25,6 +25,7 @@ __all__ = [
     "write_text_atomic",
     "describe_os_error",
     "megabytes",
+    "read_input_file",
 ]
 
 
@@ -91,3 +92,32 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
     """Write UTF-8 ``text`` to ``path`` atomically (see :func:`atomic_path`)."""
     write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def read_input_file(path: str | os.PathLike[str], what: str, max_bytes: int) -> bytes:
+    """Read a user-given file whole, refusing what cannot be one.
+
+    Args:
+        path: the file.
+        what: how to call it in messages, ``"image"`` or ``"IUV file"`` (a noun
+            starting with a vowel sound: messages say "not an {what} file").
+        max_bytes: larger files are refused before reading.
+    Returns:
+        the file's bytes (possibly empty: the caller says what an empty file means).
+    Raises:
+        InputError: ``"{what} not found: PATH"``, a directory, over ``max_bytes``
+            (``"PATH is 60.0 MB; {what}s over 50.0 MB are refused"``), or unreadable.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise InputError(f"{what} not found: {path}")
+    if os.path.isdir(path):
+        noun = what if what.endswith("file") else f"{what} file"
+        raise InputError(f"{path} is a directory, not an {noun}")
+    size = os.path.getsize(path)
+    if size > max_bytes:
+        raise InputError(f"{path} is {megabytes(size)}; {what}s over {megabytes(max_bytes)} are refused")
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {what} {path} ({describe_os_error(exc)})") from exc

@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from reroute.errors import ImageTooSmallError, InputError, NotAnImageError
-from reroute.io.files import describe_os_error, megabytes, write_atomic
+from reroute.io.files import describe_os_error, megabytes, read_input_file, write_atomic
 
 __all__ = [
     "MIN_SIDE",
@@ -212,21 +212,9 @@ def save_image_atomic(path: str | os.PathLike[str], pixels: np.ndarray) -> None:
 
 
 def _open_path(path: str) -> Image.Image:
-    if not os.path.exists(path):
-        raise InputError(f"image not found: {path}")
-    if os.path.isdir(path):
-        raise InputError(f"{path} is a directory, not an image file")
-    size = os.path.getsize(path)
-    if size == 0:
+    data = read_input_file(path, "image", MAX_FILE_BYTES)
+    if not data:
         raise NotAnImageError(f"{path} is an empty file, not an image")
-    if size > MAX_FILE_BYTES:
-        raise InputError(
-            f"{path} is {megabytes(size)}; images over {megabytes(MAX_FILE_BYTES)} are refused"
-        )
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read {path} ({describe_os_error(exc)})") from exc
     return _open_bytes(data, path)
 
 

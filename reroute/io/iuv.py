@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from reroute.errors import InputError
-from reroute.io.files import describe_os_error, megabytes, write_atomic
+from reroute.io.files import read_input_file, write_atomic
 from reroute.io.images import MAX_FILE_BYTES, check_uint8
 
 __all__ = ["IUV_MAX_PART", "write_iuv", "read_iuv"]
@@ -74,19 +74,7 @@ def read_iuv(path: str | os.PathLike[str]) -> np.ndarray:
             8-bit 3-channel, or has part indices above :data:`IUV_MAX_PART`.
     """
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise InputError(f"IUV file not found: {path}")
-    if os.path.isdir(path):
-        raise InputError(f"{path} is a directory, not an IUV file")
-    size = os.path.getsize(path)
-    if size > MAX_FILE_BYTES:
-        raise InputError(
-            f"{path} is {megabytes(size)}; IUV files over {megabytes(MAX_FILE_BYTES)} are refused"
-        )
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read IUV file {path} ({describe_os_error(exc)})") from exc
+    data = read_input_file(path, "IUV file", MAX_FILE_BYTES)
     iuv = None
     if data:
         # imdecode rather than imread: same result, but works for any path string.
