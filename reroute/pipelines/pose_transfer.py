@@ -1,17 +1,18 @@
-"""Inference pipelines: photo analysis and pose transfer (BodyMap-style re-rendering).
+"""Pose transfer: the source person in the target person's pose (BodyMap-style re-rendering).
 
 Pose transfer (Ianina et al., CVPR 2022, sec. 5; the neural re-renderer is
 not trained yet, so the warped texture is the output):
 
 1. check and load both photos, resize them to the working size;
 2. find the one person in each (BlazePose landmarks + mask) and fit anny;
-3. render each fitted body's correspondences, extended to the person mask;
+3. render each fitted body's correspondences, extended to the person mask
+   (steps 2-3: :func:`reroute.correspondence.analyse.analyse_person`);
 4. lift the source photo into the continuous UV texture (partial + visibility);
 5. complete the texture (classical: mirror fill + push-pull; or the texture
    completion network of :mod:`texture`);
 6. warp the texture to the target's correspondences (``grid_sample``);
-7. composite over the source's background with the person inpainted away,
-   and resize to the target photo's resolution.
+7. composite over the source's background with the person inpainted away
+   (:mod:`reroute.pipelines.compose`), and resize to the target photo's resolution.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Warps between image space and the body's texture spaces.
+"""Warps between image space and the continuous UV texture.
 
 * :func:`image_to_uv` lifts a photo into the continuous UV texture by splatting
   each body pixel's colour, with bilinear weights, onto the texels around its
@@ -6,10 +6,9 @@
 * :func:`uv_to_image` samples a texture at a correspondence map's UVs with
   ``torch.nn.functional.grid_sample`` (``align_corners=False``: texel ``i`` of
   ``T`` has its centre at ``(i + 0.5) / T``).
-* :func:`continuous_to_atlas` / :func:`atlas_to_continuous` convert between the
-  continuous UV texture and DensePose's 24-tile atlas (6 columns x 4 rows of
-  N x N tiles; part ``i`` at row ``(i-1)//6``, column ``(i-1)%6``; U along x,
-  V along y reversed, as in detectron2's DensePose texture visualizer).
+
+The texture itself is :class:`~reroute.uv.texture.UVTexture`; conversions to and
+from DensePose's 24-tile atlas are in :mod:`reroute.uv.atlas`.
 """
 
 from __future__ import annotations
