@@ -288,36 +288,87 @@ def fit_body(obs: PersonObservation, config: FitConfig | None = None) -> FittedB
         torch.set_num_threads(before)
 
 
-def _fit_body(obs: PersonObservation, config: FitConfig | None = None) -> FittedBody:
-    """Body of :func:`fit_body` (same arguments, already resolved config)."""
-    cfg = config or FitConfig()
-    body = _body()
+_BP_INDEX = {n: i for i, n in enumerate(BLAZEPOSE_NAMES)}
+_TORSO = ("left_shoulder", "right_shoulder", "left_hip", "right_hip")
+
+
+@dataclass
+class _Targets:
+    """The 2-D keypoint targets of a fit, in :data:`_KP_MAP` order (21 entries).
+
+    Attributes:
+        kp_ids: indices into anny's 23 COCO keypoints.
+        lm_ids: the matching BlazePose landmark indices.
+        target2d: (21, 2) float32 BlazePose landmarks in pixels (x, y).
+        weight2d: (21,) float32 per-keypoint weight: visibility (0 when <= 0.5 or
+            more than 2 % outside the image) times :data:`_KP_WEIGHT`.
+    """
+
+    kp_ids: list[int]
+    lm_ids: list[int]
+    target2d: torch.Tensor
+    weight2d: torch.Tensor
+
+
+@dataclass
+class _Params:
+    """The optimised parameters (leaf tensors with ``requires_grad``) and the depth scale.
+
+    Attributes:
+        glob: (3,) float32 axis-angle of the camera-from-anny rotation.
+        trans: (3,) float32 camera-frame translation in units of ``z``.
+        rot: (J, 3) float32 axis-angles of the :data:`POSE_BONES` (``local-ref`` deltas).
+        pheno: (5,) float32 :data:`FIT_PHENOTYPES`, nominally in [0, 1].
+        z: the initial depth z0 in metres (numpy float64 scalar).
+    """
+
+    glob: torch.Tensor
+    trans: torch.Tensor
+    rot: torch.Tensor
+    pheno: torch.Tensor
+    z: np.float64
+
+
+def _targets(obs: PersonObservation, body: _Body) -> _Targets:
+    """The 2-D targets and weights of ``obs`` (landmarks in pixels of an H x W image).
+
+    Raises:
+        FitError: when fewer than two of the shoulders and hips carry weight.
+    """
     h, w = obs.image_size
-    cam = Camera.centred(w, h, cfg.focal_factor)
-    scale = float(max(h, w))
-    bp = {n: i for i, n in enumerate(BLAZEPOSE_NAMES)}
     kp_ids = [body.kp_names.index(k) for k in _KP_MAP]
-    lm_ids = [bp[v] for v in _KP_MAP.values()]
+    lm_ids = [_BP_INDEX[v] for v in _KP_MAP.values()]
     target2d = torch.tensor(obs.landmarks[lm_ids], dtype=torch.float32)
     vis = torch.tensor(obs.visibility[lm_ids], dtype=torch.float32)
     inside = (target2d[:, 0] > -0.02 * w) & (target2d[:, 0] < 1.02 * w)
     inside &= (target2d[:, 1] > -0.02 * h) & (target2d[:, 1] < 1.02 * h)
     weight2d = torch.where((vis > 0.5) & inside, vis, torch.zeros_like(vis))
     weight2d = weight2d * torch.tensor([_KP_WEIGHT.get(k, 1.0) for k in _KP_MAP])
-    torso = ["left_shoulder", "right_shoulder", "left_hip", "right_hip"]
-    if (weight2d[[list(_KP_MAP).index(k) for k in torso]] > 0).sum() < 2:
+    if (weight2d[[list(_KP_MAP).index(k) for k in _TORSO]] > 0).sum() < 2:
         raise FitError("the person's shoulders and hips are not visible enough to fit a body")
+    return _Targets(kp_ids, lm_ids, target2d, weight2d)
 
-    # -- initial placement: facing by Kabsch on shoulders + hips, depth by torso size
-    fast = body.fast_skin()
+
+def _initialise(obs: PersonObservation, body: _Body, cam: Camera) -> _Params:
+    """Starting parameters: facing by Kabsch, depth from the torso's size.
+
+    The facing is the rotation aligning anny's reference-pose shoulders and hips
+    (anny's frame, metres) with BlazePose's world landmarks (camera axes,
+    metres); the depth ``z0 = focal * torso3d / torso2d`` (torso = shoulder
+    centre to hip centre, the 2-D length at least 5 % of ``max(H, W)``) and the
+    translation puts the torso's centre on the landmarks' torso centre (pixels)
+    at that depth. Pose deltas start at zero, phenotypes at 0.5.
+    """
+    h, w = obs.image_size
+    scale = float(max(h, w))
     with torch.no_grad():
         rest_v, rest_poses = body.rest(None)
         v0 = body.forward(torch.zeros(len(POSE_BONES), 3), rest_v, rest_poses)
         kp0 = body.keypoints(v0).numpy()
-    ti = [body.kp_names.index(k) for k in torso]
-    world = obs.world[[bp[k] for k in torso]].astype(np.float64)
+    ti = [body.kp_names.index(k) for k in _TORSO]
+    world = obs.world[[_BP_INDEX[k] for k in _TORSO]].astype(np.float64)
     R0 = _kabsch(kp0[ti].astype(np.float64), world)
-    lm_t = obs.landmarks[[bp[k] for k in torso]].astype(np.float64)
+    lm_t = obs.landmarks[[_BP_INDEX[k] for k in _TORSO]].astype(np.float64)
     sh2d = (lm_t[0] + lm_t[1]) / 2
     hip2d = (lm_t[2] + lm_t[3]) / 2
     torso3d = np.linalg.norm((kp0[ti[0]] + kp0[ti[1]]) / 2 - (kp0[ti[2]] + kp0[ti[3]]) / 2)
@@ -329,14 +380,24 @@ def _fit_body(obs: PersonObservation, config: FitConfig | None = None) -> Fitted
         np.array([(c2d[0] - cam.cx) / cam.focal * z, (c2d[1] - cam.cy) / cam.focal * z, z])
         - centre3d
     )
+    return _Params(
+        glob=torch.tensor(_matrix_to_axis_angle(R0), dtype=torch.float32, requires_grad=True),
+        trans=torch.tensor(t0 / z, dtype=torch.float32, requires_grad=True),  # in units of z0
+        rot=torch.zeros(len(POSE_BONES), 3, requires_grad=True),
+        pheno=torch.full((len(FIT_PHENOTYPES),), 0.5, requires_grad=True),
+        z=z,
+    )
 
-    glob = torch.tensor(_matrix_to_axis_angle(R0), dtype=torch.float32, requires_grad=True)
-    trans = torch.tensor(t0 / z, dtype=torch.float32, requires_grad=True)  # in units of z0
-    rot = torch.zeros(len(POSE_BONES), 3, requires_grad=True)
-    pheno = torch.full((len(FIT_PHENOTYPES),), 0.5, requires_grad=True)
-    prior_w = torch.tensor(list(POSE_BONES.values()))
 
-    # silhouette helpers
+def _silhouette_targets(obs: PersonObservation, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Silhouette term inputs from the person mask (H, W).
+
+    Returns:
+        outside: (1, 1, H, W) float32 distance to the mask (pixels / ``scale``;
+            0 inside the mask), for ``grid_sample``.
+        mask_pts: (N, 2) float32 pixel centres (x, y) of up to 400 mask pixels
+            drawn without replacement by ``default_rng(0)``.
+    """
     import cv2
 
     mask = (obs.mask > 0.5).astype(np.uint8)
@@ -346,95 +407,143 @@ def _fit_body(obs: PersonObservation, config: FitConfig | None = None) -> Fitted
     rng = np.random.default_rng(0)
     pick = rng.choice(len(xs), size=min(400, len(xs)), replace=False) if len(xs) else []
     mask_pts = torch.tensor(np.stack([xs[pick], ys[pick]], 1) + 0.5, dtype=torch.float32)
+    return outside_t, mask_pts
 
-    world_t = torch.tensor(obs.world, dtype=torch.float32)
-    limb_ok = [
-        (body.kp_names.index(a), body.kp_names.index(b), bp[a], bp[b])
-        for a, b in _LIMBS
-        if obs.visibility[bp[a]] > 0.5 and obs.visibility[bp[b]] > 0.5
-    ]
 
-    def losses(with_shape: bool) -> dict[str, torch.Tensor]:
+class _FitLoss:
+    """The fit's loss terms for the current values of a :class:`_Params`.
+
+    Call it with ``with_shape`` (skin through anny with the phenotypes, else
+    the fast default-phenotype skinning) for a dict of scalar float32 tensors
+    ``"2d"``, ``"3d"``, ``"mask"``, ``"prior"``, ``"shape"`` (in that order).
+    """
+
+    def __init__(self, obs: PersonObservation, body: _Body, cam: Camera,
+                 targets: _Targets, params: _Params):  # fmt: skip
+        h, w = obs.image_size
+        self.body, self.fast, self.cam = body, body.fast_skin(), cam
+        self.targets, self.params = targets, params
+        self.width, self.height = w, h
+        self.scale = float(max(h, w))
+        self.outside, self.mask_pts = _silhouette_targets(obs, self.scale)
+        self.world = torch.tensor(obs.world, dtype=torch.float32)
+        self.limbs = [
+            (body.kp_names.index(a), body.kp_names.index(b), _BP_INDEX[a], _BP_INDEX[b])
+            for a, b in _LIMBS
+            if obs.visibility[_BP_INDEX[a]] > 0.5 and obs.visibility[_BP_INDEX[b]] > 0.5
+        ]
+        self.prior_w = torch.tensor(list(POSE_BONES.values()))
+
+    def camera_vertices(self, with_shape: bool) -> torch.Tensor:
+        """(S, 3) float32 skinned subset vertices in the camera frame (metres, z >= 0.1)."""
+        p, body = self.params, self.body
         if with_shape:
-            v = body.forward(rot, *body.rest(pheno.clamp(0, 1)))
+            v = body.forward(p.rot, *body.rest(p.pheno.clamp(0, 1)))
         else:
-            v = fast(rot)
-        Rg = axis_angle_to_matrix(glob)
-        vc = v @ Rg.T + trans * float(z)
-        vc = torch.cat([vc[:, :2], vc[:, 2:].clamp_min(0.1)], 1)
-        kp = body.keypoints(vc)
-        proj = cam.project(kp)
-        d2 = ((proj[kp_ids] - target2d) / scale).pow(2).sum(1)
-        out = {"2d": (weight2d * (d2 + 1e-6).sqrt()).sum() / weight2d.sum().clamp_min(1e-6)}
-        if limb_ok:
-            cos = []
-            for a, b, wa, wb in limb_ok:
-                da = F.normalize(kp[b] - kp[a], dim=0)
-                db = F.normalize(world_t[wb] - world_t[wa], dim=0)
-                cos.append(1 - (da * db).sum())
-            out["3d"] = torch.stack(cos).mean()
-        else:
-            out["3d"] = torch.zeros(())
-        pv = cam.project(vc[body.n_uniform_mask])
+            v = self.fast(p.rot)
+        Rg = axis_angle_to_matrix(p.glob)
+        vc = v @ Rg.T + p.trans * float(p.z)
+        return torch.cat([vc[:, :2], vc[:, 2:].clamp_min(0.1)], 1)
+
+    def reprojection(self, kp: torch.Tensor) -> torch.Tensor:
+        """Weighted mean 2-D distance (fraction of ``max(H, W)``) of keypoints kp (23, 3)."""
+        tg = self.targets
+        proj = self.cam.project(kp)
+        d2 = ((proj[tg.kp_ids] - tg.target2d) / self.scale).pow(2).sum(1)
+        return (tg.weight2d * (d2 + 1e-6).sqrt()).sum() / tg.weight2d.sum().clamp_min(1e-6)
+
+    def bone_directions(self, kp: torch.Tensor) -> torch.Tensor:
+        """Mean 1 - cosine between the visible limbs of kp (23, 3) and BlazePose's world limbs."""
+        if not self.limbs:
+            return torch.zeros(())
+        cos = []
+        for a, b, wa, wb in self.limbs:
+            da = F.normalize(kp[b] - kp[a], dim=0)
+            db = F.normalize(self.world[wb] - self.world[wa], dim=0)
+            cos.append(1 - (da * db).sum())
+        return torch.stack(cos).mean()
+
+    def silhouette(self, vc: torch.Tensor) -> torch.Tensor:
+        """Silhouette term of camera-frame vertices vc (S, 3): mean distance outside the
+        mask of the projected uniform subset plus the one-sided chamfer of the mask points."""
+        w, h, scale = self.width, self.height, self.scale
+        pv = self.cam.project(vc[self.body.n_uniform_mask])
         grid = torch.stack([pv[:, 0] / w * 2 - 1, pv[:, 1] / h * 2 - 1], -1)[None, None]
-        out_d = F.grid_sample(outside_t, grid, align_corners=False, padding_mode="border")
+        out_d = F.grid_sample(self.outside, grid, align_corners=False, padding_mode="border")
         sil = out_d.mean()
-        if len(mask_pts):
-            dist = torch.cdist(mask_pts / scale, pv / scale).min(1).values
+        if len(self.mask_pts):
+            dist = torch.cdist(self.mask_pts / scale, pv / scale).min(1).values
             sil = sil + dist.mean()
-        out["mask"] = sil
-        prior = (prior_w * rot.pow(2).sum(1)).sum()
+        return sil
+
+    def __call__(self, with_shape: bool) -> dict[str, torch.Tensor]:
+        p = self.params
+        vc = self.camera_vertices(with_shape)
+        kp = self.body.keypoints(vc)
+        out = {"2d": self.reprojection(kp)}
+        out["3d"] = self.bone_directions(kp)
+        out["mask"] = self.silhouette(vc)
+        prior = (self.prior_w * p.rot.pow(2).sum(1)).sum()
         out["prior"] = prior
-        out["shape"] = (pheno - 0.5).pow(2).sum() if with_shape else torch.zeros(())
+        out["shape"] = (p.pheno - 0.5).pow(2).sum() if with_shape else torch.zeros(())
         return out
 
-    weights = {"2d": cfg.w_2d, "3d": cfg.w_3d, "mask": cfg.w_mask, "prior": cfg.w_prior,
-               "shape": cfg.w_shape}  # fmt: skip
 
-    def run(params, steps, with_shape=False, lr=cfg.lr):
-        if steps <= 0:
-            return {}
-        opt = torch.optim.Adam(params, lr=lr)
-        # anneal each stage's learning rate linearly to cfg.lr_final_factor x lr
-        sched = torch.optim.lr_scheduler.LinearLR(
-            opt, 1.0, cfg.lr_final_factor, total_iters=max(steps - 1, 1)
-        )
-        for _ in range(steps):
-            opt.zero_grad()
-            terms = losses(with_shape)
-            total = sum(weights[k] * v for k, v in terms.items())
-            total.backward()
-            opt.step()
-            sched.step()
-        return terms
+def _run_stage(loss: _FitLoss, weights: dict[str, float], params: list[torch.Tensor],
+               steps: int, cfg: FitConfig, with_shape: bool = False, lr: float | None = None
+               ) -> dict[str, torch.Tensor]:  # fmt: skip
+    """One Adam stage over ``params``: ``steps`` steps of the weighted sum of ``loss``'s terms.
 
-    run([glob, trans], cfg.steps_global)
-    run([glob, trans, rot], cfg.steps_pose)
-    terms = run([glob, trans, rot, pheno], cfg.steps_shape, with_shape=cfg.steps_shape > 0, lr=0.02)
-    if not terms:
-        with torch.no_grad():
-            terms = losses(False)
+    The learning rate (``lr``, default ``cfg.lr``) falls linearly to
+    ``cfg.lr_final_factor`` times itself. Returns the terms of the last step
+    ({} when ``steps <= 0``).
+    """
+    if steps <= 0:
+        return {}
+    opt = torch.optim.Adam(params, lr=cfg.lr if lr is None else lr)
+    # anneal each stage's learning rate linearly to cfg.lr_final_factor x lr
+    sched = torch.optim.lr_scheduler.LinearLR(
+        opt, 1.0, cfg.lr_final_factor, total_iters=max(steps - 1, 1)
+    )
+    for _ in range(steps):
+        opt.zero_grad()
+        terms = loss(with_shape)
+        total = sum(weights[k] * v for k, v in terms.items())
+        total.backward()
+        opt.step()
+        sched.step()
+    return terms
 
-    # -- the full body
+
+def _finish(obs: PersonObservation, body: _Body, cam: Camera, targets: _Targets,
+            params: _Params, cfg: FitConfig, terms: dict[str, torch.Tensor]) -> FittedBody:  # fmt: skip
+    """Skin all of anny at the fitted parameters and package the :class:`FittedBody`.
+
+    The keypoint error is the mean pixel distance of the weighted keypoints.
+
+    Raises:
+        FitError: when a vertex is not finite or lies behind the camera.
+    """
+    p = params
     with torch.no_grad():
         P = torch.eye(4).repeat(body.model.bone_count, 1, 1)
-        P[body.pose_ids, :3, :3] = axis_angle_to_matrix(rot)
+        P[body.pose_ids, :3, :3] = axis_angle_to_matrix(p.rot)
         phen = {
-            n: float(v) for n, v in zip(FIT_PHENOTYPES, pheno.clamp(0, 1).tolist(), strict=True)
+            n: float(v) for n, v in zip(FIT_PHENOTYPES, p.pheno.clamp(0, 1).tolist(), strict=True)
         }
         if cfg.steps_shape <= 0:
             phen = {}
         verts = posed_vertices(P.numpy(), phen)
-        Rg = axis_angle_to_matrix(glob).numpy()
-        t = trans.numpy() * z
+        Rg = axis_angle_to_matrix(p.glob).numpy()
+        t = p.trans.numpy() * p.z
         vc = verts @ Rg.T + t
         import anny
 
         kr = anny.KeypointsRegressor.coco(body.model)
         kp = (kr.regression_weights.float().numpy() @ vc).astype(np.float32)
         kp2d = cam.project(kp)
-        err = np.linalg.norm(kp2d[kp_ids] - obs.landmarks[lm_ids], axis=1)
-        sel = weight2d.numpy() > 0
+        err = np.linalg.norm(kp2d[targets.kp_ids] - obs.landmarks[targets.lm_ids], axis=1)
+        sel = targets.weight2d.numpy() > 0
         kerr = float(err[sel].mean()) if sel.any() else float("nan")
     if not np.isfinite(vc).all() or (vc[:, 2] <= 0).any():
         raise FitError("the body fit diverged (the body ended up behind the camera)")
@@ -449,3 +558,29 @@ def _fit_body(obs: PersonObservation, config: FitConfig | None = None) -> Fitted
         keypoint_error_px=kerr,
         losses={k: float(v.detach()) for k, v in terms.items()},
     )
+
+
+def _fit_body(obs: PersonObservation, config: FitConfig | None = None) -> FittedBody:
+    """Body of :func:`fit_body` (same arguments, already resolved config).
+
+    Stages: facing and translation, then + pose, then (``steps_shape > 0``)
+    + phenotypes with learning rate 0.02 and anny's full skinning.
+    """
+    cfg = config or FitConfig()
+    body = _body()
+    h, w = obs.image_size
+    cam = Camera.centred(w, h, cfg.focal_factor)
+    targets = _targets(obs, body)
+    params = _initialise(obs, body, cam)
+    loss = _FitLoss(obs, body, cam, targets, params)
+    weights = {"2d": cfg.w_2d, "3d": cfg.w_3d, "mask": cfg.w_mask, "prior": cfg.w_prior,
+               "shape": cfg.w_shape}  # fmt: skip
+    glob, trans, rot, pheno = params.glob, params.trans, params.rot, params.pheno
+    _run_stage(loss, weights, [glob, trans], cfg.steps_global, cfg)
+    _run_stage(loss, weights, [glob, trans, rot], cfg.steps_pose, cfg)
+    terms = _run_stage(loss, weights, [glob, trans, rot, pheno], cfg.steps_shape, cfg,
+                       with_shape=cfg.steps_shape > 0, lr=0.02)  # fmt: skip
+    if not terms:
+        with torch.no_grad():
+            terms = loss(False)
+    return _finish(obs, body, cam, targets, params, cfg, terms)

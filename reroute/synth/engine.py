@@ -70,6 +70,7 @@ from reroute.correspondence.maps import Correspondence
 from reroute.io.images import to_uint8
 from reroute.synth.appearance import (
     Outfit,
+    TexelGeometry,
     canonical_landmarks,
     coco_regressor,
     face_region_faces,
@@ -451,6 +452,212 @@ def pose_batch(poses: list[dict], phenotypes: list[dict[str, float]]) -> np.ndar
     return out["vertices"].float().numpy()
 
 
+# ---------------------------------------------------------------------------------------------
+# the steps of SyntheticEngine.render
+
+
+def _extra_people(spec: ViewSpec, vc: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The other people of a view, placed beside the primary person.
+
+    Args:
+        spec: the view (its ``extras``, ``pitch_deg``).
+        vc: (V, 3) float64 the primary person's camera-frame vertices (metres).
+    Returns:
+        [(vertices (V, 3) float64 camera frame, texture (256, 256, 3) float32)] for
+        the extras that lie wholly more than 0.1 m in front of the camera: each
+        is centred on the primary person, stands on the same floor (largest y),
+        then shifted by its lateral and depth offsets (metres).
+    """
+    if not spec.extras:
+        return []
+    people = []
+    ev = pose_batch([e["pose"] for e in spec.extras], [e["phenotypes"] for e in spec.extras])
+    for e, v in zip(spec.extras, ev, strict=True):
+        Re = rotation_x(-spec.pitch_deg) @ CAMERA_FROM_ANNY @ rotation_z(e["yaw"])
+        ve = v.astype(np.float64) @ Re.T
+        ve = ve - ve.mean(0) + vc.mean(0)
+        ve[:, 1] += vc[:, 1].max() - ve[:, 1].max()  # same floor
+        ve[:, 0] += e["lateral"]
+        ve[:, 2] += e["depth"]
+        if ve[:, 2].min() > 0.1:
+            people.append((ve, paint_texture(e["outfit"], 256)))
+    return people
+
+
+@dataclass
+class _SceneHits:
+    """Ray-cast hits of a scene of people who all share anny's triangles (F faces).
+
+    Attributes:
+        raster: the :class:`Rasterization` of the concatenated meshes (``face`` =
+            person * F + template face; ``depth`` (H, W) float32 ray distance in
+            metres, inf on background).
+        hit: (H, W) bool, a person is seen.
+        owner: (H, W) int64 index of the person seen (0 = primary), -1 on background.
+        local: (H, W) int64 template face seen, -1 on background.
+        template_raster: ``raster`` with ``local`` as its faces.
+    """
+
+    raster: Rasterization
+    hit: np.ndarray
+    owner: np.ndarray
+    local: np.ndarray
+    template_raster: Rasterization
+
+
+def _cast_people(vertices: list[np.ndarray], cam: Camera) -> _SceneHits:
+    """Cast one ray per pixel of ``cam`` at people given as (V, 3) camera-frame vertices."""
+    t = get_template()
+    V, F = len(t.vertices), len(t.faces)
+    all_v = np.concatenate(vertices)
+    all_f = np.concatenate([t.faces + i * V for i in range(len(vertices))])
+    r = _rasterize(all_v, all_f, cam)
+    hit = r.mask
+    owner = np.where(hit, r.face // F, -1)
+    local = np.where(hit, r.face % F, -1)
+    return _SceneHits(r, hit, owner, local, Rasterization(local, r.bary, r.depth))
+
+
+def _ground_truth_maps(hits: _SceneHits) -> tuple[Correspondence, np.ndarray, np.ndarray,
+                                                  np.ndarray]:  # fmt: skip
+    """The surface ground truth of a scene.
+
+    Returns:
+        correspondence over all people (``mask`` = ``body_mask`` = any person);
+        vertex_index (H, W) int32, the hit face's corner with the largest
+        barycentric weight, -1 on background; instance (H, W) uint8 (0
+        background, 1 primary person, 2.. others); face_mask (H, W) bool, the
+        primary person's face region.
+    """
+    t = get_template()
+    rl, hit, local = hits.template_raster, hits.hit, hits.local
+    part = rl.face_values(t.face_part.astype(np.uint8))
+    part_uv = rl.interpolate(t.face_part_uv)
+    uv = rl.interpolate(t.face_uv)
+    colour = rl.interpolate(t.face_colour)
+    corner = hits.raster.bary.argmax(-1)
+    vidx = np.full(hit.shape, -1, np.int32)
+    vidx[hit] = t.faces[local[hit], corner[hit]]
+    instance = (hits.owner + 1).astype(np.uint8)
+    face_mask = rl.face_values(face_region_faces()) & (hits.owner == 0)
+    corr = Correspondence(part, part_uv, uv, colour, hit.copy(), hit.copy())
+    return corr, vidx, instance, face_mask
+
+
+def _albedo(people: list[tuple[np.ndarray, np.ndarray]], owner: np.ndarray, uv: np.ndarray,
+            texture_size: int) -> np.ndarray:  # fmt: skip
+    """(H, W, 3) float32 albedo: each person's pixels sample its texture at uv (H, W, 2).
+
+    uv is continuous UV in [0, 1] (image convention) relative to a
+    ``texture_size`` texture; textures of other sizes are sampled at the same
+    UV (bilinear, border replicated). 0 on background.
+    """
+    import cv2
+
+    albedo = np.zeros(owner.shape + (3,), np.float32)
+    mx = (uv[..., 0] * texture_size - 0.5).astype(np.float32)
+    my = (uv[..., 1] * texture_size - 0.5).astype(np.float32)
+    for i, (_, tex) in enumerate(people):
+        sel = owner == i
+        if not sel.any():
+            continue
+        s = tex.shape[0] / texture_size
+        a = cv2.remap(tex, mx * s + 0.5 * (s - 1), my * s + 0.5 * (s - 1),
+                      cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+        albedo[sel] = a[sel]
+    return albedo
+
+
+def _lambert(people: list[tuple[np.ndarray, np.ndarray]], hits: _SceneHits, cam: Camera,
+             light: np.ndarray, ambient: float) -> np.ndarray:  # fmt: skip
+    """(N,) float64 shading ``ambient + (1 - ambient) * max(n . light, 0)`` of the N hit
+    pixels (row-major order), with interpolated vertex normals turned towards the
+    camera and ``light`` (3,) a unit direction towards the light (camera frame)."""
+    t = get_template()
+    hit, owner, r = hits.hit, hits.owner, hits.raster
+    normals = np.zeros((hit.sum(), 3))
+    fh = hits.local[hit]
+    for i, (v, _) in enumerate(people):
+        sel = owner[hit] == i
+        if sel.any():
+            vn = vertex_normals(v, t.faces)
+            normals[sel] = np.einsum("nk,nkc->nc", r.bary[hit][sel], vn[t.faces[fh[sel]]])
+    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+    ys, xs = np.nonzero(hit)
+    ray = np.stack([(xs + 0.5 - cam.cx) / cam.focal, (ys + 0.5 - cam.cy) / cam.focal,
+                    np.ones(len(xs))], 1)  # fmt: skip
+    flip = (normals * ray).sum(1) > 0
+    normals[flip] *= -1
+    lam = np.clip(normals @ light, 0.0, 1.0)
+    return ambient + (1.0 - ambient) * lam
+
+
+def _shade(spec: ViewSpec, people: list[tuple[np.ndarray, np.ndarray]], hits: _SceneHits,
+           uv: np.ndarray, cam: Camera, c: SynthConfig) -> np.ndarray:  # fmt: skip
+    """(H, W, 3) uint8 image: people (albedo x Lambert) over the view's background,
+    blurred (``c.blur_sigma`` at 256 px) and with sensor noise.
+
+    One generator, ``default_rng(spec.background_seed)``, draws the background
+    and then the noise.
+    """
+    import cv2
+
+    size = cam.width
+    rng = np.random.default_rng(spec.background_seed)
+    img = render_background(rng, size, size, spec.cluttered)
+    hit = hits.hit
+    if hit.any():
+        albedo = _albedo(people, hits.owner, uv, c.texture_size)
+        shade = _lambert(people, hits, cam, spec.light, spec.ambient)
+        img[hit] = albedo[hit] * shade[:, None]
+    sig = c.blur_sigma * size / 256.0
+    if sig > 0:
+        img = cv2.GaussianBlur(img, (0, 0), sig)
+    if spec.noise > 0:
+        img = img + rng.normal(0.0, spec.noise, img.shape).astype(np.float32)
+    return to_uint8(img)
+
+
+def _keypoints(verts: np.ndarray, R: np.ndarray, tr: np.ndarray, cam: Camera,
+               hits: _SceneHits) -> list[np.ndarray]:  # fmt: skip
+    """The primary person's COCO-17 and BlazePose-33 keypoints, each (K, 3) float32
+    (x, y pixels, visibility 0 outside the image, 2 visible, 1 occluded).
+
+    Args:
+        verts: (V, 3) anny-frame vertices (metres); ``R`` (3, 3), ``tr`` (3,)
+            camera-from-anny rotation and translation.
+        hits: the scene's ray casts; a keypoint is visible when its pixel shows
+            the primary person no more than :data:`_KEYPOINT_DEPTH_MARGIN` in
+            front of it, or nothing.
+    """
+    coco_w, bp_w = _regressors()
+    size = cam.width
+    depth, owner, hit = hits.raster.depth, hits.owner, hits.hit
+    kps = []
+    for W in (coco_w, bp_w):
+        k3 = (W @ verts.astype(np.float64)) @ R.T + tr
+        k2 = cam.project(k3)
+        vis = np.zeros(len(k2), np.float32)
+        xi, yi = np.floor(k2[:, 0]).astype(int), np.floor(k2[:, 1]).astype(int)
+        inside = (xi >= 0) & (xi < size) & (yi >= 0) & (yi < size) & (k3[:, 2] > 0)
+        vis[inside] = 1.0
+        ii = np.where(inside)[0]
+        dist = np.linalg.norm(k3[ii], axis=1)
+        ok = (owner[yi[ii], xi[ii]] == 0) & (depth[yi[ii], xi[ii]] >= dist - _KEYPOINT_DEPTH_MARGIN)
+        ok |= ~hit[yi[ii], xi[ii]]  # nothing drawn there: not occluded
+        vis[ii[ok]] = 2.0
+        kps.append(np.concatenate([k2, vis[:, None]], 1).astype(np.float32))
+    return kps
+
+
+def _texture_visibility(hits: _SceneHits, mask: np.ndarray, geo: TexelGeometry) -> np.ndarray:
+    """(T, T) bool texels of :class:`TexelGeometry` ``geo`` whose triangle is hit by
+    at least one of the primary person's pixels (``mask`` (H, W) bool)."""
+    seen = np.zeros(len(get_template().faces), bool)
+    seen[hits.local[mask]] = True
+    return geo.mask & seen[np.maximum(geo.face, 0)]
+
+
 class SyntheticEngine:
     """Renders synthetic people with exact ground truth, deterministically from a seed.
 
@@ -546,118 +753,26 @@ class SyntheticEngine:
         return R, tr
 
     def render(self, ident: Identity, view: int) -> SyntheticSample:
-        """Render view ``view`` of ``ident`` with all ground-truth maps."""
-        import cv2
+        """Render view ``view`` of ``ident`` with all ground-truth maps.
 
+        Steps: placement (primary person framed by :meth:`_place`, extras
+        beside it), ray casting, ground-truth maps, shading and compositing,
+        keypoints, texture visibility.
+        """
         c = self.config
-        t = get_template()
         spec = ident.views[view]
-        n_poses = len(ident.vertices)
-        verts = ident.vertices[view % n_poses]
-        size = c.size
-        cam = Camera.centred(size, size, spec.focal_factor)
+        verts = ident.vertices[view % len(ident.vertices)]
+        cam = Camera.centred(c.size, c.size, spec.focal_factor)
         R, tr = self._place(verts, spec, cam)
         vc = verts.astype(np.float64) @ R.T + tr
-
-        people = [(vc, ident.texture)]
-        if spec.extras:
-            ev = pose_batch(
-                [e["pose"] for e in spec.extras], [e["phenotypes"] for e in spec.extras]
-            )
-            for e, v in zip(spec.extras, ev, strict=True):
-                Re = rotation_x(-spec.pitch_deg) @ CAMERA_FROM_ANNY @ rotation_z(e["yaw"])
-                ve = v.astype(np.float64) @ Re.T
-                ve = ve - ve.mean(0) + vc.mean(0)
-                ve[:, 1] += vc[:, 1].max() - ve[:, 1].max()  # same floor
-                ve[:, 0] += e["lateral"]
-                ve[:, 2] += e["depth"]
-                if ve[:, 2].min() > 0.1:
-                    people.append((ve, paint_texture(e["outfit"], 256)))
-        V, F = len(t.vertices), len(t.faces)
-        all_v = np.concatenate([p[0] for p in people])
-        all_f = np.concatenate([t.faces + i * V for i in range(len(people))])
-        r = _rasterize(all_v, all_f, cam)
-        hit = r.mask
-        owner = np.where(hit, r.face // F, -1)
-        local = np.where(hit, r.face % F, -1)
-        rl = Rasterization(local, r.bary, r.depth)
-
-        part = rl.face_values(t.face_part.astype(np.uint8))
-        part_uv = rl.interpolate(t.face_part_uv)
-        uv = rl.interpolate(t.face_uv)
-        colour = rl.interpolate(t.face_colour)
-        corner = r.bary.argmax(-1)
-        vidx = np.full(hit.shape, -1, np.int32)
-        vidx[hit] = t.faces[local[hit], corner[hit]]
-        instance = (owner + 1).astype(np.uint8)
-        mask = owner == 0
-        face_mask = rl.face_values(face_region_faces()) & mask
-
-        # shading: albedo from the owner's texture x (ambient + diffuse Lambert)
-        rng = np.random.default_rng(spec.background_seed)
-        img = render_background(rng, size, size, spec.cluttered)
-        if hit.any():
-            albedo = np.zeros((size, size, 3), np.float32)
-            mx = (uv[..., 0] * c.texture_size - 0.5).astype(np.float32)
-            my = (uv[..., 1] * c.texture_size - 0.5).astype(np.float32)
-            for i, (_, tex) in enumerate(people):
-                sel = owner == i
-                if not sel.any():
-                    continue
-                s = tex.shape[0] / c.texture_size
-                a = cv2.remap(tex, mx * s + 0.5 * (s - 1), my * s + 0.5 * (s - 1),
-                              cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
-                albedo[sel] = a[sel]
-            normals = np.zeros((hit.sum(), 3))
-            fh = local[hit]
-            for i, (v, _) in enumerate(people):
-                sel = owner[hit] == i
-                if sel.any():
-                    vn = vertex_normals(v, t.faces)
-                    normals[sel] = np.einsum("nk,nkc->nc", r.bary[hit][sel], vn[t.faces[fh[sel]]])
-            normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
-            ys, xs = np.nonzero(hit)
-            ray = np.stack([(xs + 0.5 - cam.cx) / cam.focal, (ys + 0.5 - cam.cy) / cam.focal,
-                            np.ones(len(xs))], 1)  # fmt: skip
-            flip = (normals * ray).sum(1) > 0
-            normals[flip] *= -1
-            lam = np.clip(normals @ spec.light, 0.0, 1.0)
-            shade = spec.ambient + (1.0 - spec.ambient) * lam
-            img[hit] = albedo[hit] * shade[:, None]
-        sig = c.blur_sigma * size / 256.0
-        if sig > 0:
-            img = cv2.GaussianBlur(img, (0, 0), sig)
-        if spec.noise > 0:
-            img = img + rng.normal(0.0, spec.noise, img.shape).astype(np.float32)
-        image = to_uint8(img)
-
-        # keypoints
-        coco_w, bp_w = _regressors()
-        depth = r.depth
-        kps = []
-        for W in (coco_w, bp_w):
-            k3 = (W @ verts.astype(np.float64)) @ R.T + tr
-            k2 = cam.project(k3)
-            vis = np.zeros(len(k2), np.float32)
-            xi, yi = np.floor(k2[:, 0]).astype(int), np.floor(k2[:, 1]).astype(int)
-            inside = (xi >= 0) & (xi < size) & (yi >= 0) & (yi < size) & (k3[:, 2] > 0)
-            vis[inside] = 1.0
-            ii = np.where(inside)[0]
-            dist = np.linalg.norm(k3[ii], axis=1)
-            ok = (owner[yi[ii], xi[ii]] == 0) & (
-                depth[yi[ii], xi[ii]] >= dist - _KEYPOINT_DEPTH_MARGIN
-            )
-            ok |= ~hit[yi[ii], xi[ii]]  # nothing drawn there: not occluded
-            vis[ii[ok]] = 2.0
-            kps.append(np.concatenate([k2, vis[:, None]], 1).astype(np.float32))
-
-        # texture visibility (per triangle)
+        people = [(vc, ident.texture)] + _extra_people(spec, vc)
+        hits = _cast_people([p[0] for p in people], cam)
+        corr, vidx, instance, face_mask = _ground_truth_maps(hits)
+        mask = hits.owner == 0
+        image = _shade(spec, people, hits, corr.uv, cam, c)
+        kps = _keypoints(verts, R, tr, cam, hits)
         geo = texel_geometry(c.texture_size)
-        seen = np.zeros(F, bool)
-        seen[local[mask]] = True
-        tvis = geo.mask & seen[np.maximum(geo.face, 0)]
-
-        corr = Correspondence(part, part_uv, uv, colour, hit.copy(), hit.copy())
+        tvis = _texture_visibility(hits, mask, geo)
         body = FittedBody(
             pose=pose_to_matrices(spec.pose).astype(np.float32), phenotypes=dict(ident.phenotypes),
             rotation=R.astype(np.float32), translation=tr.astype(np.float32), camera=cam,
@@ -666,10 +781,10 @@ class SyntheticEngine:
         tex8 = to_uint8(ident.texture)
         return SyntheticSample(
             image=image, correspondence=corr, mask=mask, instance=instance, face_mask=face_mask,
-            vertex_index=vidx, depth=depth, keypoints_coco=kps[0], keypoints_blazepose=kps[1],
-            texture=tex8, texture_visibility=tvis, texture_mask=geo.mask, body=body,
-            identity=ident.index, view=view, pose_kind=spec.pose_kind, framing=spec.framing,
-            spec=spec,
+            vertex_index=vidx, depth=hits.raster.depth, keypoints_coco=kps[0],
+            keypoints_blazepose=kps[1], texture=tex8, texture_visibility=tvis,
+            texture_mask=geo.mask, body=body, identity=ident.index, view=view,
+            pose_kind=spec.pose_kind, framing=spec.framing, spec=spec,
         )  # fmt: skip
 
     def sample(self, identity: int, view: int) -> SyntheticSample:
