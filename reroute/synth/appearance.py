@@ -570,6 +570,7 @@ _FIXTURE_HAIR = np.float32([[0.13, 0.09, 0.07], [0.30, 0.19, 0.10], [0.06, 0.06,
 
 @functools.lru_cache(maxsize=1)
 def coco_regressor() -> tuple[np.ndarray, tuple[str, ...]]:
+    """anny's COCO-23 keypoint regressor: (23, 13718) float64 weights and the 23 names."""
     import anny
 
     kr = anny.KeypointsRegressor.coco(load_anny())
@@ -635,7 +636,17 @@ def _fixture_albedo(part: np.ndarray, canon: np.ndarray, part_uv: np.ndarray,
 
 
 def shade_fixture(vc: np.ndarray, t, cam: Camera, seed: int) -> np.ndarray:
-    """(H, W, 3) float32 image in [0, 1]: albedo x Lambert over the background."""
+    """Paint and shade a posed body for :func:`reroute.synth.engine.render_synthetic_person`.
+
+    Args:
+        vc: (13718, 3) float64 posed vertices in the camera frame (metres).
+        t: the :class:`~reroute.body.template.BodyTemplate`.
+        cam: the camera to render with (its size is the image size).
+        seed: picks skin, shirt, trouser and hair colours and the stripe period.
+    Returns:
+        (H, W, 3) float32 image in [0, 1]: procedural albedo x Lambert (light from
+        the camera side plus ambient) over a light-grey background.
+    """
     r = rasterize(vc, t.faces, cam)
     m = r.mask
     img = np.tile(_FIXTURE_BACKGROUND, (cam.height, cam.width, 1))

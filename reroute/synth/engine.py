@@ -43,6 +43,19 @@ Approximations (documented, measured where stated):
   hit by at least one pixel ray.
 * Anti-aliasing is a Gaussian blur (sigma 0.5 px) of the composited image, not
   supersampling; sensor noise is Gaussian (sigma 0-1.5 % of full scale).
+
+Test fixtures (the older ``synthetic`` module, folded in):
+:func:`render_synthetic_person` poses anny with axis-angle deltas on the bones of
+:data:`reroute.body.fit.POSE_BONES` (e.g. :data:`reroute.synth.pose.EXAMPLE_POSES`),
+places it facing a centred camera (``yaw_deg`` turns it about its vertical
+axis first, positive towards the person's left), paints it with a simple
+procedural outfit (:func:`reroute.synth.appearance.shade_fixture`: skin, a
+striped short-sleeved shirt, trousers, shoes, a hair cap and a face) with
+Lambertian shading over a light-grey background, and returns the render with
+its truth (:class:`SyntheticRender`: posed body, camera, projected COCO-23
+keypoints, rendered correspondences). BlazePose finds these people, which
+makes them reroute's test fixtures and app examples: our own renders, free of
+any licence question.
 """
 
 from __future__ import annotations
