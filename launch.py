@@ -4,7 +4,8 @@
 [--concurrency N] [--max-upload-mb MB] [--timeout S]``.
 
 Thin on purpose: it parses the options, quiets the native libraries' logs,
-builds the app with :func:`app.ui.build_app` and serves it.
+builds the app with :func:`app.ui.build_app` (limits: :class:`app.services.AppLimits`)
+and serves it.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-    import torch
+    import torch  # here: heavy, and only needed once the options are parsed
 
     try:
         device = torch.device(args.device)
@@ -54,7 +55,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --device {args.device}: no CUDA device is available here", file=sys.stderr)
         return 2
 
-    from app.ui import AppLimits, build_app
+    # here, after the log settings above: the app loads gradio, torch and mediapipe
+    from app.services import AppLimits
+    from app.ui import build_app
 
     limits = AppLimits(max_upload_mb=args.max_upload_mb, timeout_s=args.timeout)
     demo = build_app(device=args.device, checkpoints=args.checkpoints, limits=limits,

@@ -1,8 +1,10 @@
 """The Gradio app: a real server (``python launch.py``) driven through ``gradio_client``.
 
 One server is started for the module. The fast tests at the top exercise the
-callbacks with stand-in pipelines and the try-on / novel-view building blocks
-(:mod:`reroute.pipelines.tryon`, :mod:`reroute.pipelines.novel_view`) without a server.
+callbacks (:mod:`app.callbacks`) and services (:mod:`app.services`) with stand-in
+pipelines, the texture tab's pipeline (:mod:`reroute.pipelines.retexture`) and the
+try-on / novel-view building blocks (:mod:`reroute.pipelines.tryon`,
+:mod:`reroute.pipelines.novel_view`) without a server.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from reroute.errors import NoPersonError
+from reroute.errors import InputError, NoPersonError
 
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 180
@@ -35,7 +37,7 @@ class _RefusingPipeline:
 
 
 def test_callback_reports_input_errors_as_status():
-    from app.ui import N_OUTPUTS, run_transfer
+    from app.callbacks import N_OUTPUTS, run_transfer
 
     img = np.full((96, 96, 3), 128, np.uint8)
     out = run_transfer(_RefusingPipeline(), img, img)
@@ -68,14 +70,15 @@ class _SlowPipeline:
 
 
 def _services(tmp_path, pipeline=_RefusingPipeline, **limits):
-    from app.ui import AppLimits, Services
+    from app.services import AppLimits, Services
 
     return Services(pipeline, checkpoints=tmp_path / "ckpt", limits=AppLimits(**limits),
                     workdir=tmp_path / "work")  # fmt: skip
 
 
 def test_unavailable_networks_are_refused_with_their_reason(tmp_path):
-    from app.ui import network_status, transfer_callback
+    from app.callbacks import transfer_callback
+    from app.services import network_status
 
     status = network_status(tmp_path / "ckpt")
     assert status == {k: f"no checkpoint in {tmp_path / 'ckpt'}/ yet"
@@ -131,7 +134,8 @@ class _RecordingFactory:
 
 
 def test_network_completion_is_offered_when_its_checkpoint_loads(tmp_path):
-    from app.ui import Services, find_texture_checkpoint, network_status, texture_callback
+    from app.callbacks import texture_callback
+    from app.services import Services, find_texture_checkpoint, network_status
     from texture import DEFAULT_CHECKPOINT
 
     ckpt = tmp_path / "ckpt"
@@ -162,7 +166,7 @@ def test_network_completion_is_offered_when_its_checkpoint_loads(tmp_path):
 
 
 def test_deadline_stops_a_request_between_stages(tmp_path):
-    from app.ui import run_transfer
+    from app.callbacks import run_transfer
 
     svc = _services(tmp_path, _SlowPipeline, timeout_s=0.0)
     img = np.full((96, 96, 3), 128, np.uint8)
@@ -172,7 +176,7 @@ def test_deadline_stops_a_request_between_stages(tmp_path):
 
 
 def test_fit_failure_shows_the_landmarks(tmp_path, monkeypatch):
-    import app.ui as ui
+    import app.callbacks as callbacks
     from reroute.errors import FitError
 
     class _FitFails:
@@ -180,16 +184,16 @@ def test_fit_failure_shows_the_landmarks(tmp_path, monkeypatch):
             raise FitError("the person's shoulders and hips are not visible enough to fit a body")
 
     drawn = np.zeros((8, 8, 3), np.uint8)
-    monkeypatch.setattr(ui, "_landmarks_of", lambda photo, name: drawn)
+    monkeypatch.setattr(callbacks, "_landmarks_of", lambda photo, name: drawn)
     img = np.full((96, 96, 3), 128, np.uint8)
-    out = ui.run_transfer(_FitFails(), img, img)
+    out = callbacks.run_transfer(_FitFails(), img, img)
     assert out[1] == ("error: the person's shoulders and hips are not visible enough to fit a "
                       "body (the landmarks found are drawn under 'Fitted bodies').")  # fmt: skip
     assert out[0] is None and out[-2] is drawn and out[-1] is drawn
 
 
 def test_novel_view_and_try_on_check_their_limits_before_any_model(tmp_path):
-    from app.ui import novel_view_callback, try_on_callback
+    from app.callbacks import novel_view_callback, try_on_callback
 
     svc = _services(tmp_path, max_frames=48)
     img = np.full((96, 96, 3), 128, np.uint8)
@@ -206,6 +210,44 @@ def test_novel_view_and_try_on_check_their_limits_before_any_model(tmp_path):
     assert out[1] == "error: unknown region 'hat'; choose one of top, bottom, shoes, full outfit."
     assert try_on_callback(svc, None, img)[1] == "error: upload a garment donor photo."
     assert novel_view_callback(svc, None)[2] == "error: upload a photo."
+
+
+def test_texture_pipeline_extracts_reads_back_and_retextures(tmp_path):
+    """The texture tab's steps live in :mod:`reroute.pipelines.retexture`."""
+    from reroute.pipelines import extract_texture, read_texture, retexture
+    from reroute.pipelines.compose import texture_over_photo
+
+    photo = np.asarray(Image.open(EXAMPLES / "synthetic_arms_down.png").convert("RGB"))
+    stages = []
+    ext = extract_texture(photo, size=128, texture_size=128, atlas_tile=32,
+                          progress=lambda f, s: stages.append((f, s)))  # fmt: skip
+    assert [f for f, _ in stages] == [0.0, 0.05, 0.8, 0.9, 1.0]
+    assert ext.completion == "classical" and ext.analysis.image.shape == (128, 128, 3)
+    for tex in (ext.texture, ext.partial):
+        assert tex.pixels.shape == (128, 128, 3) and tex.pixels.dtype == np.float32
+        assert 0.0 <= tex.pixels.min() and tex.pixels.max() <= 1.0
+    assert ext.partial.visibility.mean() < ext.texture.visibility.mean()
+    assert ext.atlas.shape == (128, 192, 3) and ext.atlas.dtype == np.uint8
+    assert {"lift", "completion", "atlas", "total", "fit"} <= set(ext.timings)
+    # from the analysis (cached in the app): no atlas asked for, no analysis stages
+    again = extract_texture(ext.analysis, texture_size=128, atlas_tile=None)
+    assert again.atlas is None and np.array_equal(again.texture.pixels, ext.texture.pixels)
+
+    # an atlas PNG reads back as a continuous texture; a 2:1 image is refused
+    Image.fromarray(ext.atlas).save(tmp_path / "atlas.png")
+    pixels, kind = read_texture(tmp_path / "atlas.png", 128)
+    assert kind == "DensePose atlas" and pixels.shape == (128, 128, 3)
+    Image.fromarray(ext.texture.to_uint8()).save(tmp_path / "uv.png")
+    assert read_texture(tmp_path / "uv.png", 64)[0].shape == (64, 64, 3)
+    Image.new("RGB", (128, 64)).save(tmp_path / "wide.png")
+    with pytest.raises(InputError, match="the texture is 128x64 px"):
+        read_texture(tmp_path / "wide.png")
+
+    big = np.asarray(Image.fromarray(photo).resize((256, 256)))
+    out = retexture(ext.analysis, pixels, big)
+    assert out.shape == big.shape and out.dtype == np.uint8
+    assert np.array_equal(out, texture_over_photo(pixels, ext.analysis.correspondence, big))
+    assert (out[0] == big[0]).all()  # background row untouched
 
 
 # ------------------------------------------------------------ try-on and novel-view pieces

@@ -1,0 +1,340 @@
+"""The app's service layer: limits, deadlines, the checkpoint registry and shared state.
+
+* :class:`AppLimits` and :class:`Deadline` keep one request from taking the app down;
+* :func:`find_texture_checkpoint` and :func:`network_status` are the app's small
+  checkpoint/model registry: which learned networks a ``--checkpoints`` folder
+  makes available, and why the others are not;
+* :class:`Services` is what every request shares: the pose-transfer pipelines
+  (made once per resolution and completion), a cache of analysed photos, the
+  output folder;
+* :func:`warm_up` loads the shared models once at start-up
+  (:func:`reroute.pipelines.warm_up`).
+
+Method names come from :mod:`reroute.pipelines.registry`; nothing here runs a
+pipeline step itself.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import logging
+import re
+import shutil
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reroute import LoadedImage, PersonAnalysis, UVTexture, analyse_person
+from reroute.errors import InputError
+from reroute.pipelines import warm_up as load_shared_models
+from reroute.pipelines.completion import (
+    DEFAULT_COMPLETION,
+    LEARNED_COMPLETIONS,
+    check_completion,
+    load_completion,
+    needs_checkpoint,
+    run_completion,
+)
+from reroute.pipelines.pose_transfer import PoseTransferPipeline
+from reroute.pipelines.registry import APP_METHODS
+from reroute.pipelines.views import ATLAS_TILE
+
+__all__ = [
+    "AppLimits",
+    "RequestTimeout",
+    "Deadline",
+    "TEXTURE_SIZE",
+    "TEXTURE_NETWORK",
+    "RERENDERER",
+    "sentence",
+    "find_texture_checkpoint",
+    "network_status",
+    "Services",
+    "warm_up",
+]
+
+log = logging.getLogger(__name__)
+
+TEXTURE_SIZE = 256
+"""Side of the continuous UV textures the app works with."""
+
+TEXTURE_NETWORK = "texture completion"
+"""Key of :func:`network_status` for the texture-completion network."""
+
+RERENDERER = "re-renderer"
+"""Key of :func:`network_status` for the neural re-renderer."""
+
+#: registry method name -> checkpoint file pattern of the networks it needs
+#: (app methods not listed need none)
+_METHOD_CHECKPOINTS = {"dpt": "dpt*"}
+
+
+@dataclass(frozen=True)
+class AppLimits:
+    """Limits that keep one request from taking the app down.
+
+    Attributes:
+        max_upload_mb: largest uploaded file, MB (enforced by Gradio at upload).
+        max_side: photos larger than this (px, longer side) are downscaled with
+            a notice by :func:`reroute.io.images.load_image` (fixed at 4096 there).
+        max_frames: most frames of a novel-view video.
+        max_resolution: largest working size / video resolution, px.
+        max_pose_photos: most extra pose photos of a try-on request.
+        timeout_s: a request is stopped (between stages) once it has run this long.
+    """
+
+    max_upload_mb: int = 20
+    max_side: int = 4096
+    max_frames: int = 240
+    max_resolution: int = 512
+    max_pose_photos: int = 4
+    timeout_s: float = 300.0
+
+
+class RequestTimeout(InputError):
+    """The request ran past :attr:`AppLimits.timeout_s`."""
+
+
+class Deadline:
+    """The end of one request's time: ``seconds`` from now (monotonic clock)."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.end = time.monotonic() + seconds
+
+    def check(self, stage: str) -> None:
+        """Raise :class:`RequestTimeout` (naming ``stage``) once the time is up."""
+        if time.monotonic() > self.end:
+            raise RequestTimeout(
+                f"the request was stopped before {stage} because it ran longer than the "
+                f"{self.seconds:g} s limit; try a smaller resolution or fewer frames"
+            )
+
+
+_PATH = re.compile(r"(?:/[^/\s'\"]+)+/([^/\s'\"]+)")
+
+
+def sentence(text: Any) -> str:
+    """One line ending in a full stop; server file paths shortened to their file names."""
+    text = _PATH.sub(r"\1", " ".join(str(text).split()))
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+# ------------------------------------------------------------------ checkpoint registry
+
+
+def find_texture_checkpoint(checkpoints: Path | str) -> tuple[Path | None, str | None]:
+    """The texture-completion checkpoint of a checkpoints folder, loaded once.
+
+    Tries ``texture*.pt`` then ``texture*.safetensors`` in name order and loads
+    the first that is a texture-completion checkpoint
+    (:func:`reroute.pipelines.completion.load_completion`, cached per path, so
+    the app's requests share the one network).
+
+    Args:
+        checkpoints: the checkpoints folder (``--checkpoints DIR``).
+    Returns:
+        ``(path, None)`` when one loads, else ``(None, reason)``: one sentence
+        fragment (no checkpoint there, or the first one's load error).
+    """
+    folder = Path(checkpoints)
+    found = [p for ext in (".pt", ".safetensors") for p in sorted(folder.glob("texture*" + ext))]
+    if not found:
+        return None, f"no checkpoint in {folder}/ yet"
+    first_error = ""
+    for path in found:
+        try:
+            for method in LEARNED_COMPLETIONS:
+                load_completion(method, path)
+        except Exception as exc:  # noqa: BLE001 - any load failure makes it unusable
+            first_error = first_error or sentence(exc).split(". ")[0].rstrip(".")[:200]
+            continue
+        return path, None
+    return None, f"{found[0].name} is there, but reroute cannot load it ({first_error})"
+
+
+def network_status(checkpoints: Path | str) -> dict[str, str | None]:
+    """Which learned networks can be used, and why not.
+
+    Args:
+        checkpoints: the checkpoints folder (``--checkpoints DIR``).
+    Returns:
+        ``{"texture completion": reason, "re-renderer": reason,
+        "Dense Pose Transfer": reason}`` (the last key: every app method of
+        :data:`~reroute.pipelines.registry.APP_METHODS` that needs networks):
+        ``None`` when usable, else one sentence fragment saying why not.
+        Texture completion is usable when a checkpoint loads
+        (:func:`find_texture_checkpoint`); the re-renderer and Dense Pose
+        Transfer have no code yet, so a checkpoint file of theirs is reported,
+        never loaded.
+    """
+    folder = Path(checkpoints)
+    out: dict[str, str | None] = {TEXTURE_NETWORK: find_texture_checkpoint(folder)[1]}
+    patterns = {RERENDERER: "renderer*"}
+    patterns.update({label: _METHOD_CHECKPOINTS[name] for label, name in APP_METHODS.items()
+                     if name in _METHOD_CHECKPOINTS})  # fmt: skip
+    for key, pat in patterns.items():
+        found = sorted(p.name for ext in (".safetensors", ".pt") for p in folder.glob(pat + ext))
+        if not found:
+            out[key] = f"no checkpoint in {folder}/ yet"
+        else:
+            out[key] = f"{found[0]} is there, but this version of reroute cannot load it yet"
+    return out
+
+
+# ------------------------------------------------------------------ shared services
+
+
+class Services:
+    """What every request shares: pipelines, a cache of analysed photos, limits.
+
+    Args:
+        pipeline_factory: makes the pose-transfer pipeline; called once with no
+            arguments for the default resolution (256) and classical completion,
+            with ``size=`` for other resolutions when it accepts that keyword,
+            and with ``texture="network", texture_checkpoint=PATH`` for the
+            network completion. Pipelines are cached per (size, completion).
+        checkpoints: folder of trained weights.
+        limits: :class:`AppLimits`.
+        workdir: where output files (videos, PNGs) are written; a temporary
+            folder removed at exit when ``None``.
+        cache_size: analysed photos kept (least recently used dropped first).
+    """
+
+    def __init__(self, pipeline_factory: Callable[..., Any] = PoseTransferPipeline, *,
+                 checkpoints: Path | str = "checkpoints", limits: AppLimits | None = None,
+                 workdir: Path | None = None, cache_size: int = 16):  # fmt: skip
+        self.pipeline_factory = pipeline_factory
+        self.pipeline = pipeline_factory()
+        self._pipelines: dict[tuple[int, str], Any] = {
+            (getattr(self.pipeline, "size", 256), DEFAULT_COMPLETION): self.pipeline
+        }
+        self.checkpoints = Path(checkpoints)
+        self.texture_checkpoint, _ = find_texture_checkpoint(self.checkpoints)
+        self.networks = network_status(self.checkpoints)
+        self.limits = limits or AppLimits()
+        if workdir is None:
+            workdir = Path(tempfile.mkdtemp(prefix="reroute-app-"))
+            atexit.register(shutil.rmtree, workdir, ignore_errors=True)
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[tuple[str, int], PersonAnalysis] = OrderedDict()
+        self._cache_size = cache_size
+
+    def pipeline_for(self, size: int, completion: str = DEFAULT_COMPLETION) -> Any:
+        """The pose-transfer pipeline at ``size`` px with ``completion`` (made once per pair).
+
+        Raises:
+            InputError: ``completion`` is unknown, or learned and no texture checkpoint loads.
+        """
+        self.check_completion(completion)
+        kwargs: dict[str, Any] = {"size": size}
+        if needs_checkpoint(completion):
+            kwargs.update(texture=completion, texture_checkpoint=str(self.texture_checkpoint))
+        key = (size, completion)
+        with self._lock:
+            if key not in self._pipelines:
+                try:
+                    self._pipelines[key] = self.pipeline_factory(**kwargs)
+                except TypeError:  # a factory without these keywords: its own size, classical
+                    if needs_checkpoint(completion):
+                        raise InputError(
+                            f"{completion} texture completion is unavailable: this pipeline "
+                            "cannot use it"
+                        ) from None
+                    return self.pipeline
+            return self._pipelines[key]
+
+    def check_completion(self, completion: Any) -> str:
+        """``completion`` if it is a known and usable texture completion.
+
+        Raises:
+            InputError: unknown, or learned and no texture checkpoint loads (the reason).
+        """
+        check_completion(completion)
+        reason = self.networks[TEXTURE_NETWORK]
+        if needs_checkpoint(completion) and reason:
+            raise InputError(f"{completion} texture completion is unavailable: {reason}")
+        return completion
+
+    def checkpoint_for(self, completion: str) -> str | None:
+        """The checkpoint ``completion`` runs with: this app's texture checkpoint, or ``None``."""
+        if needs_checkpoint(completion) and self.texture_checkpoint is not None:
+            return str(self.texture_checkpoint)
+        return None
+
+    def complete(self, partial: UVTexture, completion: str = DEFAULT_COMPLETION) -> UVTexture:
+        """A (T, T) partial texture completed with ``completion`` and this app's checkpoint.
+
+        Raises:
+            InputError: see :meth:`check_completion`.
+        """
+        self.check_completion(completion)
+        return run_completion(partial, completion, self.checkpoint_for(completion))
+
+    def check_resolution(self, resolution: Any) -> int:
+        """``resolution`` as int pixels in 64..:attr:`AppLimits.max_resolution`, else InputError."""
+        try:
+            size = int(resolution)
+        except (TypeError, ValueError):
+            raise InputError(f"resolution must be a number of pixels, got {resolution!r}") from None
+        hi = self.limits.max_resolution
+        if not 64 <= size <= hi:
+            raise InputError(f"resolution must be between 64 and {hi} px, got {size}")
+        return size
+
+    @staticmethod
+    def _key(photo: LoadedImage, size: int) -> tuple[str, int]:
+        return (hashlib.sha1(photo.pixels.tobytes()).hexdigest() + str(photo.pixels.shape), size)
+
+    def is_cached(self, photo: LoadedImage, size: int) -> bool:
+        """Whether :meth:`analyse` has this photo at this size already."""
+        with self._lock:
+            return self._key(photo, size) in self._cache
+
+    def analyse(self, photo: LoadedImage, *, size: int, name: str) -> PersonAnalysis:
+        """:func:`reroute.analyse_person`, cached by pixel content and size.
+
+        Raises:
+            InputError: no person, several persons, failed fit (not cached).
+        """
+        key = self._key(photo, size)
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                return hit
+        res = analyse_person(photo, size=size, name=name)
+        with self._lock:
+            self._cache[key] = res
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return res
+
+    def new_dir(self) -> Path:
+        """A fresh folder for one request's output files; folders over an hour old are removed."""
+        now = time.time()
+        for old in self.workdir.glob("req-*"):
+            try:
+                if now - old.stat().st_mtime > 3600:
+                    shutil.rmtree(old, ignore_errors=True)
+            except OSError:
+                pass
+        return Path(tempfile.mkdtemp(prefix="req-", dir=self.workdir))
+
+    def deadline(self) -> Deadline:
+        """A :class:`Deadline` :attr:`AppLimits.timeout_s` from now."""
+        return Deadline(self.limits.timeout_s)
+
+
+def warm_up() -> None:
+    """Load the shared models once: anny + template, mediapipe, the warp kernel, UV layouts."""
+    seconds = load_shared_models(TEXTURE_SIZE, ATLAS_TILE)
+    log.info("models loaded in %.1f s", seconds)

@@ -1,0 +1,44 @@
+"""Load every shared model and cached layout once, before the first request needs it.
+
+A server (the app) calls :func:`warm_up` at start-up so that its first
+request does not pay for anny's template, mediapipe's three models, the warp
+ray-casting kernel and the UV layouts of the texture size it works with.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from reroute.body.detect import count_persons
+from reroute.body.raster import Camera, rasterize
+from reroute.body.template import get_template
+from reroute.pipelines.tryon import texel_parts
+from reroute.pipelines.views import ATLAS_TILE, atlas_image
+from reroute.uv.texture import uv_layout_mask
+from texture.classical import mirror_texels
+
+__all__ = ["warm_up"]
+
+
+def warm_up(texture_size: int = 256, atlas_tile: int = ATLAS_TILE) -> float:
+    """Load the shared models: anny + template, mediapipe, the warp kernel, UV layouts.
+
+    Args:
+        texture_size: side T of the continuous UV textures that will be used
+            (its layout, mirror map and texel parts are built and cached).
+        atlas_tile: tile side of the DensePose atlas pictures that will be made.
+    Returns:
+        Seconds it took (the first call in a process: several; later ones: ~0).
+    """
+    t = time.perf_counter()
+    get_template()
+    count_persons(np.zeros((64, 64, 3), np.uint8))  # builds mediapipe's three models
+    rasterize(np.array([[0, 0, 1.0], [1, 0, 1], [0, 1, 1]]), np.array([[0, 1, 2]]),
+              Camera(8, 4, 4, 8, 8))  # fmt: skip
+    uv_layout_mask(texture_size)
+    mirror_texels(texture_size)
+    texel_parts(texture_size)
+    atlas_image(np.zeros((texture_size, texture_size, 3), np.float32), atlas_tile)
+    return time.perf_counter() - t
