@@ -1,46 +1,93 @@
-"""Command line: ``python -m reroute {transfer, correspond, evaluate}``.
+"""Command line: python -m reroute COMMAND, one command per workflow.
+
+Commands: ``transfer``, ``try-on``, ``novel-view``, ``correspond``, ``synth``,
+``eval-correspondence``, ``evaluate``.
 
 Errors caused by the input print one line ``error: ...`` on stderr and exit
 with code 2; nothing is written at the output path in that case (outputs are
-written to a temporary file and renamed into place).
+written to a temporary file and renamed into place). Argument errors follow the
+same rule (one ``error:`` line, exit 2).
+
+Start-up stays light: torch, anny and mediapipe are imported inside the command
+functions, so ``python -m reroute --help`` and argument errors answer in well under a
+second. The names ``--texture`` and ``--region`` take come from
+:mod:`reroute.pipelines.registry`, which imports torch (~3-4 s): a command checks them
+after its cheap checks (output extension, ranges, the photos), and a command's
+``--help`` lists them (so ``try-on --help`` takes a few seconds).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+
+import cv2
 
 from reroute.errors import InputError
 from reroute.io.files import write_text_atomic
+from reroute.io.images import MAX_SIDE, MIN_SIDE, load_image, save_image_atomic
+from reroute.io.iuv import read_iuv, write_iuv
+from reroute.io.video import write_mp4
 
 EXIT_INPUT = 2
 #: ``correspond --coverage densepose``: extension beyond the rendered body, as a
 #: share of the longer image side (4 px at 256 px; measured on UBC Fashion
 #: against DensePose R-CNN, benchmarks/ubc_correspondence.py)
 DENSEPOSE_EXTEND = 4.0 / 256
+#: ``novel-view --size`` upper bound: 360 frames of 1024 px are ~1.1 GB in memory
+MAX_VIDEO_SIDE = 1024
+#: ``novel-view --fps`` range (what :func:`reroute.io.video.write_mp4` accepts)
+FPS_RANGE = (1.0, 120.0)
+IMAGE_EXTS = (".png", ".jpg", ".jpeg")
 
 
-def _check_out(path: str, *, png_only: bool = False) -> Path:
+def _check_out(path: str, exts: tuple[str, ...] = IMAGE_EXTS) -> Path:
     p = Path(path)
-    ext = p.suffix.lower()
-    allowed = (".png",) if png_only else (".png", ".jpg", ".jpeg")
-    if ext not in allowed:
-        raise InputError(f"output {path} must end in {' or '.join(allowed)}")
+    if p.suffix.lower() not in exts:
+        raise InputError(f"output {path} must end in {' or '.join(exts)}")
     if p.is_dir():
         raise InputError(f"output {path} is a directory")
     return p
 
 
+def _check_range(option: str, value: float, lo: float, hi: float, unit: str = "") -> None:
+    if not lo <= value <= hi:
+        raise InputError(f"{option} must be between {lo:g} and {hi:g}{unit}, got {value:g}")
+
+
+def _completion(method: str, checkpoint: str | None) -> Callable:
+    """``complete(partial UVTexture) -> UVTexture`` for a texture completion name."""
+    # texture imports torch
+    from texture import complete_texture, load_default_network
+
+    _check_choice("--texture", method, _registry().TEXTURE_COMPLETIONS)
+    if method == "network":  # a missing checkpoint fails here, before any fit
+        load_default_network(str(checkpoint) if checkpoint else None)
+    return functools.partial(complete_texture, method=method, checkpoint=checkpoint)
+
+
+def _notes(notices: list[str]) -> None:
+    for n in notices:
+        print(f"note: {n}", file=sys.stderr)
+
+
+def _timings(timings: dict[str, float]) -> dict[str, float]:
+    return {k: round(v, 3) for k, v in timings.items()}
+
+
 def _cmd_transfer(args) -> int:
+    out = _check_out(args.out)
+    _check_range("--size", args.size, MIN_SIDE, MAX_SIDE, " px")
+    # these import torch, anny and mediapipe: not at start-up
     from reroute.correspondence.maps import iuv_to_rgb
-    from reroute.io.images import save_image_atomic
-    from reroute.io.iuv import write_iuv
     from reroute.pipelines.pose_transfer import PoseTransferPipeline
     from reroute.uv.atlas import continuous_to_atlas
 
-    out = _check_out(args.out)
     pipe = PoseTransferPipeline(
         size=args.size,
         texture_size=args.texture_size,
@@ -48,8 +95,7 @@ def _cmd_transfer(args) -> int:
         texture_checkpoint=args.texture_checkpoint,
     )
     res = pipe(args.source, args.target)
-    for n in res.notices:
-        print(f"note: {n}", file=sys.stderr)
+    _notes(res.notices)
     if args.debug_dir:
         d = Path(args.debug_dir)
         d.mkdir(parents=True, exist_ok=True)
@@ -66,25 +112,19 @@ def _cmd_transfer(args) -> int:
         save_image_atomic(d / "warped.png", res.warped)
         (d / "timings.json").write_text(json.dumps(res.timings, indent=1))
     save_image_atomic(out, res.image)
-    print(
-        json.dumps({"out": str(out), "timings_s": {k: round(v, 3) for k, v in res.timings.items()}})
-    )
+    print(json.dumps({"out": str(out), "timings_s": _timings(res.timings)}))
     return 0
 
 
 def _cmd_correspond(args) -> int:
-    import cv2
-
+    out = _check_out(args.out, (".png",))
+    # these import torch, anny and mediapipe: not at start-up
     from reroute.correspondence.analyse import analyse_person
-    from reroute.io.images import load_image
-    from reroute.io.iuv import write_iuv
+    from reroute.correspondence.fitted import render_correspondence
 
-    out = _check_out(args.out, png_only=True)
     loaded = load_image(args.image, name=args.image)
     a = analyse_person(loaded, size=args.size, name=args.image)
-    for n in a.notices:
-        print(f"note: {n}", file=sys.stderr)
-    from reroute.correspondence.fitted import render_correspondence
+    _notes(a.notices)
 
     H, W = a.original_size
     # render at the photo's resolution: exact, not an upsampled label map
@@ -97,6 +137,7 @@ def _cmd_correspond(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
+    # imports torch: not at start-up
     from reroute.evaluation.pose_transfer import EvalConfig, parse_size, run_evaluation
 
     cfg = EvalConfig(
@@ -119,7 +160,9 @@ def _cmd_evaluate(args) -> int:
 
 
 def _cmd_synth(args) -> int:
+    # these import torch and anny: not at start-up
     from reroute.synth.engine import SynthConfig
+    from reroute.synth.pose import load_pose_bank
     from reroute.synth.writer import write_synthetic_set
 
     if args.identities < 1:
@@ -131,16 +174,12 @@ def _cmd_synth(args) -> int:
             multi_person_prob=args.multi_person_prob, upper_body_prob=args.upper_body_prob,
         ).validate()  # fmt: skip
         if args.pose_bank:
-            from reroute.synth.pose import load_pose_bank
-
             cfg.pose_bank = load_pose_bank(args.pose_bank)
     except ValueError as e:
         raise InputError(str(e)) from None
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} exists and is not a directory")
-    import time
-
     t0 = time.perf_counter()
     write_synthetic_set(out, args.identities, cfg, seed=args.seed, progress=not args.no_progress)
     dt = time.perf_counter() - t0
@@ -151,6 +190,7 @@ def _cmd_synth(args) -> int:
 
 
 def _cmd_eval_correspondence(args) -> int:
+    # imports torch: not at start-up
     from reroute.metrics.correspondence import evaluate_iuv_folders, evaluate_synthetic_set
 
     out = Path(args.out)
@@ -172,8 +212,6 @@ def _cmd_eval_correspondence(args) -> int:
                 raise InputError(f"--pred {pred_dir} is not a directory")
 
             def predict(rec):
-                from reroute.io.iuv import read_iuv
-
                 p = pred_dir / rec.name
                 return read_iuv(p) if p.is_file() else None
 
@@ -185,6 +223,7 @@ def _cmd_eval_correspondence(args) -> int:
         else:  # reroute's own front end: BlazePose + anny fit + render
 
             def predict(rec):
+                # imports anny and mediapipe, only for this method
                 from reroute.correspondence.analyse import analyse_person
 
                 try:
@@ -208,8 +247,7 @@ def _cmd_eval_correspondence(args) -> int:
 def _eval_temporal(args, out: Path) -> int:
     """``eval-correspondence --temporal``: consistency over frame intervals on a synthetic
     walking sequence (reroute.synth.video, reroute.metrics.temporal)."""
-    import time
-
+    # these import torch and anny: not at start-up
     from reroute.metrics.correspondence import vertices_from_iuv
     from reroute.metrics.temporal import evaluate_video
     from reroute.synth.video import SyntheticVideo, VideoConfig
@@ -236,6 +274,7 @@ def _eval_temporal(args, out: Path) -> int:
     else:
 
         def predict(s):
+            # imports mediapipe, only for this method
             from reroute.correspondence.analyse import analyse_person
 
             try:
@@ -254,26 +293,161 @@ def _eval_temporal(args, out: Path) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m reroute", description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="command", required=True)
+def _cmd_try_on(args) -> int:
+    out = _check_out(args.out)
+    _check_range("--size", args.size, MIN_SIDE, MAX_SIDE, " px")
+    donor = load_image(args.donor, name=args.donor)  # both photos before any model runs
+    wearer = load_image(args.wearer, name=args.wearer)
+    region = _cli_regions()[_check_choice("--region", args.region, _cli_regions())]
+    # imports torch, anny and mediapipe: not at start-up
+    from reroute.pipelines.tryon import TryOnPipeline
+
+    complete = _completion(args.texture, args.texture_checkpoint)
+    pipe = TryOnPipeline(size=args.size, texture_size=args.texture_size, complete=complete)
+    res = pipe(donor.pixels, wearer.pixels, region)
+    _notes([f"{a.path}: {a.notice}" for a in (donor, wearer) if a.notice] + res.notices)
+    save_image_atomic(out, res.image)
+    print(json.dumps({"out": str(out), "region": region, "timings_s": _timings(res.timings)}))
+    return 0
+
+
+def _cmd_novel_view(args) -> int:
+    out = _check_out(args.out, (".mp4",))
+    _check_range("--size", args.size, MIN_SIDE, MAX_VIDEO_SIDE, " px")
+    _check_range("--fps", args.fps, *FPS_RANGE)
+    # these import torch, anny and mediapipe: not at start-up
+    from reroute.correspondence.analyse import analyse_person
+    from reroute.pipelines.novel_view import NovelViewConfig, render_novel_views
+    from reroute.uv.warp import image_to_uv
+
+    cfg = NovelViewConfig(frames=args.frames, turn_deg=args.turn, elevation_deg=args.elevation,
+                          size=args.size)  # fmt: skip
+    try:
+        cfg.check()
+    except ValueError as e:
+        raise InputError(str(e)) from None
+    loaded = load_image(args.photo, name=args.photo)  # the photo before any model runs
+    complete = _completion(args.texture, args.texture_checkpoint)
+    t0 = time.perf_counter()
+    a = analyse_person(loaded, size=args.size, name=args.photo)
+    _notes(a.notices)
+    t = time.perf_counter()
+    texture = complete(image_to_uv(a.image, a.correspondence, args.texture_size))
+    timings = {**a.timings, "completion": time.perf_counter() - t}
+    video = render_novel_views(a.body, texture, cfg)
+    t = time.perf_counter()
+    write_mp4(video.frames, out, fps=args.fps)
+    timings.update(render=video.timings["render"], encode=time.perf_counter() - t,
+                   total=time.perf_counter() - t0)  # fmt: skip
+    n, h, w = video.frames.shape[:3]
+    print(json.dumps({"out": str(out), "frames": n, "width": w, "height": h,
+                      "timings_s": _timings(timings)}))  # fmt: skip
+    return 0
+
+
+# ------------------------------------------------------------------ the parser
+
+
+def _registry():
+    """:mod:`reroute.pipelines.registry`, imported on first use."""
+    # imports torch (~3-4 s): only when a command runs or its --help lists the names
+    from reroute.pipelines import registry
+
+    return registry
+
+
+@functools.lru_cache(maxsize=1)
+def _cli_regions() -> dict[str, str]:
+    """CLI spelling -> try-on region of the registry: its first word (``full outfit`` -> ``full``)."""
+    names = {r.split()[0]: r for r in _registry().TRYON_REGIONS}
+    assert len(names) == len(_registry().TRYON_REGIONS), "two regions share a first word"
+    return names
+
+
+#: option dest -> the registry's names that its help text lists as ``{names}``
+_LISTED: dict[str, Callable[[], object]] = {
+    "texture": lambda: _registry().TEXTURE_COMPLETIONS,
+    "region": _cli_regions,
+}
+
+
+def _check_choice(option: str, value: str, names) -> str:
+    if value not in names:
+        raise InputError(f"unknown {option} {value!r}; choose one of {', '.join(names)}")
+    return value
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Fills ``{names}`` in help texts from the registry (:data:`_LISTED`) when a command's
+    ``--help`` is shown; the command checks the value itself after its cheap checks, so
+    neither building the parser nor an argument error imports torch."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.dest in _LISTED and "{names}" in text:
+            text = text.replace("{names}", ", ".join(_LISTED[action.dest]()))
+        return text
+
+
+class _Parser(argparse.ArgumentParser):
+    """Argument errors as one ``error: ...`` line and exit code 2, like input errors."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        self.exit(EXIT_INPUT, f"error: {message} (see {self.prog} --help)\n")
+
+
+def _add_texture_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--texture-size", type=int, default=256, help="UV texture side in texels")
+    p.add_argument("--texture", default="classical", metavar="NAME",
+                   help="texture completion: {names} (default %(default)s)")  # fmt: skip
+    p.add_argument(
+        "--texture-checkpoint", help="texture network checkpoint (default: the committed one)"
+    )
+
+
+def _add_transfer(sub) -> None:
     t = sub.add_parser("transfer", help="re-render the source person in the target person's pose")
     t.add_argument("--source", required=True, help="photo of the person to re-render")
     t.add_argument("--target", required=True, help="photo of the person whose pose to take")
     t.add_argument("--out", required=True, help="output image (.png/.jpg), target's resolution")
     t.add_argument("--size", type=int, default=256, help="working size, longer side in px")
-    t.add_argument("--texture-size", type=int, default=256, help="UV texture side in texels")
+    _add_texture_options(t)
     t.add_argument("--debug-dir", help="write intermediate maps (IUV, textures, warp) here")
-    t.add_argument(
-        "--texture",
-        choices=["classical", "network"],
-        default="classical",
-        help="texture completion: classical fill or the texture network",
-    )
-    t.add_argument(
-        "--texture-checkpoint", help="texture network checkpoint (default: the committed one)"
-    )
     t.set_defaults(func=_cmd_transfer)
+
+
+def _add_try_on(sub) -> None:
+    t = sub.add_parser("try-on", help="the wearer in the donor's top, bottom, shoes or full outfit")
+    t.add_argument("--donor", required=True, help="photo of the person whose garments to take")
+    t.add_argument("--wearer", required=True, help="photo of the person who puts them on")
+    t.add_argument("--region", required=True,
+                   help="what to swap: {names}; the wearer keeps face, hair and hands")  # fmt: skip
+    t.add_argument("--out", required=True, help="output image (.png/.jpg), wearer's resolution")
+    t.add_argument("--size", type=int, default=256, help="working size, longer side in px")
+    _add_texture_options(t)
+    t.set_defaults(func=_cmd_try_on)
+
+
+def _add_novel_view(sub) -> None:
+    v = sub.add_parser("novel-view", help="H.264 MP4 of the camera turning around the person")
+    v.add_argument("photo", help="photo of one person")
+    v.add_argument("--out", required=True, help="output video (.mp4)")
+    v.add_argument("--frames", type=int, default=72, help="number of frames")
+    v.add_argument("--size", type=int, default=256,
+                   help="working size and video resolution, longer side in px")  # fmt: skip
+    v.add_argument("--turn", type=float, default=360.0, help="total turn, degrees")
+    v.add_argument("--elevation", type=float, default=0.0,
+                   help="camera elevation, degrees (positive: from above)")  # fmt: skip
+    v.add_argument("--fps", type=float, default=24.0, help="frame rate")
+    _add_texture_options(v)
+    v.set_defaults(func=_cmd_novel_view)
+
+
+def _add_correspond(sub) -> None:
     c = sub.add_parser("correspond", help="write a photo's IUV map (DensePose on-disk convention)")
     c.add_argument("image", help="photo of one person")
     c.add_argument("--out", required=True, help="IUV PNG: cv2.imread gives channels I, U, V")
@@ -284,25 +458,20 @@ def build_parser() -> argparse.ArgumentParser:
         "R-CNN labels; mask: the whole person mask (hair, loose clothes)",
     )  # fmt: skip
     c.set_defaults(func=_cmd_correspond)
+
+
+def _add_synth(sub) -> None:
     s = sub.add_parser("synth", help="render a synthetic set (DeepFashion layout + ground truth)")
     s.add_argument("--out", required=True, help="output directory")
     s.add_argument("--identities", type=int, required=True, help="number of synthetic people")
     s.add_argument("--views-per-identity", type=int, default=4, help="images per person")
-    s.add_argument(
-        "--poses-per-identity",
-        type=int,
-        default=0,
-        help="distinct poses per person (0 = one per view)",
-    )
+    s.add_argument("--poses-per-identity", type=int, default=0,
+                   help="distinct poses per person (0 = one per view)")  # fmt: skip
     s.add_argument("--size", type=int, default=256, help="image side, 128..1024 px")
     s.add_argument("--texture-size", type=int, default=512, help="UV texture side")
     s.add_argument("--seed", type=int, default=0, help="master seed (output is deterministic)")
-    s.add_argument(
-        "--multi-person-prob",
-        type=float,
-        default=0.0,
-        help="share of images with 1-2 extra people (occluders)",
-    )
+    s.add_argument("--multi-person-prob", type=float, default=0.0,
+                   help="share of images with 1-2 extra people (occluders)")  # fmt: skip
     s.add_argument(
         "--upper-body-prob", type=float, default=0.25, help="share of upper-body framings"
     )
@@ -311,21 +480,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_synth)
+
+
+def _add_eval_correspondence(sub) -> None:
     e = sub.add_parser(
         "eval-correspondence",
         help="GPS, AP/AR, 2-D accuracy, part IoU on a synthetic set or IUV folders",
     )
-    e.add_argument(
-        "--gt",
-        help="a synthetic set (reroute synth) or a folder of reference IUV PNGs",
-    )
+    e.add_argument("--gt", help="a synthetic set (reroute synth) or a folder of reference IUV PNGs")
     e.add_argument("--pred", help="folder of predicted IUV PNGs (same file names)")
     e.add_argument(
-        "--method",
-        choices=("pred", "reroute", "ground-truth"),
-        default="pred",
+        "--method", choices=("pred", "reroute", "ground-truth"), default="pred",
         help="on a synthetic set: read --pred, run reroute's front end, or the GT itself",
-    )
+    )  # fmt: skip
     e.add_argument("--limit", type=int, help="evaluate the first N images only")
     e.add_argument(
         "--temporal", action="store_true",
@@ -339,12 +506,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument("--out", required=True, help="metrics JSON")
     e.set_defaults(func=_cmd_eval_correspondence)
+
+
+def _add_evaluate(sub) -> None:
     e = sub.add_parser("evaluate", help="generate and score a pose-transfer test split")
     e.add_argument("--dataset", required=True, choices=["deepfashion", "mvc", "folder"])
     e.add_argument("--root", required=True, help="dataset folder")
     e.add_argument(
         "--pairs", help="pair list (fashion-pairs-test.csv, test_pairs.txt, from,to CSV)"
     )
+    # checked by run_evaluation against reroute.pipelines.registry.METHODS ("unknown method ...")
     e.add_argument("--method", required=True, help="identity, warp, bodymap or dpt")
     e.add_argument("--out", required=True, help="output folder; rerunning with it resumes")
     e.add_argument("--limit", type=int, help="evaluate only the first N pairs of the list")
@@ -368,6 +539,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--texture-size", type=int, default=256, help="UV texture side (warp method)")
     e.add_argument("--no-progress", action="store_true", help="no progress bar or warnings")
     e.set_defaults(func=_cmd_evaluate)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m reroute`` parser: one subcommand per workflow."""
+    p = _Parser(prog="python -m reroute", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    for add in (_add_transfer, _add_try_on, _add_novel_view, _add_correspond, _add_synth,
+                _add_eval_correspondence, _add_evaluate):  # fmt: skip
+        add(sub)
     return p
 
 

@@ -26,6 +26,7 @@ import pytest
 from PIL import Image
 
 from reroute.io.images import MAX_SIDE
+from reroute.io.video import probe_video
 from reroute.synth.engine import render_synthetic_person
 from reroute.synth.pose import EXAMPLE_POSES
 
@@ -230,6 +231,107 @@ def test_correspond_downscales_a_huge_image_with_a_notice(renders, tmp_path) -> 
     agree = _agreement(sampled, truth.correspondence.part[:, crop[0] : crop[1]])
     print(f"\nhuge image: part label agreement {agree:.1%}")
     assert agree > 0.6
+
+
+# try-on and novel-view: bad input (case -> (arguments, what the error line must mention));
+# {good} is a photo of one person, {text} a text file, {out_dir} the empty output folder
+BAD_TRY_ON_AND_NOVEL_VIEW = {
+    "try-on donor not an image": (
+        "try-on --donor {text} --wearer {good} --region top --out {out_dir}/r.png",
+        "not a readable image",
+    ),
+    "try-on unknown region": (
+        "try-on --donor {good} --wearer {good} --region hat --out {out_dir}/r.png",
+        "unknown --region 'hat'",
+    ),
+    "try-on wrong extension": (
+        "try-on --donor {good} --wearer {good} --region top --out {out_dir}/r.mp4",
+        "must end in .png",
+    ),
+    "try-on missing region": (
+        "try-on --donor {good} --wearer {good} --out {out_dir}/r.png",
+        "required: --region",
+    ),
+    "novel-view wrong extension": ("novel-view {good} --out {out_dir}/v.png", "must end in .mp4"),
+    "novel-view frames out of range": (
+        "novel-view {good} --out {out_dir}/v.mp4 --frames 0",
+        "frames must be between 1 and",
+    ),
+    "novel-view size out of range": (
+        "novel-view {good} --out {out_dir}/v.mp4 --size 20",
+        "--size must be between 64 and",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_TRY_ON_AND_NOVEL_VIEW))
+def test_try_on_and_novel_view_refuse_bad_input(inputs, tmp_path, case) -> None:
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    template, expect = BAD_TRY_ON_AND_NOVEL_VIEW[case]
+    args = template.format(good=inputs["good"], text=inputs["text"], out_dir=out_dir).split()
+    r = _run(*args)
+    _assert_refused(r, out_dir, expect.lower())
+    assert "XNNPACK" not in r.stderr  # refused before mediapipe started
+
+
+def test_help_and_argument_errors_import_no_torch() -> None:
+    """``--help`` lists every command, and neither it nor an argument error imports torch
+    (the registry's names are read only when a command runs or its own --help lists them)."""
+    code = """import sys
+from reroute.cli import main
+for argv in (["--help"], ["try-on", "--donor", "a.png"]):
+    try:
+        main(argv)
+    except SystemExit as e:
+        print("exit", e.code)
+print("torch loaded:", "torch" in sys.modules)
+"""
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert r.stdout.count("exit 0") == 1 and r.stdout.count("exit 2") == 1, r.stdout + r.stderr
+    for command in ("transfer", "try-on", "novel-view", "correspond", "evaluate"):
+        assert command in r.stdout
+    errors = _error_lines(r.stderr)
+    assert len(errors) == 1 and "required: --wearer, --region, --out" in errors[0], r.stderr
+    assert r.stdout.strip().endswith("torch loaded: False")
+
+
+def test_try_on_full_outfit_at_the_wearer_resolution(renders, tmp_path) -> None:
+    """The wearer (a 256x176 crop) in the donor's full outfit; face, hands, background kept."""
+    donor, wearer = tmp_path / "donor.png", tmp_path / "wearer.png"
+    Image.fromarray(renders["arms_down"].image).save(donor)
+    crop = slice(40, 216)
+    w_img = renders["arm_raised"].image[:, crop]
+    Image.fromarray(w_img).save(wearer)
+    out = tmp_path / "tried_on.png"
+    r = _run("try-on", "--donor", str(donor), "--wearer", str(wearer), "--region", "full",
+             "--out", str(out), "--size", "128")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert _error_lines(r.stderr) == []
+    report = json.loads(r.stdout.strip().splitlines()[-1])
+    assert Path(report["out"]) == out and report["region"] == "full outfit"
+    img = np.asarray(Image.open(out))
+    assert img.shape == w_img.shape and img.dtype == np.uint8  # the wearer photo's size
+    diff = np.abs(img.astype(int) - w_img.astype(int)).sum(-1)
+    truth = renders["arm_raised"].correspondence
+    near = cv2.dilate(truth.mask[:, crop].astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
+    torso = np.isin(truth.part[:, crop], (1, 2))
+    print(f"\ntry-on: {(diff[torso] > 30).mean():.1%} of the torso changed")
+    assert (diff[~near] == 0).all()  # the background is the wearer's photo, unchanged
+    assert (diff[torso] > 30).mean() > 0.3  # the donor's top is on
+
+
+def test_novel_view_writes_an_mp4_with_the_requested_frames(inputs, tmp_path) -> None:
+    out = tmp_path / "turn.mp4"
+    r = _run("novel-view", str(inputs["good"]), "--out", str(out), "--frames", "4",
+             "--size", "128")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert _error_lines(r.stderr) == []
+    report = json.loads(r.stdout.strip().splitlines()[-1])
+    assert Path(report["out"]) == out and report["frames"] == 4
+    info = probe_video(out)
+    assert (info.codec, info.frames, info.width, info.height) == ("h264", 4, 128, 128)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp file
 
 
 @pytest.mark.slow
