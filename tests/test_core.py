@@ -326,8 +326,7 @@ def test_synthetic_render_is_deterministic_and_consistent() -> None:
 
 def test_correspondence_extension_coverage_and_thin_donors() -> None:
     """Whole-mask extension, DensePose coverage, sliver removal and thin donors."""
-    from reroute.correspondence.fitted import THIN_DONOR_PX, render_correspondence
-    from reroute.correspondence.fitted import THIN_DONOR_PARTS
+    from reroute.correspondence.fitted import THIN_DONOR_PARTS, THIN_DONOR_PX, render_correspondence
 
     r = _render()
     body = rasterize(r.body.vertices, get_template().faces, r.body.camera).mask

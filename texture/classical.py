@@ -4,9 +4,20 @@
    mirror texel when that one was observed (the body is close to symmetric:
    the mirror of canonical point (x, y, z) is (-x, y, z), looked up at the
    nearest template vertex).
-2. **Push-pull fill** (Gortler et al., "The Lumigraph", 1996): what is still
-   empty is filled from a pyramid of weighted averages, coarse levels filling
-   fine holes. Only texels inside the UV islands are written.
+   Mirror texels are used only inside the same UV island.
+2. **Hair**: unseen texels on the back half of the head take the median colour
+   of the visible top of the head (hair), never the face's skin.
+3. **Garment prior**: unseen texels of a torso, arm or leg part start from the
+   median colour of what is seen of the same part and of its front/back
+   counterpart (DensePose's part pairs, e.g. torso back 1 / front 2), with a
+   low weight (:data:`PRIOR_WEIGHT`), so an unseen back takes the shirt's
+   colour rather than the skin next to it in UV space. On 57 pg2 pairs it raised
+   grayscale SSIM from 0.7419 to 0.7437 (copying the counterpart texel by texel
+   instead lowered it, 0.7532 -> 0.7434 on 28 pairs).
+4. **Push-pull fill** (Gortler et al., "The Lumigraph", 1996) inside each UV
+   island separately: what is still empty (or only has the prior) is filled
+   from a pyramid of weighted averages of the same island only, coarse levels
+   filling fine holes. Only texels inside the UV islands are written.
 """
 
 from __future__ import annotations
@@ -18,29 +29,100 @@ import torch
 import torch.nn.functional as F
 
 from reroute.body.template import get_template
-from reroute.uv.texture import UVTexture, uv_layout
+from reroute.uv.texture import UVTexture, uv_islands, uv_layout
 
-__all__ = ["complete_classical", "mirror_texels", "push_pull"]
+__all__ = ["complete_classical", "mirror_texels", "push_pull", "FRONT_BACK", "PRIOR_WEIGHT"]
+
+#: DensePose front/back part pairs (back, front): torso, upper legs, lower legs,
+#: upper arms, lower arms
+FRONT_BACK = ((1, 2), (7, 9), (8, 10), (11, 13), (12, 14), (15, 17), (16, 18), (19, 21), (20, 22))
+#: push-pull weight of the garment prior (seen texels weigh 1)
+PRIOR_WEIGHT = 0.2
+
 
 
 @functools.lru_cache(maxsize=4)
 def mirror_texels(size: int) -> np.ndarray:
-    """(T, T) int64 flat index of each texel's mirror texel (-1 outside the islands)."""
-    from scipy.spatial import cKDTree
+    """(T, T) int64 flat index of each texel's left/right mirror texel (-1 outside the islands)."""
+    from scipy.spatial import cKDTree  # scipy.spatial: only when a texture is completed
 
     t = get_template()
     lay = uv_layout(size)
-    pts = lay.interpolate(t.vertices[t.faces])  # canonical 3-D point per texel
-    mirrored = pts * np.float32([-1.0, 1.0, 1.0])
-    # UV of each vertex (first corner that uses it)
+    vtex, pts = _vertex_texels(size)
+    mirrored = pts * np.float32([-1.0, 1.0, 1.0])  # canonical point (x, y, z) -> (-x, y, z)
+    _, nn = cKDTree(t.vertices).query(mirrored[lay.mask])
+    out = np.full((size, size), -1, np.int64)
+    out[lay.mask] = vtex[nn]
+    return out
+
+
+def _vertex_texels(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(V,) flat texel index of each template vertex (its first face corner's UV) and
+    (T, T, 3) canonical point of each texel."""
+    t = get_template()
+    lay = uv_layout(size)
     vuv = np.zeros((len(t.vertices), 2), np.float32)
     vuv[t.faces.ravel()] = t.face_uv.reshape(-1, 2)
-    _, nn = cKDTree(t.vertices).query(mirrored[lay.mask])
-    uv = vuv[nn]
-    xi = np.clip((uv[:, 0] * size).astype(int), 0, size - 1)
-    yi = np.clip((uv[:, 1] * size).astype(int), 0, size - 1)
-    out = np.full((size, size), -1, np.int64)
-    out[lay.mask] = yi * size + xi
+    xi = np.clip((vuv[:, 0] * size).astype(int), 0, size - 1)
+    yi = np.clip((vuv[:, 1] * size).astype(int), 0, size - 1)
+    return yi * size + xi, lay.interpolate(t.vertices[t.faces])
+
+
+
+@functools.lru_cache(maxsize=4)
+def _head_regions(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(T, T) bool texels of the top of the head (hair) and of the back half of the head."""
+    t = get_template()
+    lay = uv_layout(size)
+    pts = lay.interpolate(t.vertices[t.faces])
+    head = lay.mask & np.isin(np.where(lay.mask, t.face_part[np.maximum(lay.face, 0)], 0), (23, 24))
+    hv = t.vertices[np.isin(t.vertex_segment, [i for i, n in enumerate(t.segment_names)
+                                                 if n.startswith("head")])]  # fmt: skip
+    top = hv[:, 2].max() if len(hv) else pts[head][:, 2].max()
+    centre_y = np.median(pts[head][:, 1])
+    return head & (pts[..., 2] > top - 0.06), head & (pts[..., 1] > centre_y)
+
+
+@functools.lru_cache(maxsize=4)
+def _texel_parts(size: int) -> np.ndarray:
+    """(T*T,) int64 DensePose part of each texel (0 outside the islands)."""
+    lay = uv_layout(size)
+    return np.where(lay.mask, get_template().face_part[np.maximum(lay.face, 0)], 0).ravel()
+
+
+def _garment_prior(pix: np.ndarray, known: np.ndarray, size: int) -> np.ndarray:
+    """Fill unseen texels of paired parts with the median seen colour of the part and
+    its front/back counterpart, in place; returns the (T*T,) float32 push-pull weights."""
+    parts = _texel_parts(size)
+    weight = known.astype(np.float32)
+    for back, front in FRONT_BACK:
+        seen = np.isin(parts, (back, front)) & known
+        if seen.sum() < 16:
+            continue
+        colour = np.median(pix[seen], axis=0)
+        for p in (back, front):
+            unseen = (parts == p) & ~known
+            pix[unseen] = colour
+            weight[unseen] = PRIOR_WEIGHT
+    return weight
+
+
+def _island_push_pull(pixels: np.ndarray, weights: np.ndarray, size: int) -> np.ndarray:
+    """Push-pull inside each UV island on its own (bounding box crop); islands with
+    nothing known fall back to the whole-texture push-pull."""
+    from scipy import ndimage as ndi  # scipy.ndimage: only when a texture is completed
+
+    labels = uv_islands(size)
+    out = push_pull(pixels, weights)  # fallback for empty islands
+    for k, box in enumerate(ndi.find_objects(labels), start=1):
+        if box is None:
+            continue
+        isl = labels[box] == k
+        w = weights[box] * isl
+        if w.sum() == 0:
+            continue
+        filled = push_pull(pixels[box], w)
+        out[box] = np.where(isl[..., None], filled, out[box])
     return out
 
 
@@ -69,7 +151,7 @@ def push_pull(pixels: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 
 def complete_classical(texture: UVTexture) -> UVTexture:
-    """Mirror fill, then push-pull, inside the template's UV islands.
+    """Mirror and hair fill, a garment prior, then push-pull inside each UV island.
 
     Args:
         texture: partial :class:`~reroute.uv.texture.UVTexture` (T, T) with its visibility.
@@ -80,11 +162,20 @@ def complete_classical(texture: UVTexture) -> UVTexture:
     lay = uv_layout(size)
     pix = texture.pixels.reshape(-1, 3).copy()
     vis = (texture.visibility.ravel() > 0.5) & lay.mask.ravel()
+    known = vis.copy()
+    island = uv_islands(size).ravel()
     mirror = mirror_texels(size).ravel()
-    take = (~vis) & (mirror >= 0)
-    take[take] &= vis[mirror[take]]
+    take = (~known) & (mirror >= 0)
+    take[take] &= known[mirror[take]] & (island[mirror[take]] == island[take])
     pix[take] = pix[mirror[take]]
-    known = vis | take
-    filled = push_pull(pix.reshape(size, size, 3), known.reshape(size, size).astype(np.float32))
+    known |= take
+    hair, back = (r.ravel() for r in _head_regions(size))
+    if (hair & vis).sum() >= 8:
+        head_island = np.bincount(island[hair & vis]).argmax()
+        fill = back & ~known & (island == head_island)
+        pix[fill] = np.median(pix[hair & vis], axis=0)
+        known |= fill
+    weights = _garment_prior(pix, known, size)
+    filled = _island_push_pull(pix.reshape(size, size, 3), weights.reshape(size, size), size)
     filled = np.where(lay.mask[..., None], filled, 0.0).astype(np.float32)
     return UVTexture(filled, lay.mask.astype(np.float32))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from reroute.body.native import quiet_native
 from reroute.errors import NoPersonError, SeveralPersonsError
 
 __all__ = ["PersonObservation", "detect_person", "BLAZEPOSE_NAMES"]
@@ -64,16 +65,17 @@ class PersonObservation:
 
 @functools.lru_cache(maxsize=1)
 def _models():
-    import mediapipe as mp
+    with quiet_native():  # TFLite and absl log from C++ at start-up
+        import mediapipe as mp  # heavy (TFLite, jax): only when a photo is analysed
 
-    pose = mp.solutions.pose.Pose(
-        static_image_mode=True, model_complexity=1, enable_segmentation=True,
-        min_detection_confidence=0.5,
-    )  # fmt: skip
-    selfie = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
-    faces = mp.solutions.face_detection.FaceDetection(
-        model_selection=1, min_detection_confidence=0.6
-    )
+        pose = mp.solutions.pose.Pose(
+            static_image_mode=True, model_complexity=1, enable_segmentation=True,
+            min_detection_confidence=0.5,
+        )  # fmt: skip
+        selfie = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
+        faces = mp.solutions.face_detection.FaceDetection(
+            model_selection=1, min_detection_confidence=0.6
+        )
     return pose, selfie, faces
 
 
@@ -88,8 +90,9 @@ def count_persons(image: np.ndarray) -> int:
 
     with _LOCK:
         _, selfie, faces = _models()
-        seg = selfie.process(image).segmentation_mask
-        det = faces.process(image).detections or []
+        with quiet_native():  # absl warnings on the first run of each graph
+            seg = selfie.process(image).segmentation_mask
+            det = faces.process(image).detections or []
     labels, n = ndi.label(seg > 0.5)
     comps = 0
     if n:
@@ -116,21 +119,63 @@ def detect_person(image: np.ndarray, *, name: str = "photo") -> PersonObservatio
     n = count_persons(image)
     if n >= 2:
         raise SeveralPersonsError(f"{name} shows {n} persons; reroute needs a photo of exactly one")
-    with _LOCK:
-        pose, _, _ = _models()
-        res = pose.process(image)
-    if res.pose_landmarks is None or res.pose_world_landmarks is None:
-        raise NoPersonError(f"no person found in {name}")
     h, w = image.shape[:2]
-    lm = res.pose_landmarks.landmark
-    xy = np.array([[p.x * w, p.y * h] for p in lm], np.float32)
-    vis = np.array([p.visibility for p in lm], np.float32)
-    world = np.array([[p.x, p.y, p.z] for p in res.pose_world_landmarks.landmark], np.float32)
-    mask = (
-        np.asarray(res.segmentation_mask, np.float32)
-        if res.segmentation_mask is not None
-        else np.zeros((h, w), np.float32)
-    )
+    found = _pose_with_retries(image)
+    if found is None:
+        raise NoPersonError(f"no person found in {name}")
+    xy, vis, world, mask = found
     if (mask > 0.5).sum() < 0.002 * h * w:
         raise NoPersonError(f"no person found in {name} (the person mask is empty)")
     return PersonObservation(xy, vis, world, mask, (h, w))
+
+
+#: BlazePose index of each landmark's left/right counterpart (itself on the midline)
+_MIRROR = np.array([0, 4, 5, 6, 1, 2, 3, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15, 18, 17, 20, 19, 22,
+                    21, 24, 23, 26, 25, 28, 27, 30, 29, 32, 31])  # fmt: skip
+
+#: retries when BlazePose finds nobody in the photo as it is: (padding as a
+#: fraction of the longer side, border mode, mirrored). A padded frame lets its
+#: person detector see a person whose head or feet the photo cuts off; a
+#: mirrored one sometimes finds a back view it missed.
+RETRIES: tuple[tuple[float, str, bool], ...] = (
+    (0.0, "constant", False), (0.25, "constant", False), (0.5, "replicate", False),
+    (0.0, "constant", True), (0.25, "constant", True),
+)  # fmt: skip
+
+
+def _pose_with_retries(image: np.ndarray):
+    """BlazePose on the photo, then on padded and mirrored versions of it (:data:`RETRIES`).
+
+    Returns:
+        ``(xy (33, 2) px, visibility (33,), world (33, 3) m, mask (H, W) float32)`` in
+        the photo's own frame, or None when no try finds a person.
+    """
+    import cv2  # OpenCV: only for the padded retries
+
+    h, w = image.shape[:2]
+    for frac, border, mirrored in RETRIES:
+        pad = int(round(frac * max(h, w)))
+        img = image[:, ::-1] if mirrored else image
+        if pad:
+            mode = cv2.BORDER_CONSTANT if border == "constant" else cv2.BORDER_REPLICATE
+            img = cv2.copyMakeBorder(img, pad, pad, pad, pad, mode, value=(255, 255, 255))
+        with _LOCK:
+            pose, _, _ = _models()
+            with quiet_native():
+                res = pose.process(np.ascontiguousarray(img))
+        if res.pose_landmarks is None or res.pose_world_landmarks is None:
+            continue
+        hh, ww = img.shape[:2]
+        xy = np.array([[p.x * ww - pad, p.y * hh - pad] for p in res.pose_landmarks.landmark],
+                      np.float32)  # fmt: skip
+        vis = np.array([p.visibility for p in res.pose_landmarks.landmark], np.float32)
+        world = np.array([[p.x, p.y, p.z] for p in res.pose_world_landmarks.landmark], np.float32)
+        mask = (np.asarray(res.segmentation_mask, np.float32)[pad:pad + h, pad:pad + w]
+                if res.segmentation_mask is not None else np.zeros((h, w), np.float32))  # fmt: skip
+        if mirrored:  # back to the photo's frame: x flips, the person's left and right swap
+            xy[:, 0] = w - xy[:, 0]
+            world[:, 0] *= -1
+            xy, vis, world = xy[_MIRROR], vis[_MIRROR], world[_MIRROR]
+            mask = mask[:, ::-1]
+        return xy, vis, world, np.ascontiguousarray(mask)
+    return None

@@ -12,13 +12,13 @@ z forward (into the scene), pixel ``(x, y)`` has its centre at ``(x + 0.5, y + 0
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import sys
 import threading
 from dataclasses import dataclass, replace
 
 import numpy as np
+
+from reroute.body.native import quiet_native
 
 __all__ = [
     "Camera",
@@ -127,7 +127,7 @@ def ray_kernel():
     import warp as wp
 
     wp.config.quiet = True
-    with contextlib.redirect_stdout(sys.stderr):  # warp's banner stays off stdout
+    with quiet_native():  # warp's banner and CUDA warning (printed from C)
         wp.init()
 
     @wp.kernel
@@ -164,7 +164,7 @@ def _cast_rays(points: np.ndarray, faces: np.ndarray, origins: np.ndarray, dirs:
         d = wp.array(np.ascontiguousarray(dirs, np.float32), dtype=wp.vec3, device="cpu")
         f = wp.empty(n, dtype=wp.int32, device="cpu")
         t = wp.empty(n, dtype=wp.float32, device="cpu")
-        with contextlib.redirect_stdout(sys.stderr):  # first launch reports the module load
+        with quiet_native():  # the first launch reports the module load from C
             wp.launch(cast, dim=n, inputs=[mesh.id, o, d, f, t], device="cpu")
         return f.numpy().astype(np.int64), t.numpy().astype(np.float64)
 

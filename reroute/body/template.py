@@ -46,6 +46,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from reroute.body.native import quiet_native
+
 __all__ = [
     "BodyTemplate",
     "PART_NAMES",
@@ -122,12 +124,9 @@ _ANNY_LOCK = threading.Lock()
 
 @functools.lru_cache(maxsize=1)
 def _load_anny_cached():
-    import contextlib
-    import sys
-
-    # anny initialises warp, which prints a banner: keep it off stdout (CLI output is JSON)
-    with contextlib.redirect_stdout(sys.stderr):
-        import anny
+    # anny initialises warp, which prints a banner and a CUDA warning from C
+    with quiet_native():
+        import anny  # the heaviest import of reroute: only when a body is needed
 
         model = anny.Anny(skinning_method="lbs")
     model.requires_grad_(False)

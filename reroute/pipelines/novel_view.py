@@ -22,13 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from reroute.body.posed import FittedBody
 from reroute.body.raster import Camera, rasterize
 from reroute.body.template import get_template
-from reroute.uv.texture import UVTexture
+from reroute.io.images import to_uint8
+from reroute.uv.texture import UVTexture, sample_masked, uv_layout_mask
 
 __all__ = [
     "NovelViewConfig",
@@ -156,25 +155,22 @@ def render_novel_views(body: FittedBody, texture: UVTexture | np.ndarray,
     t0 = time.perf_counter()
     tpl = get_template()
     tex = texture.pixels if isinstance(texture, UVTexture) else np.asarray(texture, np.float32)
-    tex_t = torch.from_numpy(np.ascontiguousarray(tex, np.float32)).permute(2, 0, 1)[None]
+    valid = uv_layout_mask(tex.shape[0]) if tex.shape[0] == tex.shape[1] else None
     cam = _frame_camera(body.camera, int(cfg.size))
     n = int(cfg.frames)
     yaws = np.asarray([cfg.turn_deg * i / n for i in range(n)], np.float32)
     frames = np.empty((n, cam.height, cam.width, 3), np.uint8)
     masks = np.empty((n, cam.height, cam.width), bool)
-    bg = torch.tensor(cfg.background, dtype=torch.float32).view(3, 1, 1)
+    bg = np.asarray(cfg.background, np.float32)
     every = max(1, n // 12)
     for i, yaw in enumerate(yaws):
         if progress is not None and i % every == 0:
             progress(i / n, f"rendering frame {i + 1} of {n}")
         r = rasterize(orbit_vertices(body, float(yaw), cfg.elevation_deg), tpl.faces, cam)
-        uv = r.interpolate(tpl.face_uv)
-        grid = torch.from_numpy(uv * 2.0 - 1.0)[None]
-        col = F.grid_sample(tex_t, grid, mode="bilinear", padding_mode="border",
-                            align_corners=False)[0]  # fmt: skip
-        m = torch.from_numpy(r.mask)[None]
-        img = torch.where(m, col, bg)
-        frames[i] = (img.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
+        img = np.broadcast_to(bg, (cam.height, cam.width, 3)).copy()
+        # seam-free: only island texels are sampled (see reroute.uv.texture.sample_masked)
+        img[r.mask] = sample_masked(tex, r.interpolate(tpl.face_uv)[r.mask], valid)
+        frames[i] = to_uint8(img)
         masks[i] = r.mask
     render = time.perf_counter() - t0
     return NovelViewVideo(frames, yaws, masks, {"render": render, "total": render})

@@ -10,7 +10,9 @@ not trained yet, so the warped texture is the output):
 4. lift the source photo into the continuous UV texture (partial + visibility);
 5. complete the texture (classical: mirror fill + push-pull; or the texture
    completion network of :mod:`texture`);
-6. warp the texture to the target's correspondences (``grid_sample``);
+6. warp the texture to the target's correspondences (seam-free masked
+   bilinear sampling), and where the target shows what the source photo
+   shows, take the photo's own pixels through the correspondence flow;
 7. composite over the source's background with the person inpainted away
    (:mod:`reroute.pipelines.compose`), and resize to the target photo's resolution.
 """
@@ -27,9 +29,9 @@ from reroute.body.fit import FitConfig
 from reroute.correspondence.analyse import PersonAnalysis, analyse_person
 from reroute.errors import InputError
 from reroute.io.images import load_image, to_uint8
-from reroute.pipelines.compose import alpha_blend, inpaint_background, soft_mask
+from reroute.pipelines.compose import alpha_blend, flow_weight, inpaint_background, soft_mask
 from reroute.uv.texture import UVTexture
-from reroute.uv.warp import image_to_uv, uv_to_image
+from reroute.uv.warp import correspondence_flow, image_to_uv, sample_image, uv_to_image
 from texture import TEXTURE_METHODS, complete_texture, load_default_network
 
 __all__ = [
@@ -75,6 +77,12 @@ class PoseTransferPipeline:
         texture: texture completion, "classical" (mirror fill + push-pull) or
             "network" (the texture completion U-Net, :mod:`texture`).
         texture_checkpoint: network checkpoint (default: the committed one).
+        direct: where the target shows a surface point the source photo shows
+            at about the same place (a body part that did not move), take the
+            photo's own pixel through the correspondence flow
+            (:func:`~reroute.uv.warp.correspondence_flow`,
+            :func:`~reroute.pipelines.compose.flow_weight`) instead of the
+            T-texel texture; the texture fills the rest, with a feathered edge.
 
     Call it with two photos (paths, bytes, PIL images or uint8 arrays); see
     :meth:`__call__`.
@@ -82,13 +90,14 @@ class PoseTransferPipeline:
 
     def __init__(self, size: int = 256, texture_size: int = 256,
                  fit_config: FitConfig | None = None, texture: str = "classical",
-                 texture_checkpoint: str | None = None):  # fmt: skip
+                 texture_checkpoint: str | None = None, direct: bool = True):  # fmt: skip
         if size < 64:
             raise InputError(f"--size must be at least 64 px, got {size}")
         if texture not in TEXTURE_METHODS:
             raise InputError(f"--texture must be {' or '.join(TEXTURE_METHODS)}, got {texture!r}")
         self.texture = texture
         self.texture_checkpoint = texture_checkpoint
+        self.direct = direct
         if texture == "network":  # a missing checkpoint fails here, before any fit
             load_default_network(str(texture_checkpoint) if texture_checkpoint else None)
         self.size = size
@@ -138,11 +147,15 @@ class PoseTransferPipeline:
         t = time.perf_counter()
         corr = tgt.correspondence
         warped = uv_to_image(texture, corr)
+        person = warped
+        if self.direct:  # the source photo's own pixels wherever the target shows what it shows
+            flow = correspondence_flow(src.correspondence, corr, self.texture_size)
+            person = alpha_blend(sample_image(src.image, flow), flow_weight(flow, corr), warped)
         # 7. composite over the source background, resize to the target photo
         h, w = corr.shape
         bg = inpaint_background(src.image, src.correspondence.mask)
         bg = cv2.resize(bg, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32) / 255.0
-        out8 = to_uint8(alpha_blend(warped, soft_mask(corr.mask), bg))
+        out8 = to_uint8(alpha_blend(person, soft_mask(corr.mask), bg))
         H, W = tgt.original_size
         if (H, W) != (h, w):
             out8 = cv2.resize(out8, (W, H), interpolation=cv2.INTER_CUBIC)

