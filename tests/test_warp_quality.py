@@ -166,3 +166,30 @@ def test_correspondence_dataclass_fields_used_by_the_flow():
     r = render_synthetic_person(EXAMPLE_POSES["arms_down"], size=64)
     c: Correspondence = r.correspondence
     assert not (c.body_mask & ~c.mask).any()
+
+
+def test_try_on_follows_the_garment_not_the_template_region():
+    """A short-sleeved donor's bare forearms (skin like its face) are not painted
+    on the wearer: those texels keep the wearer's long sleeves."""
+    from reroute.pipelines.tryon import _face_texels, garment_texture_mask, mix_textures
+
+    parts = _texel_parts(T)
+    face = _face_texels(T)
+    assert face.sum() > 20
+    skin = np.float32([0.85, 0.62, 0.50])
+    donor = np.zeros((T, T, 3), np.float32)
+    donor[np.isin(parts, (1, 2, 15, 16, 17, 18))] = (0.8, 0.1, 0.1)  # red shirt, short sleeves
+    forearms = np.isin(parts, (19, 20, 21, 22))
+    donor[forearms] = skin  # bare forearms
+    donor[face] = skin
+    wearer = np.zeros((T, T, 3), np.float32)
+    wearer[parts > 0] = (0.1, 0.2, 0.7)  # blue long sleeves everywhere
+    wearer[face] = np.float32([0.6, 0.45, 0.35])
+    ones = np.ones((T, T), np.float32)
+    d, w = UVTexture(donor, ones), UVTexture(wearer, ones)
+    m = garment_texture_mask(w, d, "top", feather=0.0)
+    mixed = mix_textures(w, d, "top", feather=0.0, mask=m)
+    torso = np.isin(parts, (1, 2))
+    np.testing.assert_allclose(mixed.pixels[torso].mean(0), (0.8, 0.1, 0.1), atol=0.02)
+    np.testing.assert_allclose(mixed.pixels[forearms].mean(0), (0.1, 0.2, 0.7), atol=0.02)
+    assert m[forearms].max() == 0.0 and m[torso].min() == 1.0

@@ -8,9 +8,16 @@ at the wearer's correspondences. Regions are unions of DensePose parts of the
 template (see :data:`REGIONS`); the head (face and hair) and the hands are in
 no region, so the wearer always keeps them.
 
+The swap follows the garment, not only the template region
+(:func:`garment_texture_mask`): inside the region, texels that either person
+shows as skin (bare arms, legs; colour close to that person's own face skin,
+:func:`skin_texels`) keep the wearer's appearance, so a short-sleeved donor
+does not paint the wearer's forearms and a long-sleeved donor does not cover
+the wearer's bare ones; the swapped region's border is feathered.
+
 In the image, only the wearer's pixels whose correspondence falls in the
-region are replaced (with a feathered edge); every other pixel is the wearer's
-photo unchanged, at its full resolution.
+swapped texels are replaced (with a feathered edge); every other pixel is the
+wearer's photo unchanged, at its full resolution.
 """
 
 from __future__ import annotations
@@ -29,10 +36,10 @@ from reroute.body.template import PART_NAMES, get_template
 from reroute.correspondence.analyse import PersonAnalysis, analyse_person
 from reroute.correspondence.maps import Correspondence
 from reroute.errors import InputError
-from reroute.io.images import load_image
+from reroute.io.images import load_image, to_uint8
 from reroute.pipelines.compose import texture_over_photo
 from reroute.uv.texture import UVTexture
-from reroute.uv.warp import image_to_uv
+from reroute.uv.warp import image_to_uv, uv_to_image
 from texture.classical import complete_classical
 
 __all__ = [
@@ -42,6 +49,9 @@ __all__ = [
     "region_texture_mask",
     "region_image_mask",
     "mix_textures",
+    "skin_texels",
+    "garment_texture_mask",
+    "SKIN_CHROMA_DISTANCE",
     "TryOnResult",
     "try_on",
     "TryOnPipeline",
@@ -130,8 +140,66 @@ def region_image_mask(corr: Correspondence, region: str, feather: float = 1.0) -
     return soft
 
 
+#: skin test: chroma (Cr, Cb of YCrCb, 0..255) within this distance of the
+#: person's own face skin
+SKIN_CHROMA_DISTANCE = 10.0
+
+
+@functools.lru_cache(maxsize=4)
+def _face_texels(size: int) -> np.ndarray:
+    """(T, T) bool texels of the face: the front of the head between chin and brows."""
+    t = get_template()
+    lay = rasterize_layout(t.face_uv, size)
+    pts = lay.interpolate(t.vertices[t.faces])
+    head = np.isin(texel_parts(size), (23, 24))
+    hz = pts[head][:, 2]
+    front = pts[..., 1] < np.median(pts[head][:, 1]) - 0.04  # anny faces -y
+    band = (pts[..., 2] > hz.min() + 0.25 * np.ptp(hz)) & (pts[..., 2] < hz.min() + 0.6 * np.ptp(hz))
+    return head & front & band
+
+
+def skin_texels(texture: UVTexture, max_distance: float = SKIN_CHROMA_DISTANCE) -> np.ndarray:
+    """Texels whose colour is the person's own skin, judged against their face.
+
+    Args:
+        texture: a completed (T, T) :class:`~reroute.uv.texture.UVTexture`,
+            pixels float32 RGB in [0, 1].
+        max_distance: chroma distance (YCrCb Cr, Cb in 0..255) to the median of
+            the visible face texels that still counts as skin.
+    Returns:
+        (T, T) bool; all False when fewer than 20 face texels were seen.
+    """
+    face = _face_texels(texture.size) & (texture.visibility > 0.5)
+    if face.sum() < 20:
+        return np.zeros((texture.size, texture.size), bool)
+    ycc = cv2.cvtColor(to_uint8(texture.pixels), cv2.COLOR_RGB2YCrCb).astype(np.float32)
+    ref = np.median(ycc[face][:, 1:], axis=0)
+    return np.linalg.norm(ycc[..., 1:] - ref, axis=-1) <= max_distance
+
+
+def garment_texture_mask(wearer: UVTexture, donor: UVTexture, region: str,
+                         feather: float = 1.0) -> np.ndarray:  # fmt: skip
+    """Where the donor's texels replace the wearer's: the region minus skin.
+
+    Args:
+        wearer, donor: completed textures of the same size T.
+        region: a key of :data:`REGIONS`.
+        feather: soft edge (texels) of the region and of the skin border.
+    Returns:
+        (T, T) float32 in [0, 1]: :func:`region_texture_mask` with the texels
+        either person shows as skin (:func:`skin_texels`) taken out.
+    Raises:
+        InputError: unknown region.
+    """
+    m = region_texture_mask(region, wearer.size, feather)
+    skin = skin_texels(wearer) | skin_texels(donor)
+    islands = texel_parts(wearer.size) > 0
+    keep = _feather(skin & islands, islands, feather)
+    return (m * (1.0 - keep)).astype(np.float32)
+
+
 def mix_textures(wearer: UVTexture, donor: UVTexture, region: str,
-                 feather: float = 1.0) -> UVTexture:  # fmt: skip
+                 feather: float = 1.0, mask: np.ndarray | None = None) -> UVTexture:  # fmt: skip
     """The wearer's texture with the donor's texels inside ``region``.
 
     Args:
@@ -139,15 +207,17 @@ def mix_textures(wearer: UVTexture, donor: UVTexture, region: str,
             of the same size T; pixels (T, T, 3) float32 in [0, 1].
         region: a key of :data:`REGIONS`.
         feather: soft edge (texels), see :func:`region_texture_mask`.
+        mask: (T, T) float32 in [0, 1], the texels to take from the donor
+            (default: the whole region, :func:`region_texture_mask`).
     Returns:
-        :class:`UVTexture` ``m * donor + (1 - m) * wearer`` for the region mask
+        :class:`UVTexture` ``m * donor + (1 - m) * wearer`` for the mask
         ``m``, visibility mixed the same way.
     Raises:
         InputError: unknown region. ValueError: textures of different sizes.
     """
     if wearer.size != donor.size:
         raise ValueError(f"textures differ in size: wearer {wearer.size}, donor {donor.size}")
-    m = region_texture_mask(region, wearer.size, feather)
+    m = region_texture_mask(region, wearer.size, feather) if mask is None else mask
     pix = m[..., None] * donor.pixels + (1.0 - m[..., None]) * wearer.pixels
     vis = m * donor.visibility + (1.0 - m) * wearer.visibility
     return UVTexture(pix.astype(np.float32), vis.astype(np.float32))
@@ -168,6 +238,8 @@ class TryOnResult:
             (working size).
         poses: extra results: the same mixed appearance in further photos'
             poses, each (H_i, W_i, 3) uint8 (empty unless asked for).
+        texture_mask: (T, T) float32 in [0, 1], the texels taken from the donor
+            (:func:`garment_texture_mask`).
         timings: seconds per stage (pose, fit, render, lift, completion, composite, total).
         notices: messages for the user.
     """
@@ -183,13 +255,17 @@ class TryOnResult:
     poses: list[np.ndarray] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)
+    texture_mask: np.ndarray | None = None
 
 
 def _composite(texture: UVTexture, person: PersonAnalysis, photo: np.ndarray, region: str,
-               feather: float) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """Render ``texture`` on ``person`` inside ``region`` over ``photo`` (full resolution)."""
-    alpha = region_image_mask(person.correspondence, region, feather)
-    return texture_over_photo(texture, person.correspondence, photo, alpha), alpha
+               feather: float, swapped: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Render ``texture`` on ``person`` where the texels were swapped over ``photo``
+    (full resolution); ``swapped`` is the (T, T) donor mask of :func:`garment_texture_mask`."""
+    corr = person.correspondence
+    alpha = region_image_mask(corr, region, feather)
+    alpha = alpha * uv_to_image(swapped[..., None], corr)[..., 0]  # skin stays the photo's
+    return texture_over_photo(texture, corr, photo, alpha), alpha
 
 
 def try_on(donor: PersonAnalysis, wearer: PersonAnalysis, region: str, *,
@@ -223,13 +299,15 @@ def try_on(donor: PersonAnalysis, wearer: PersonAnalysis, region: str, *,
     d_tex, w_tex = complete(d_part), complete(w_part)
     timings["completion"] = time.perf_counter() - t
     t = time.perf_counter()
-    mixed = mix_textures(w_tex, d_tex, region, feather)
+    swapped = garment_texture_mask(w_tex, d_tex, region, feather)
+    mixed = mix_textures(w_tex, d_tex, region, feather, mask=swapped)
     photo = wearer.image if wearer_photo is None else wearer_photo
-    image, mask = _composite(mixed, wearer, photo, region, feather)
+    image, mask = _composite(mixed, wearer, photo, region, feather, swapped)
     timings["composite"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     return TryOnResult(image, region, donor, wearer, d_tex, w_tex, mixed, mask,
-                       timings=timings, notices=donor.notices + wearer.notices)  # fmt: skip
+                       timings=timings, notices=donor.notices + wearer.notices,
+                       texture_mask=swapped)  # fmt: skip
 
 
 class TryOnPipeline:
@@ -301,7 +379,7 @@ class TryOnPipeline:
         for i, e in enumerate(extra):
             step(0.05 + 0.8 * (2 + i) / n_fit, f"pose and fit: pose photo {i + 1}")
             a = analyse(e, name=f"pose photo {i + 1}")
-            img, _ = _composite(res.texture, a, e.pixels, region, 1.0)
+            img, _ = _composite(res.texture, a, e.pixels, region, 1.0, res.texture_mask)
             res.poses.append(img)
             res.notices.extend(a.notices)
         for k in ("pose", "fit", "render"):
