@@ -79,12 +79,13 @@ def main() -> None:
     for p in pairs:
         target = load_image(p["target"]).pixels
         source = load_image(p["source"]).pixels
+        ok = True
         try:
             out = pipe(p["source"], p["target"]).image
         except InputError as e:
             failed.append({"name": p["name"], "error": str(e)})
-            out = source  # a failed transfer counts as the identity baseline
-        row = {"name": p["name"], "ok": not failed or failed[-1]["name"] != p["name"],
+            out, ok = source, False  # a failed transfer counts as the identity baseline
+        row = {"name": p["name"], "ok": ok,
                "ssim": round(gray_ssim(out, target), 4),
                "ssim_patn": round(float(ssim_patn(out, target, pad=0)), 4),
                "ssim_identity": round(gray_ssim(source, target), 4)}  # fmt: skip

@@ -47,12 +47,10 @@ def main() -> None:
     import cv2
     import numpy as np
 
-    from reroute.correspondence.analyse import analyse_person
     from reroute.io.images import load_image, save_image_atomic
     from reroute.pipelines.novel_view import NovelViewConfig, render_novel_views
+    from reroute.pipelines.retexture import extract_texture
     from reroute.pipelines.tryon import TryOnPipeline
-    from reroute.uv.warp import image_to_uv
-    from texture.classical import complete_classical
 
     t0 = time.perf_counter()
     rows, pipe = [], TryOnPipeline()
@@ -64,9 +62,9 @@ def main() -> None:
     t1 = time.perf_counter()
     rows = []
     for name in NOVEL:
-        a = analyse_person(root / f"{name}.png")
-        tex = complete_classical(image_to_uv(a.image, a.correspondence, 256))
-        video = render_novel_views(a.body, tex, NovelViewConfig(frames=8, size=256))
+        ex = extract_texture(root / f"{name}.png", atlas_tile=None)
+        a = ex.analysis
+        video = render_novel_views(a.body, ex.texture, NovelViewConfig(frames=8, size=256))
         tiles = [cv2.resize(f, (192, 192), interpolation=cv2.INTER_AREA) for f in video.frames]
         photo = cv2.resize(a.image, (192, 192), interpolation=cv2.INTER_AREA)
         rows.append(np.concatenate([photo, *tiles], 1))

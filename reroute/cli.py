@@ -62,13 +62,12 @@ def _check_range(option: str, value: float, lo: float, hi: float, unit: str = ""
 
 def _completion(method: str, checkpoint: str | None) -> Callable:
     """``complete(partial UVTexture) -> UVTexture`` for a texture completion name."""
-    # texture imports torch
-    from texture import complete_texture, load_default_network
+    # the completions import torch
+    from reroute.pipelines.completion import completion_function, load_completion
 
     _check_choice("--texture", method, _registry().TEXTURE_COMPLETIONS)
-    if method == "network":  # a missing checkpoint fails here, before any fit
-        load_default_network(str(checkpoint) if checkpoint else None)
-    return functools.partial(complete_texture, method=method, checkpoint=checkpoint)
+    load_completion(method, checkpoint)  # a missing checkpoint fails here, before any fit
+    return completion_function(method, checkpoint)
 
 
 def _notes(notices: list[str]) -> None:

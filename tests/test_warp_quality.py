@@ -9,20 +9,22 @@ import sys
 import numpy as np
 import pytest
 
-from reroute.body.template import get_template
 from reroute.correspondence.maps import Correspondence
 from reroute.synth.engine import render_synthetic_person
 from reroute.synth.pose import EXAMPLE_POSES
-from reroute.uv.texture import UVTexture, sample_masked, uv_islands, uv_layout, uv_layout_mask
+from reroute.uv.texture import (
+    UVTexture,
+    sample_masked,
+    texel_parts,
+    texel_points,
+    uv_islands,
+    uv_layout_mask,
+)
 from reroute.uv.warp import correspondence_flow, image_to_uv, sample_image, uv_to_image
 from texture.classical import complete_classical
 
 T = 128
 
-
-def _texel_parts(size: int) -> np.ndarray:
-    lay = uv_layout(size)
-    return np.where(lay.mask, get_template().face_part[np.maximum(lay.face, 0)], 0)
 
 
 def test_masked_sampling_never_mixes_in_empty_texels():
@@ -72,7 +74,7 @@ def test_flow_is_invalid_where_the_source_does_not_show_the_surface():
 
 
 def test_completion_fills_an_unseen_back_from_the_front_and_never_across_islands():
-    parts = _texel_parts(T)
+    parts = texel_parts(T)
     labels = uv_islands(T)
     body = np.bincount(labels[labels > 0]).argmax()
     pix = np.zeros((T, T, 3), np.float32)
@@ -94,9 +96,8 @@ def test_completion_fills_an_unseen_back_from_the_front_and_never_across_islands
 
 
 def test_completion_gives_the_back_of_the_head_the_hair_colour():
-    parts = _texel_parts(T)
-    lay = uv_layout(T)
-    pts = lay.interpolate(get_template().vertices[get_template().faces])
+    parts = texel_parts(T)
+    pts = texel_points(T)
     head = np.isin(parts, (23, 24))
     top = head & (pts[..., 2] > pts[head][:, 2].max() - 0.05)
     face = head & (pts[..., 1] < np.median(pts[head][:, 1]) - 0.03) & ~top
@@ -173,7 +174,7 @@ def test_try_on_follows_the_garment_not_the_template_region():
     on the wearer: those texels keep the wearer's long sleeves."""
     from reroute.pipelines.tryon import _face_texels, garment_texture_mask, mix_textures
 
-    parts = _texel_parts(T)
+    parts = texel_parts(T)
     face = _face_texels(T)
     assert face.sum() > 20
     skin = np.float32([0.85, 0.62, 0.50])

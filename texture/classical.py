@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from reroute.body.template import get_template
-from reroute.uv.texture import UVTexture, uv_islands, uv_layout
+from reroute.uv.texture import UVTexture, texel_parts, texel_points, uv_islands, uv_layout
 
 __all__ = ["complete_classical", "mirror_texels", "push_pull", "FRONT_BACK", "PRIOR_WEIGHT"]
 
@@ -48,7 +48,7 @@ def mirror_texels(size: int) -> np.ndarray:
 
     t = get_template()
     lay = uv_layout(size)
-    vtex, pts = _vertex_texels(size)
+    vtex, pts = _vertex_texels(size), texel_points(size)
     mirrored = pts * np.float32([-1.0, 1.0, 1.0])  # canonical point (x, y, z) -> (-x, y, z)
     _, nn = cKDTree(t.vertices).query(mirrored[lay.mask])
     out = np.full((size, size), -1, np.int64)
@@ -56,26 +56,22 @@ def mirror_texels(size: int) -> np.ndarray:
     return out
 
 
-def _vertex_texels(size: int) -> tuple[np.ndarray, np.ndarray]:
-    """(V,) flat texel index of each template vertex (its first face corner's UV) and
-    (T, T, 3) canonical point of each texel."""
+def _vertex_texels(size: int) -> np.ndarray:
+    """(V,) flat texel index of each template vertex (its first face corner's UV)."""
     t = get_template()
-    lay = uv_layout(size)
     vuv = np.zeros((len(t.vertices), 2), np.float32)
     vuv[t.faces.ravel()] = t.face_uv.reshape(-1, 2)
     xi = np.clip((vuv[:, 0] * size).astype(int), 0, size - 1)
     yi = np.clip((vuv[:, 1] * size).astype(int), 0, size - 1)
-    return yi * size + xi, lay.interpolate(t.vertices[t.faces])
-
+    return yi * size + xi
 
 
 @functools.lru_cache(maxsize=4)
 def _head_regions(size: int) -> tuple[np.ndarray, np.ndarray]:
     """(T, T) bool texels of the top of the head (hair) and of the back half of the head."""
     t = get_template()
-    lay = uv_layout(size)
-    pts = lay.interpolate(t.vertices[t.faces])
-    head = lay.mask & np.isin(np.where(lay.mask, t.face_part[np.maximum(lay.face, 0)], 0), (23, 24))
+    pts = texel_points(size)
+    head = np.isin(texel_parts(size), (23, 24))
     hv = t.vertices[np.isin(t.vertex_segment, [i for i, n in enumerate(t.segment_names)
                                                  if n.startswith("head")])]  # fmt: skip
     top = hv[:, 2].max() if len(hv) else pts[head][:, 2].max()
@@ -83,17 +79,10 @@ def _head_regions(size: int) -> tuple[np.ndarray, np.ndarray]:
     return head & (pts[..., 2] > top - 0.06), head & (pts[..., 1] > centre_y)
 
 
-@functools.lru_cache(maxsize=4)
-def _texel_parts(size: int) -> np.ndarray:
-    """(T*T,) int64 DensePose part of each texel (0 outside the islands)."""
-    lay = uv_layout(size)
-    return np.where(lay.mask, get_template().face_part[np.maximum(lay.face, 0)], 0).ravel()
-
-
 def _garment_prior(pix: np.ndarray, known: np.ndarray, size: int) -> np.ndarray:
     """Fill unseen texels of paired parts with the median seen colour of the part and
     its front/back counterpart, in place; returns the (T*T,) float32 push-pull weights."""
-    parts = _texel_parts(size)
+    parts = texel_parts(size).ravel()
     weight = known.astype(np.float32)
     for back, front in FRONT_BACK:
         seen = np.isin(parts, (back, front)) & known

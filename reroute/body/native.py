@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import sys
 import threading
@@ -60,7 +61,12 @@ def quiet_native() -> Iterator[None]:
             os.close(devnull)
 
 
+@functools.lru_cache(maxsize=1)
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None)
+
+
 def _flush_c_stdio() -> None:
     """``fflush(NULL)``: C stdio buffers written inside the block go to /dev/null too."""
     with contextlib.suppress(Exception):
-        ctypes.CDLL(None).fflush(None)
+        _libc().fflush(None)

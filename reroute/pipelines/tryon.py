@@ -31,14 +31,13 @@ import cv2
 import numpy as np
 
 from reroute.body.fit import FitConfig
-from reroute.body.raster import rasterize_layout
-from reroute.body.template import PART_NAMES, get_template
+from reroute.body.template import PART_NAMES
 from reroute.correspondence.analyse import PersonAnalysis, analyse_person
 from reroute.correspondence.maps import Correspondence
 from reroute.errors import InputError
 from reroute.io.images import load_image, to_uint8
 from reroute.pipelines.compose import texture_over_photo
-from reroute.uv.texture import UVTexture
+from reroute.uv.texture import UVTexture, texel_parts, texel_points
 from reroute.uv.warp import image_to_uv, uv_to_image
 from texture.classical import complete_classical
 
@@ -79,13 +78,6 @@ def _check_region(region: str) -> tuple[int, ...]:
     if region not in REGIONS:
         raise InputError(f"unknown region {region!r}; choose one of {', '.join(REGIONS)}")
     return REGIONS[region]
-
-
-@functools.lru_cache(maxsize=4)
-def texel_parts(size: int) -> np.ndarray:
-    """(T, T) uint8 DensePose part (1..24) of each continuous-UV texel; 0 outside the islands."""
-    t = get_template()
-    return rasterize_layout(t.face_uv, size).face_values(t.face_part.astype(np.uint8))
 
 
 def _feather(mask: np.ndarray, inside: np.ndarray, sigma: float) -> np.ndarray:
@@ -148,9 +140,7 @@ SKIN_CHROMA_DISTANCE = 10.0
 @functools.lru_cache(maxsize=4)
 def _face_texels(size: int) -> np.ndarray:
     """(T, T) bool texels of the face: the front of the head between chin and brows."""
-    t = get_template()
-    lay = rasterize_layout(t.face_uv, size)
-    pts = lay.interpolate(t.vertices[t.faces])
+    pts = texel_points(size)
     head = np.isin(texel_parts(size), (23, 24))
     hz = pts[head][:, 2]
     front = pts[..., 1] < np.median(pts[head][:, 1]) - 0.04  # anny faces -y

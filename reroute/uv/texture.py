@@ -21,7 +21,15 @@ from reroute.body.raster import rasterize_layout
 from reroute.body.template import get_template
 from reroute.io.images import to_uint8
 
-__all__ = ["UVTexture", "uv_layout", "uv_layout_mask", "uv_islands", "sample_masked"]
+__all__ = [
+    "UVTexture",
+    "uv_layout",
+    "uv_layout_mask",
+    "uv_islands",
+    "texel_parts",
+    "texel_points",
+    "sample_masked",
+]
 
 
 @dataclass
@@ -75,6 +83,24 @@ def uv_islands(size: int) -> np.ndarray:
 
     labels, _ = ndi.label(uv_layout_mask(size))
     return labels.astype(np.int32)
+
+
+@functools.lru_cache(maxsize=8)
+def texel_parts(size: int) -> np.ndarray:
+    """(T, T) uint8 DensePose part (1..24) of each texel; 0 outside the islands (cached, read-only)."""
+    out = uv_layout(size).face_values(get_template().face_part.astype(np.uint8))
+    out.setflags(write=False)
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def texel_points(size: int) -> np.ndarray:
+    """(T, T, 3) float32 canonical (rest-pose) 3-D point of each texel, metres, anny's
+    frame (z up, face towards -y); 0 outside the islands (cached, read-only)."""
+    t = get_template()
+    out = uv_layout(size).interpolate(t.vertices[t.faces]).astype(np.float32)
+    out.setflags(write=False)
+    return out
 
 
 def sample_masked(image: np.ndarray, xy01: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
