@@ -219,7 +219,8 @@ def run_transfer(pipeline: Callable[..., TransferResult], source: Any, target: A
     Returns:
         ``N_OUTPUTS`` values: the result image (``None`` on error), the status
         line (``"ok: ..."``, naming the pipeline's ``texture`` completion when
-        it has that attribute, or ``"error: <one sentence>"``), the six maps of
+        it has that attribute and the neural re-renderer's time when the result
+        was re-rendered, or ``"error: <one sentence>"``), the six maps of
         :func:`intermediate_maps` and the two fitted bodies drawn over their
         photos (:func:`draw_fit`). On error all are ``None`` except the status,
         and, when the body fit failed, the two overlays show the landmarks
@@ -256,11 +257,11 @@ def run_transfer(pipeline: Callable[..., TransferResult], source: Any, target: A
 def _transfer_status(res: TransferResult, completion: Any) -> str:
     t = res.timings
     names = {"completion": f"{completion} completion"} if isinstance(completion, str) else {}
-    parts = ", ".join(
-        f"{names.get(k, k)} {t[k]:.1f} s"
-        for k in ("pose", "fit", "render", "completion", "warp")
-        if k in t
-    )
+    names["rerender"] = "neural re-renderer"
+    stages = ("pose", "fit", "render", "completion", "warp")
+    if getattr(res, "rerendered", False):
+        stages += ("rerender",)
+    parts = ", ".join(f"{names.get(k, k)} {t[k]:.1f} s" for k in stages if k in t)
     return _notices(f"ok: pose transferred in {t.get('total', 0.0):.1f} s ({parts}).", res.notices)
 
 
@@ -282,7 +283,8 @@ def _check_transfer_options(services: Services, method: Any, completion: Any, re
 def transfer_callback(services: Services, source, target, method=DEFAULT_METHOD,
                       resolution=256, completion=DEFAULT_COMPLETION, rerenderer=False, seed=0,
                       progress=None) -> tuple:  # fmt: skip
-    """``/transfer``: options checked, then :func:`run_transfer` at the chosen resolution.
+    """``/transfer``: options checked, then :func:`run_transfer` at the chosen resolution,
+    with the neural re-renderer when ``rerenderer`` is true (and its checkpoint loaded).
 
     Returns:
         :data:`N_OUTPUTS` values (see :func:`run_transfer`); an unknown or
@@ -291,7 +293,7 @@ def transfer_callback(services: Services, source, target, method=DEFAULT_METHOD,
     empty = (None,) * (N_OUTPUTS - 2)
     try:
         size = _check_transfer_options(services, method, completion, rerenderer, resolution, seed)
-        pipeline = services.pipeline_for(size, completion)
+        pipeline = services.pipeline_for(size, completion, bool(rerenderer))
     except (InputError, TypeError, ValueError) as exc:
         err = exc if isinstance(exc, InputError) else InputError(str(exc))
         return (None, error_status(err), *empty)

@@ -1,12 +1,13 @@
 """The app's service layer: limits, deadlines, the checkpoint registry and shared state.
 
 * :class:`AppLimits` and :class:`Deadline` keep one request from taking the app down;
-* :func:`find_texture_checkpoint` and :func:`network_status` are the app's small
-  checkpoint/model registry: which learned networks a ``--checkpoints`` folder
-  makes available, and why the others are not;
+* :func:`find_texture_checkpoint`, :func:`find_rerenderer_checkpoint` and
+  :func:`network_status` are the app's small checkpoint/model registry: which
+  learned networks a ``--checkpoints`` folder makes available, and why the
+  others are not;
 * :class:`Services` is what every request shares: the pose-transfer pipelines
-  (made once per resolution and completion), a cache of analysed photos, the
-  output folder;
+  (made once per resolution, completion and re-rendering), a cache of analysed
+  photos, the output folder;
 * :func:`warm_up` loads the shared models once at start-up
   (:func:`reroute.pipelines.warm_up`).
 
@@ -43,6 +44,7 @@ from reroute.pipelines.completion import (
 )
 from reroute.pipelines.pose_transfer import PoseTransferPipeline
 from reroute.pipelines.registry import APP_METHODS
+from reroute.pipelines.rerendering import LEARNED_RERENDERINGS, load_rerendering
 from reroute.pipelines.views import ATLAS_TILE
 
 __all__ = [
@@ -54,6 +56,7 @@ __all__ = [
     "RERENDERER",
     "sentence",
     "find_texture_checkpoint",
+    "find_rerenderer_checkpoint",
     "network_status",
     "Services",
     "warm_up",
@@ -129,6 +132,22 @@ def sentence(text: Any) -> str:
 # ------------------------------------------------------------------ checkpoint registry
 
 
+def _first_loading(found: list[Path], load: Callable[[Path], Any],
+                   folder: Path) -> tuple[Path | None, str | None]:  # fmt: skip
+    """``(path, None)`` for the first of ``found`` that ``load`` accepts, else ``(None, reason)``."""
+    if not found:
+        return None, f"no checkpoint in {folder}/ yet"
+    first_error = ""
+    for path in found:
+        try:
+            load(path)
+        except Exception as exc:  # noqa: BLE001 - any load failure makes it unusable
+            first_error = first_error or sentence(exc).split(". ")[0].rstrip(".")[:200]
+            continue
+        return path, None
+    return None, f"{found[0].name} is there, but reroute cannot load it ({first_error})"
+
+
 def find_texture_checkpoint(checkpoints: Path | str) -> tuple[Path | None, str | None]:
     """The texture-completion checkpoint of a checkpoints folder, loaded once.
 
@@ -145,18 +164,34 @@ def find_texture_checkpoint(checkpoints: Path | str) -> tuple[Path | None, str |
     """
     folder = Path(checkpoints)
     found = [p for ext in (".pt", ".safetensors") for p in sorted(folder.glob("texture*" + ext))]
-    if not found:
-        return None, f"no checkpoint in {folder}/ yet"
-    first_error = ""
-    for path in found:
-        try:
-            for method in LEARNED_COMPLETIONS:
-                load_completion(method, path)
-        except Exception as exc:  # noqa: BLE001 - any load failure makes it unusable
-            first_error = first_error or sentence(exc).split(". ")[0].rstrip(".")[:200]
-            continue
-        return path, None
-    return None, f"{found[0].name} is there, but reroute cannot load it ({first_error})"
+
+    def load(path: Path) -> None:
+        for method in LEARNED_COMPLETIONS:
+            load_completion(method, path)
+
+    return _first_loading(found, load, folder)
+
+
+def find_rerenderer_checkpoint(checkpoints: Path | str) -> tuple[Path | None, str | None]:
+    """The neural re-renderer checkpoint of a checkpoints folder, loaded once.
+
+    Tries ``rerenderer*.pt`` in name order and loads the first that is a
+    re-renderer checkpoint (:func:`reroute.pipelines.rerendering.load_rerendering`,
+    cached per path, so the app's requests share the one network).
+
+    Args:
+        checkpoints: the checkpoints folder (``--checkpoints DIR``).
+    Returns:
+        ``(path, None)`` when one loads, else ``(None, reason)``: one sentence
+        fragment (no checkpoint there, or the first one's load error).
+    """
+    folder = Path(checkpoints)
+
+    def load(path: Path) -> None:
+        for method in LEARNED_RERENDERINGS:
+            load_rerendering(method, str(path))
+
+    return _first_loading(sorted(folder.glob("rerenderer*.pt")), load, folder)
 
 
 def network_status(checkpoints: Path | str) -> dict[str, str | None]:
@@ -169,16 +204,16 @@ def network_status(checkpoints: Path | str) -> dict[str, str | None]:
         "Dense Pose Transfer": reason}`` (the last key: every app method of
         :data:`~reroute.pipelines.registry.APP_METHODS` that needs networks):
         ``None`` when usable, else one sentence fragment saying why not.
-        Texture completion is usable when a checkpoint loads
-        (:func:`find_texture_checkpoint`); the re-renderer and Dense Pose
-        Transfer have no code yet, so a checkpoint file of theirs is reported,
-        never loaded.
+        Texture completion and the re-renderer are usable when a checkpoint
+        loads (:func:`find_texture_checkpoint`, :func:`find_rerenderer_checkpoint`);
+        Dense Pose Transfer has no code yet, so a checkpoint file of its is
+        reported, never loaded.
     """
     folder = Path(checkpoints)
-    out: dict[str, str | None] = {TEXTURE_NETWORK: find_texture_checkpoint(folder)[1]}
-    patterns = {RERENDERER: "renderer*"}
-    patterns.update({label: _METHOD_CHECKPOINTS[name] for label, name in APP_METHODS.items()
-                     if name in _METHOD_CHECKPOINTS})  # fmt: skip
+    out: dict[str, str | None] = {TEXTURE_NETWORK: find_texture_checkpoint(folder)[1],
+                                  RERENDERER: find_rerenderer_checkpoint(folder)[1]}  # fmt: skip
+    patterns = {label: _METHOD_CHECKPOINTS[name] for label, name in APP_METHODS.items()
+                if name in _METHOD_CHECKPOINTS}  # fmt: skip
     for key, pat in patterns.items():
         found = sorted(p.name for ext in (".safetensors", ".pt") for p in folder.glob(pat + ext))
         if not found:
@@ -198,8 +233,10 @@ class Services:
         pipeline_factory: makes the pose-transfer pipeline; called once with no
             arguments for the default resolution (256) and classical completion,
             with ``size=`` for other resolutions when it accepts that keyword,
-            and with ``texture="network", texture_checkpoint=PATH`` for the
-            network completion. Pipelines are cached per (size, completion).
+            with ``texture="network", texture_checkpoint=PATH`` for the
+            network completion and with ``rerender="network",
+            rerender_checkpoint=PATH`` for the neural re-renderer. Pipelines
+            are cached per (size, completion, re-renderer on).
         checkpoints: folder of trained weights.
         limits: :class:`AppLimits`.
         workdir: where output files (videos, PNGs) are written; a temporary
@@ -212,11 +249,12 @@ class Services:
                  workdir: Path | None = None, cache_size: int = 16):  # fmt: skip
         self.pipeline_factory = pipeline_factory
         self.pipeline = pipeline_factory()
-        self._pipelines: dict[tuple[int, str], Any] = {
-            (getattr(self.pipeline, "size", 256), DEFAULT_COMPLETION): self.pipeline
+        self._pipelines: dict[tuple[int, str, bool], Any] = {
+            (getattr(self.pipeline, "size", 256), DEFAULT_COMPLETION, False): self.pipeline
         }
         self.checkpoints = Path(checkpoints)
         self.texture_checkpoint, _ = find_texture_checkpoint(self.checkpoints)
+        self.rerender_checkpoint, _ = find_rerenderer_checkpoint(self.checkpoints)
         self.networks = network_status(self.checkpoints)
         self.limits = limits or AppLimits()
         if workdir is None:
@@ -228,29 +266,46 @@ class Services:
         self._cache: OrderedDict[tuple[str, int], PersonAnalysis] = OrderedDict()
         self._cache_size = cache_size
 
-    def pipeline_for(self, size: int, completion: str = DEFAULT_COMPLETION) -> Any:
-        """The pose-transfer pipeline at ``size`` px with ``completion`` (made once per pair).
+    def pipeline_for(self, size: int, completion: str = DEFAULT_COMPLETION,
+                     rerender: bool = False) -> Any:  # fmt: skip
+        """The pose-transfer pipeline at ``size`` px with ``completion``, re-rendered by the
+        neural re-renderer when ``rerender`` (made once per combination).
 
         Raises:
-            InputError: ``completion`` is unknown, or learned and no texture checkpoint loads.
+            InputError: ``completion`` is unknown, or learned and no texture checkpoint
+                loads; ``rerender`` and no re-renderer checkpoint loads (the reason).
         """
         self.check_completion(completion)
+        self.check_rerenderer(rerender)
         kwargs: dict[str, Any] = {"size": size}
         if needs_checkpoint(completion):
             kwargs.update(texture=completion, texture_checkpoint=str(self.texture_checkpoint))
-        key = (size, completion)
+        if rerender:
+            kwargs.update(rerender="network", rerender_checkpoint=str(self.rerender_checkpoint))
+        key = (size, completion, bool(rerender))
         with self._lock:
             if key not in self._pipelines:
                 try:
                     self._pipelines[key] = self.pipeline_factory(**kwargs)
                 except TypeError:  # a factory without these keywords: its own size, classical
-                    if needs_checkpoint(completion):
-                        raise InputError(
-                            f"{completion} texture completion is unavailable: this pipeline "
-                            "cannot use it"
-                        ) from None
+                    if needs_checkpoint(completion) or rerender:
+                        what = ("the neural re-renderer" if rerender
+                                else f"{completion} texture completion")  # fmt: skip
+                        msg = f"{what} is unavailable: this pipeline cannot use it"
+                        raise InputError(msg) from None
                     return self.pipeline
             return self._pipelines[key]
+
+    def check_rerenderer(self, rerender: Any) -> bool:
+        """``bool(rerender)`` if the neural re-renderer is off or usable.
+
+        Raises:
+            InputError: asked for, and no re-renderer checkpoint loads (the reason).
+        """
+        reason = self.networks[RERENDERER]
+        if rerender and reason:
+            raise InputError(f"the neural re-renderer is unavailable: {reason}")
+        return bool(rerender)
 
     def check_completion(self, completion: Any) -> str:
         """``completion`` if it is a known and usable texture completion.

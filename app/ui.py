@@ -14,7 +14,10 @@ when their checkpoint exists and loads; otherwise the choices say why they
 are absent and the classical path runs. The texture-completion network (a
 ``texture*.pt`` checkpoint in ``--checkpoints``, :mod:`texture`) is loaded once
 at start-up and offered in every tab that completes a texture; the neural
-re-renderer and Dense Pose Transfer have no code yet and stay unavailable.
+re-renderer (a ``rerenderer*.pt`` checkpoint, :mod:`renderer`) is loaded once at
+start-up and offered in the pose-transfer tab (``rerenderer=True``; the ``ok:``
+status then gives its time); Dense Pose Transfer has no code yet and stays
+unavailable.
 
 API (``gradio_client``; photos as ``handle_file(path)``; every status starts
 with ``ok:`` or ``error:``, and image outputs are ``None`` on error)::
@@ -212,9 +215,11 @@ def _transfer_options(services: Services) -> list[gr.components.Component]:
         with gr.Row():
             resolution = _resolution_input(services)
             completion = _completion_input(services)
+            ckpt = services.rerender_checkpoint
             rerenderer = gr.Checkbox(
                 value=False, label="Neural re-renderer", interactive=not net[RERENDERER],
-                info=net[RERENDERER] and f"unavailable: {net[RERENDERER]}",
+                info=f"unavailable: {net[RERENDERER]}" if net[RERENDERER]
+                else f"BodyMap re-renderer from {ckpt.name if ckpt else ''}",
             )  # fmt: skip
             seed = gr.Number(
                 value=0, precision=0, label="Seed",

@@ -10,7 +10,7 @@ same rule (one ``error:`` line, exit 2).
 
 Start-up stays light: torch, anny and mediapipe are imported inside the command
 functions, so ``python -m reroute --help`` and argument errors answer in well under a
-second. The names ``--texture`` and ``--region`` take come from
+second. The names ``--texture``, ``--rerender`` and ``--region`` take come from
 :mod:`reroute.pipelines.registry`, which imports torch (~3-4 s): a command checks them
 after its cheap checks (output extension, ranges, the photos), and a command's
 ``--help`` lists them (so ``try-on --help`` takes a few seconds).
@@ -44,6 +44,9 @@ MAX_VIDEO_SIDE = 1024
 #: ``novel-view --fps`` range (what :func:`reroute.io.video.write_mp4` accepts)
 FPS_RANGE = (1.0, 120.0)
 IMAGE_EXTS = (".png", ".jpg", ".jpeg")
+#: ``--rerender`` default (kept here, not imported from :mod:`renderer`: building the
+#: parser must not import torch); "network" once the re-renderer wins on held-out pairs
+DEFAULT_RERENDER = "none"
 
 
 def _check_out(path: str, exts: tuple[str, ...] = IMAGE_EXTS) -> Path:
@@ -92,6 +95,8 @@ def _cmd_transfer(args) -> int:
         texture_size=args.texture_size,
         texture=args.texture,
         texture_checkpoint=args.texture_checkpoint,
+        rerender=_check_choice("--rerender", args.rerender, _registry().RERENDERINGS),
+        rerender_checkpoint=args.rerender_checkpoint,
     )
     res = pipe(args.source, args.target)
     _notes(res.notices)
@@ -109,9 +114,11 @@ def _cmd_transfer(args) -> int:
             d / "atlas_completed.png", (atlas.clip(0, 1) * 255).round().astype("uint8")
         )
         save_image_atomic(d / "warped.png", res.warped)
+        save_image_atomic(d / "composite_warp_only.png", res.composite)
         (d / "timings.json").write_text(json.dumps(res.timings, indent=1))
     save_image_atomic(out, res.image)
-    print(json.dumps({"out": str(out), "timings_s": _timings(res.timings)}))
+    print(json.dumps({"out": str(out), "rerendered": res.rerendered,
+                      "timings_s": _timings(res.timings)}))  # fmt: skip
     return 0
 
 
@@ -298,15 +305,19 @@ def _cmd_try_on(args) -> int:
     donor = load_image(args.donor, name=args.donor)  # both photos before any model runs
     wearer = load_image(args.wearer, name=args.wearer)
     region = _cli_regions()[_check_choice("--region", args.region, _cli_regions())]
+    rerender = _check_choice("--rerender", args.rerender, _registry().RERENDERINGS)
     # imports torch, anny and mediapipe: not at start-up
     from reroute.pipelines.tryon import TryOnPipeline
 
     complete = _completion(args.texture, args.texture_checkpoint)
-    pipe = TryOnPipeline(size=args.size, texture_size=args.texture_size, complete=complete)
+    # a missing re-renderer checkpoint fails here, before any fit
+    pipe = TryOnPipeline(size=args.size, texture_size=args.texture_size, complete=complete,
+                         rerender=rerender, rerender_checkpoint=args.rerender_checkpoint)  # fmt: skip
     res = pipe(donor.pixels, wearer.pixels, region)
     _notes([f"{a.path}: {a.notice}" for a in (donor, wearer) if a.notice] + res.notices)
     save_image_atomic(out, res.image)
-    print(json.dumps({"out": str(out), "region": region, "timings_s": _timings(res.timings)}))
+    print(json.dumps({"out": str(out), "region": region, "rerendered": res.rerendered,
+                      "timings_s": _timings(res.timings)}))  # fmt: skip
     return 0
 
 
@@ -317,6 +328,7 @@ def _cmd_novel_view(args) -> int:
     # these import torch, anny and mediapipe: not at start-up
     from reroute.correspondence.analyse import analyse_person
     from reroute.pipelines.novel_view import NovelViewConfig, render_novel_views
+    from reroute.pipelines.rerendering import load_rerendering
     from reroute.uv.warp import image_to_uv
 
     cfg = NovelViewConfig(frames=args.frames, turn_deg=args.turn, elevation_deg=args.elevation,
@@ -327,20 +339,24 @@ def _cmd_novel_view(args) -> int:
         raise InputError(str(e)) from None
     loaded = load_image(args.photo, name=args.photo)  # the photo before any model runs
     complete = _completion(args.texture, args.texture_checkpoint)
+    rerender = _check_choice("--rerender", args.rerender, _registry().RERENDERINGS)
+    # a missing re-renderer checkpoint fails here, before the fit
+    load_rerendering(rerender, args.rerender_checkpoint)
     t0 = time.perf_counter()
     a = analyse_person(loaded, size=args.size, name=args.photo)
     _notes(a.notices)
     t = time.perf_counter()
     texture = complete(image_to_uv(a.image, a.correspondence, args.texture_size))
     timings = {**a.timings, "completion": time.perf_counter() - t}
-    video = render_novel_views(a.body, texture, cfg)
+    video = render_novel_views(a.body, texture, cfg, rerender=rerender,
+                               rerender_checkpoint=args.rerender_checkpoint)  # fmt: skip
     t = time.perf_counter()
     write_mp4(video.frames, out, fps=args.fps)
-    timings.update(render=video.timings["render"], encode=time.perf_counter() - t,
-                   total=time.perf_counter() - t0)  # fmt: skip
+    timings.update(render=video.timings["render"], rerender=video.timings["rerender"],
+                   encode=time.perf_counter() - t, total=time.perf_counter() - t0)  # fmt: skip
     n, h, w = video.frames.shape[:3]
     print(json.dumps({"out": str(out), "frames": n, "width": w, "height": h,
-                      "timings_s": _timings(timings)}))  # fmt: skip
+                      "rerendered": video.rerendered, "timings_s": _timings(timings)}))  # fmt: skip
     return 0
 
 
@@ -366,6 +382,7 @@ def _cli_regions() -> dict[str, str]:
 #: option dest -> the registry's names that its help text lists as ``{names}``
 _LISTED: dict[str, Callable[[], object]] = {
     "texture": lambda: _registry().TEXTURE_COMPLETIONS,
+    "rerender": lambda: _registry().RERENDERINGS,
     "region": _cli_regions,
 }
 
@@ -408,6 +425,12 @@ def _add_texture_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_rerender_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rerender", default=DEFAULT_RERENDER, metavar="NAME",
+                   help="neural re-rendering: {names} (default %(default)s)")  # fmt: skip
+    p.add_argument("--rerender-checkpoint", help="re-renderer checkpoint (default: the committed one)")
+
+
 def _add_transfer(sub) -> None:
     t = sub.add_parser("transfer", help="re-render the source person in the target person's pose")
     t.add_argument("--source", required=True, help="photo of the person to re-render")
@@ -415,6 +438,7 @@ def _add_transfer(sub) -> None:
     t.add_argument("--out", required=True, help="output image (.png/.jpg), target's resolution")
     t.add_argument("--size", type=int, default=256, help="working size, longer side in px")
     _add_texture_options(t)
+    _add_rerender_options(t)
     t.add_argument("--debug-dir", help="write intermediate maps (IUV, textures, warp) here")
     t.set_defaults(func=_cmd_transfer)
 
@@ -428,6 +452,7 @@ def _add_try_on(sub) -> None:
     t.add_argument("--out", required=True, help="output image (.png/.jpg), wearer's resolution")
     t.add_argument("--size", type=int, default=256, help="working size, longer side in px")
     _add_texture_options(t)
+    _add_rerender_options(t)
     t.set_defaults(func=_cmd_try_on)
 
 
@@ -443,6 +468,7 @@ def _add_novel_view(sub) -> None:
                    help="camera elevation, degrees (positive: from above)")  # fmt: skip
     v.add_argument("--fps", type=float, default=24.0, help="frame rate")
     _add_texture_options(v)
+    _add_rerender_options(v)
     v.set_defaults(func=_cmd_novel_view)
 
 

@@ -351,3 +351,80 @@ def test_transfer_debug_dir_and_jpeg_output(inputs, renders, tmp_path) -> None:
     iuv = cv2.imread(str(debug / "iuv_target.png"))
     agree = _agreement(iuv, renders["turned"].correspondence.part)
     assert agree > 0.6
+
+
+# ------------------------------------------------------------ the neural re-renderer
+# ``tiny_rerenderer`` (tests/conftest.py) is an untrained checkpoint: it returns the
+# warp-only composite it is given, so these tests check that it ran, not what it learned.
+
+
+def test_transfer_with_the_rerenderer(inputs, renders, tiny_rerenderer, tmp_path) -> None:
+    """``transfer --rerender network``: re-rendered at the working size, the target's resolution."""
+    target = tmp_path / "target.png"
+    Image.fromarray(renders["arm_raised"].image).save(target)
+    out, debug = tmp_path / "result.png", tmp_path / "debug"
+    r = _run("transfer", "--source", str(inputs["good"]), "--target", str(target),
+             "--out", str(out), "--rerender", "network",
+             "--rerender-checkpoint", str(tiny_rerenderer), "--debug-dir", str(debug))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert _error_lines(r.stderr) == []
+    report = json.loads(r.stdout.strip().splitlines()[-1])
+    assert report["rerendered"] is True and "rerender" in report["timings_s"]
+    img = np.asarray(Image.open(out)).astype(int)
+    warp_only = np.asarray(Image.open(debug / "composite_warp_only.png")).astype(int)
+    assert img.shape == warp_only.shape == (256, 256, 3)  # working size = target size here
+    diff = np.abs(img - warp_only).mean()
+    print(f"\nuntrained re-renderer vs warp-only composite: {diff:.2f} grey levels")
+    assert diff < 3
+
+
+def test_try_on_with_the_rerenderer(renders, tiny_rerenderer, tmp_path) -> None:
+    """``try-on --rerender network``: re-rendered at 128 px, resized to the wearer photo's size."""
+    donor, wearer = tmp_path / "donor.png", tmp_path / "wearer.png"
+    Image.fromarray(renders["arms_down"].image).save(donor)
+    Image.fromarray(renders["arm_raised"].image).save(wearer)
+    out = tmp_path / "tried_on.png"
+    r = _run("try-on", "--donor", str(donor), "--wearer", str(wearer), "--region", "full",
+             "--out", str(out), "--size", "128", "--rerender", "network",
+             "--rerender-checkpoint", str(tiny_rerenderer))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert _error_lines(r.stderr) == []
+    report = json.loads(r.stdout.strip().splitlines()[-1])
+    assert report["rerendered"] is True and "rerender" in report["timings_s"]
+    img = np.asarray(Image.open(out)).astype(int)
+    w_img = renders["arm_raised"].image.astype(int)
+    assert img.shape == w_img.shape  # the wearer photo's size
+    diff = np.abs(img - w_img).sum(-1)
+    truth = renders["arm_raised"].correspondence
+    near = cv2.dilate(truth.mask.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
+    torso = np.isin(truth.part, (1, 2))
+    print(f"\nre-rendered try-on: background off by {diff[~near].mean() / 3:.2f} grey levels, "
+          f"{(diff[torso] > 30).mean():.1%} of the torso changed")  # fmt: skip
+    assert diff[~near].mean() / 3 < 3  # the background stays the wearer's (resized from 128 px)
+    assert (diff[torso] > 30).mean() > 0.3  # the donor's outfit is on
+
+
+# (arguments after the command's photos and --out, what the one error line must mention)
+BAD_RERENDER = {
+    "unknown name": (["--rerender", "bogus"], "unknown --rerender 'bogus'; choose one of none"),
+    "missing checkpoint": (["--rerender", "network", "--rerender-checkpoint", "/nonexistent.pt"],
+                           "checkpoint /nonexistent.pt does not exist"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("command", ["transfer", "try-on", "novel-view"])
+@pytest.mark.parametrize("case", list(BAD_RERENDER))
+def test_bad_rerender_options_are_refused_before_any_fit(inputs, tmp_path, command, case) -> None:
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    good = str(inputs["good"])
+    args = {
+        "transfer": ["--source", good, "--target", good, "--out", str(out_dir / "r.png")],
+        "try-on": ["--donor", good, "--wearer", good, "--region", "top",
+                   "--out", str(out_dir / "r.png")],
+        "novel-view": [good, "--out", str(out_dir / "v.mp4")],
+    }[command]  # fmt: skip
+    extra, expect = BAD_RERENDER[case]
+    r = _run(command, *args, *extra)
+    _assert_refused(r, out_dir, expect.lower())
+    assert r.stderr.strip().splitlines() == _error_lines(r.stderr)  # that one line, nothing else

@@ -18,6 +18,7 @@ from reroute.io.images import to_uint8
 __all__ = [
     "Correspondence",
     "iuv_to_rgb",
+    "soft_mask",
 ]
 
 
@@ -42,6 +43,10 @@ class Correspondence:
     colour: np.ndarray
     mask: np.ndarray
     body_mask: np.ndarray
+
+    def soft_mask(self) -> np.ndarray:
+        """(H, W) float32 alpha in [0, 1]: ``mask`` with a soft edge (:func:`soft_mask`)."""
+        return soft_mask(self.mask)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -76,3 +81,10 @@ def iuv_to_rgb(iuv: np.ndarray) -> np.ndarray:
     shade = 0.55 + 0.45 * (iuv[..., 1:].astype(np.float32).mean(-1, keepdims=True) / 255.0)
     rgb = np.where(part[..., None] > 0, base * shade, 255.0)
     return np.clip(rgb, 0, 255).astype(np.uint8)
+
+
+def soft_mask(mask: np.ndarray) -> np.ndarray:
+    """(h, w) bool person mask -> (h, w) float32 alpha in [0, 1] (3x3 Gaussian edge)."""
+    import cv2  # reason: cv2 is heavy and `import reroute` must not load it
+
+    return cv2.GaussianBlur(mask.astype(np.float32), (3, 3), 0)

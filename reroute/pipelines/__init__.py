@@ -12,6 +12,7 @@
   :func:`~reroute.pipelines.retexture.retexture`);
 * :mod:`reroute.pipelines.compose`: background inpainting and compositing;
 * :mod:`reroute.pipelines.completion`: texture completion by registry name;
+* :mod:`reroute.pipelines.rerendering`: neural re-rendering by registry name;
 * :mod:`reroute.pipelines.views`: viewable pictures of intermediate results;
 * :mod:`reroute.pipelines.warmup`: load the shared models once
   (:func:`~reroute.pipelines.warmup.warm_up`);

@@ -14,7 +14,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from reroute.correspondence.maps import Correspondence
+from reroute.correspondence.maps import Correspondence, soft_mask
 from reroute.io.images import to_uint8
 from reroute.uv.texture import UVTexture
 from reroute.uv.warp import CorrespondenceFlow, uv_to_image
@@ -39,11 +39,6 @@ def inpaint_background(image: np.ndarray, person: np.ndarray) -> np.ndarray:
     """
     hole = cv2.dilate(person.astype(np.uint8), np.ones((7, 7), np.uint8), iterations=2)
     return cv2.inpaint(image, hole, 5, cv2.INPAINT_TELEA)
-
-
-def soft_mask(mask: np.ndarray) -> np.ndarray:
-    """(h, w) bool person mask -> (h, w) float32 alpha in [0, 1] (3x3 Gaussian edge)."""
-    return cv2.GaussianBlur(mask.astype(np.float32), (3, 3), 0)
 
 
 def alpha_blend(foreground: np.ndarray, alpha: np.ndarray, background: np.ndarray) -> np.ndarray:

@@ -7,8 +7,10 @@ re-renders the fitted anny body with the camera orbiting it: the body turns by
 which is the same as moving the camera around a still body. Each pixel takes
 the completed texture's colour at its continuous UV (``grid_sample``,
 ``align_corners=False``), as in BodyMap's re-rendering (Ianina et al.,
-CVPR 2022) without the neural re-renderer. Only the body surface is drawn:
-hair and loose clothes beyond the fitted body are not part of the template.
+CVPR 2022); with ``rerender="network"`` each frame is then re-rendered by the
+neural re-renderer (:mod:`renderer`, supp. C.1.2) with that frame's rendered
+correspondences, over the same flat background. Only the body surface is
+drawn: hair and loose clothes beyond the fitted body are not part of the template.
 
 Videos are H.264 MP4 (``yuv420p``) written with PyAV (FFmpeg's libx264,
 shipped in PyAV's wheels), atomically.
@@ -23,10 +25,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from renderer import rerender_image
 from reroute.body.posed import FittedBody
-from reroute.body.raster import Camera, rasterize
+from reroute.body.raster import Camera, Rasterization, rasterize
 from reroute.body.template import get_template
+from reroute.correspondence.maps import Correspondence
 from reroute.io.images import to_uint8
+from reroute.pipelines.rerendering import DEFAULT_RERENDERING, load_rerendering
 from reroute.uv.texture import UVTexture, sample_masked, uv_layout_mask
 
 __all__ = [
@@ -87,13 +92,16 @@ class NovelViewVideo:
         frames: (N, H, W, 3) uint8 RGB.
         yaw_deg: (N,) float32 turn of each frame, degrees.
         masks: (N, H, W) bool, where the body covers each frame.
-        timings: seconds: ``render`` (rasterise + texture lookup), total.
+        timings: seconds: ``render`` (rasterise + texture lookup), ``rerender``
+            (the neural re-renderer, 0 when off), total.
+        rerendered: whether the frames come from the neural re-renderer.
     """
 
     frames: np.ndarray
     yaw_deg: np.ndarray
     masks: np.ndarray
     timings: dict[str, float] = field(default_factory=dict)
+    rerendered: bool = False
 
 
 def _rotation(axis: np.ndarray, angle: float) -> np.ndarray:
@@ -133,9 +141,21 @@ def _frame_camera(camera: Camera, size: int) -> Camera:
     return camera.resized(w, h)
 
 
+def _frame_correspondence(r: Rasterization) -> Correspondence:
+    """One frame's (H, W) :class:`~reroute.correspondence.maps.Correspondence`, from its
+    rasterization: the template's part, per-part UV, continuous UV and colour code on the
+    body; ``mask`` = ``body_mask`` = the body itself (no person mask to extend it to)."""
+    t = get_template()
+    part = r.face_values(t.face_part.astype(np.uint8))
+    return Correspondence(part, r.interpolate(t.face_part_uv), r.interpolate(t.face_uv),
+                          r.interpolate(t.face_colour), r.mask, r.mask)  # fmt: skip
+
+
 def render_novel_views(body: FittedBody, texture: UVTexture | np.ndarray,
                        config: NovelViewConfig | None = None,
-                       progress: Callable[[float, str], None] | None = None) -> NovelViewVideo:  # fmt: skip
+                       progress: Callable[[float, str], None] | None = None, *,
+                       rerender: str = DEFAULT_RERENDERING,
+                       rerender_checkpoint: str | None = None) -> NovelViewVideo:  # fmt: skip
     """Render the textured body from N cameras turning around it.
 
     Args:
@@ -145,24 +165,35 @@ def render_novel_views(body: FittedBody, texture: UVTexture | np.ndarray,
             or (T, T, 3) float32 in [0, 1].
         config: :class:`NovelViewConfig` (defaults: 72 frames, 360 degrees, 256 px).
         progress: ``progress(fraction, stage)`` callback, called every few frames.
+        rerender: ``"none"`` or ``"network"``: re-render every frame with the
+            neural re-renderer, from the frame's rendered correspondences, over
+            the flat ``config.background``.
+        rerender_checkpoint: the re-renderer checkpoint (default: the committed one).
     Returns:
-        :class:`NovelViewVideo` with frames (N, H, W, 3) uint8.
+        :class:`NovelViewVideo` with frames (N, H, W, 3) uint8 (``rerendered`` says which).
     Raises:
         ValueError: a config field out of range.
+        InputError: unknown ``rerender``, or a missing or foreign re-renderer
+            checkpoint (checked before any frame is rendered).
     """
     cfg = config or NovelViewConfig()
     cfg.check()
+    model = load_rerendering(rerender, rerender_checkpoint)
     t0 = time.perf_counter()
     tpl = get_template()
     tex = texture.pixels if isinstance(texture, UVTexture) else np.asarray(texture, np.float32)
     valid = uv_layout_mask(tex.shape[0]) if tex.shape[0] == tex.shape[1] else None
+    if model is not None and not isinstance(texture, UVTexture):
+        texture = UVTexture(tex, np.ones(tex.shape[:2], np.float32))
     cam = _frame_camera(body.camera, int(cfg.size))
     n = int(cfg.frames)
     yaws = np.asarray([cfg.turn_deg * i / n for i in range(n)], np.float32)
     frames = np.empty((n, cam.height, cam.width, 3), np.uint8)
     masks = np.empty((n, cam.height, cam.width), bool)
     bg = np.asarray(cfg.background, np.float32)
+    bg8 = to_uint8(np.broadcast_to(bg, (cam.height, cam.width, 3)))
     every = max(1, n // 12)
+    rerender_s = 0.0
     for i, yaw in enumerate(yaws):
         if progress is not None and i % every == 0:
             progress(i / n, f"rendering frame {i + 1} of {n}")
@@ -172,8 +203,13 @@ def render_novel_views(body: FittedBody, texture: UVTexture | np.ndarray,
         img[r.mask] = sample_masked(tex, r.interpolate(tpl.face_uv)[r.mask], valid)
         frames[i] = to_uint8(img)
         masks[i] = r.mask
-    render = time.perf_counter() - t0
-    return NovelViewVideo(frames, yaws, masks, {"render": render, "total": render})
+        if model is not None:
+            t = time.perf_counter()
+            frames[i] = rerender_image(model, frames[i], bg8, _frame_correspondence(r), texture)
+            rerender_s += time.perf_counter() - t
+    total = time.perf_counter() - t0
+    timings = {"render": total - rerender_s, "rerender": rerender_s, "total": total}
+    return NovelViewVideo(frames, yaws, masks, timings, rerendered=model is not None)
 
 
 # ------------------------------------------------------------------ video files

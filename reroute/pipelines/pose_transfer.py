@@ -1,7 +1,6 @@
 """Pose transfer: the source person in the target person's pose (BodyMap-style re-rendering).
 
-Pose transfer (Ianina et al., CVPR 2022, sec. 5; the neural re-renderer is
-not trained yet, so the warped texture is the output):
+Pose transfer (Ianina et al., CVPR 2022, sec. 5):
 
 1. check and load both photos, resize them to the working size;
 2. find the one person in each (BlazePose landmarks + mask) and fit anny;
@@ -14,7 +13,10 @@ not trained yet, so the warped texture is the output):
    bilinear sampling), and where the target shows what the source photo
    shows, take the photo's own pixels through the correspondence flow;
 7. composite over the source's background with the person inpainted away
-   (:mod:`reroute.pipelines.compose`), and resize to the target photo's resolution.
+   (:mod:`reroute.pipelines.compose`);
+8. optionally re-render the composite with the neural re-renderer
+   (:mod:`renderer`: closes seams, fixes colour and silhouette), and resize
+   to the target photo's resolution.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from renderer import RERENDER_METHODS, load_default_rerenderer, rerender_image
 from reroute.body.fit import FitConfig
 from reroute.correspondence.analyse import PersonAnalysis, analyse_person
 from reroute.errors import InputError
@@ -53,8 +56,14 @@ class TransferResult:
         warped: (h, w, 3) uint8, the completed texture warped to the target's
             correspondences, at the working size (white background).
         timings: seconds per stage: pose, fit, render (both photos summed),
-            warp (lift + warp back + composite), completion, total.
+            warp (lift + warp back + composite), completion, rerender (0 when
+            off), total.
         notices: messages for the user.
+        composite: (h, w, 3) uint8, the warp-only result at the working size
+            (person over the background, before any re-rendering).
+        background: (h, w, 3) uint8, the source photo with its person
+            inpainted away, resized to the target's working size.
+        rerendered: whether ``image`` comes from the neural re-renderer.
     """
 
     image: np.ndarray
@@ -65,6 +74,9 @@ class TransferResult:
     warped: np.ndarray
     timings: dict[str, float]
     notices: list[str]
+    composite: np.ndarray | None = None
+    background: np.ndarray | None = None
+    rerendered: bool = False
 
 
 class PoseTransferPipeline:
@@ -90,7 +102,8 @@ class PoseTransferPipeline:
 
     def __init__(self, size: int = 256, texture_size: int = 256,
                  fit_config: FitConfig | None = None, texture: str = "classical",
-                 texture_checkpoint: str | None = None, direct: bool = True):  # fmt: skip
+                 texture_checkpoint: str | None = None, direct: bool = True,
+                 rerender: str = "none", rerender_checkpoint: str | None = None):  # fmt: skip
         if size < 64:
             raise InputError(f"--size must be at least 64 px, got {size}")
         if texture not in TEXTURE_METHODS:
@@ -100,6 +113,11 @@ class PoseTransferPipeline:
         self.direct = direct
         if texture == "network":  # a missing checkpoint fails here, before any fit
             load_default_network(str(texture_checkpoint) if texture_checkpoint else None)
+        if rerender not in RERENDER_METHODS:
+            raise InputError(f"--rerender must be {' or '.join(RERENDER_METHODS)}, got {rerender!r}")
+        self.rerender = rerender
+        # a missing re-renderer checkpoint fails here, before any fit
+        self.rerenderer = load_default_rerenderer(rerender_checkpoint) if rerender == "network" else None
         self.size = size
         self.texture_size = texture_size
         self.fit_config = fit_config
@@ -134,7 +152,20 @@ class PoseTransferPipeline:
         tgt = analyse_person(tgt_img, size=self.size, name="target photo",
                              fit_config=self.fit_config)  # fmt: skip
         report(0.9, "warp and complete the texture")
-        timings = {k: src.timings[k] + tgt.timings[k] for k in ("pose", "fit", "render")}
+        res = self.transfer(src, tgt)
+        res.timings["total"] = time.perf_counter() - t0
+        report(1.0, "done")
+        return res
+
+    def transfer(self, src: PersonAnalysis, tgt: PersonAnalysis) -> TransferResult:
+        """Steps 4-8 on two analysed photos (:func:`~reroute.correspondence.analyse.analyse_person`).
+
+        Returns:
+            :class:`TransferResult` (``timings["total"]`` covers these steps only).
+        """
+        t0 = time.perf_counter()
+        timings = {k: src.timings.get(k, 0.0) + tgt.timings.get(k, 0.0)
+                   for k in ("pose", "fit", "render")}  # fmt: skip
         # 4. lift the source into UV
         t = time.perf_counter()
         partial = image_to_uv(src.image, src.correspondence, self.texture_size)
@@ -151,17 +182,23 @@ class PoseTransferPipeline:
         if self.direct:  # the source photo's own pixels wherever the target shows what it shows
             flow = correspondence_flow(src.correspondence, corr, self.texture_size)
             person = alpha_blend(sample_image(src.image, flow), flow_weight(flow, corr), warped)
-        # 7. composite over the source background, resize to the target photo
+        # 7. composite over the source background
         h, w = corr.shape
-        bg = inpaint_background(src.image, src.correspondence.mask)
-        bg = cv2.resize(bg, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32) / 255.0
-        out8 = to_uint8(alpha_blend(person, soft_mask(corr.mask), bg))
+        bg8 = inpaint_background(src.image, src.correspondence.mask)
+        bg8 = cv2.resize(bg8, (w, h), interpolation=cv2.INTER_LINEAR)
+        comp8 = to_uint8(alpha_blend(person, soft_mask(corr.mask), bg8.astype(np.float32) / 255.0))
+        timings["warp"] += time.perf_counter() - t
+        # 8. neural re-rendering (optional), then resize to the target photo
+        t = time.perf_counter()
+        out8 = comp8
+        if self.rerenderer is not None:
+            out8 = rerender_image(self.rerenderer, comp8, bg8, corr, texture)
+        timings["rerender"] = time.perf_counter() - t
         H, W = tgt.original_size
         if (H, W) != (h, w):
             out8 = cv2.resize(out8, (W, H), interpolation=cv2.INTER_CUBIC)
         warped8 = to_uint8(warped + (1 - corr.mask[..., None]))
-        timings["warp"] += time.perf_counter() - t
         timings["total"] = time.perf_counter() - t0
-        report(1.0, "done")
-        return TransferResult(out8, src, tgt, partial, texture, warped8,
-                              timings, src.notices + tgt.notices)  # fmt: skip
+        return TransferResult(out8, src, tgt, partial, texture, warped8, timings,
+                              src.notices + tgt.notices, comp8, bg8,
+                              self.rerenderer is not None)  # fmt: skip

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from renderer import DEFAULT_CHECKPOINT as RERENDER_CHECKPOINT
+from renderer import RERENDER_METHODS
 from reroute.metrics.image import sha256_file
 from reroute.pipelines.pose_transfer import PoseTransferPipeline
 from reroute.pipelines.tryon import REGIONS
@@ -27,6 +29,7 @@ from texture import TEXTURE_METHODS
 
 __all__ = [
     "TEXTURE_COMPLETIONS",
+    "RERENDERINGS",
     "MethodInfo",
     "METHODS",
     "register_method",
@@ -36,6 +39,9 @@ __all__ = [
 
 #: texture completion name -> one-line description (owned by :mod:`texture`)
 TEXTURE_COMPLETIONS: dict[str, str] = TEXTURE_METHODS
+
+#: re-rendering name -> one-line description (owned by :mod:`renderer`)
+RERENDERINGS: dict[str, str] = RERENDER_METHODS
 
 #: try-on region names, in the order the app lists them
 TRYON_REGIONS: tuple[str, ...] = tuple(REGIONS)
@@ -87,12 +93,15 @@ class _Identity:
 
 
 class _Warp:
-    """reroute's classical pose transfer (fit both photos, warp the completed UV texture)."""
+    """reroute's pose transfer (fit both photos, warp the completed UV texture), optionally
+    followed by the neural re-renderer (``rerender="network"``: the ``bodymap`` method)."""
 
-    def __init__(self, config, size: tuple[int, int]):
-
-        self.pipe = PoseTransferPipeline(size=max(size), texture_size=config.texture_size)
+    def __init__(self, config, size: tuple[int, int], rerender: str = "none"):
+        self.pipe = PoseTransferPipeline(size=max(size), texture_size=config.texture_size,
+                                         rerender=rerender)  # fmt: skip
         self.checkpoints = {}
+        if rerender == "network":
+            self.checkpoints[f"checkpoints/{RERENDER_CHECKPOINT.name}"] = sha256_file(RERENDER_CHECKPOINT)
         try:
             import mediapipe
 
@@ -119,9 +128,11 @@ register_method(
 )
 register_method(
     "bodymap",
-    "BodyMap re-rendering (Ianina et al. CVPR 2022): texture-completion U-Net + neural re-renderer",
-    unavailable="the BodyMap texture-completion network and neural re-renderer are not trained "
-    "yet (no checkpoint in checkpoints/)",
+    "BodyMap re-rendering (Ianina et al. CVPR 2022, supp. C.1.2): the warp method's composite "
+    "re-rendered by the neural re-renderer (renderer/, checkpoints/rerenderer_cpu256.pt)",
+    (lambda cfg, size: _Warp(cfg, size, rerender="network")) if RERENDER_CHECKPOINT.is_file() else None,
+    unavailable=None if RERENDER_CHECKPOINT.is_file() else
+    f"the neural re-renderer is not trained yet (no {RERENDER_CHECKPOINT.name} in checkpoints/)",
 )
 register_method(
     "dpt",

@@ -17,7 +17,10 @@ the wearer's bare ones; the swapped region's border is feathered.
 
 In the image, only the wearer's pixels whose correspondence falls in the
 swapped texels are replaced (with a feathered edge); every other pixel is the
-wearer's photo unchanged, at its full resolution.
+wearer's photo unchanged, at its full resolution. With ``rerender="network"``
+the composite is made at the working size instead and re-rendered by the
+neural re-renderer (:mod:`renderer`, BodyMap supp. C.1.2) over the wearer's
+photo with the person inpainted away, then resized to the photo's resolution.
 """
 
 from __future__ import annotations
@@ -30,13 +33,15 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from renderer import ReRenderer, rerender_image
 from reroute.body.fit import FitConfig
 from reroute.body.template import PART_NAMES
 from reroute.correspondence.analyse import PersonAnalysis, analyse_person
 from reroute.correspondence.maps import Correspondence
 from reroute.errors import InputError
 from reroute.io.images import load_image, to_uint8
-from reroute.pipelines.compose import texture_over_photo
+from reroute.pipelines.compose import inpaint_background, texture_over_photo
+from reroute.pipelines.rerendering import DEFAULT_RERENDERING, load_rerendering
 from reroute.uv.texture import UVTexture, texel_parts, texel_points
 from reroute.uv.warp import image_to_uv, uv_to_image
 from texture.classical import complete_classical
@@ -230,8 +235,10 @@ class TryOnResult:
             poses, each (H_i, W_i, 3) uint8 (empty unless asked for).
         texture_mask: (T, T) float32 in [0, 1], the texels taken from the donor
             (:func:`garment_texture_mask`).
-        timings: seconds per stage (pose, fit, render, lift, completion, composite, total).
+        timings: seconds per stage (pose, fit, render, lift, completion,
+            composite, rerender (0 when off), total).
         notices: messages for the user.
+        rerendered: whether ``image`` (and ``poses``) come from the neural re-renderer.
     """
 
     image: np.ndarray
@@ -246,6 +253,7 @@ class TryOnResult:
     timings: dict[str, float] = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)
     texture_mask: np.ndarray | None = None
+    rerendered: bool = False
 
 
 def _composite(texture: UVTexture, person: PersonAnalysis, photo: np.ndarray, region: str,
@@ -258,10 +266,24 @@ def _composite(texture: UVTexture, person: PersonAnalysis, photo: np.ndarray, re
     return texture_over_photo(texture, corr, photo, alpha), alpha
 
 
+def _rerender(model: ReRenderer, composite: np.ndarray, texture: UVTexture,
+              person: PersonAnalysis, size: tuple[int, int]) -> np.ndarray:  # fmt: skip
+    """``composite`` ((h, w, 3) uint8, the swap over ``person.image`` at the working size)
+    re-rendered by ``model`` over the photo with the person inpainted away, then resized
+    to ``size`` = (H, W): (H, W, 3) uint8 RGB."""
+    corr = person.correspondence
+    background = inpaint_background(person.image, corr.mask)
+    out = rerender_image(model, composite, background, corr, texture)
+    if out.shape[:2] != tuple(size):
+        out = cv2.resize(out, (size[1], size[0]), interpolation=cv2.INTER_CUBIC)
+    return out
+
+
 def try_on(donor: PersonAnalysis, wearer: PersonAnalysis, region: str, *,
            wearer_photo: np.ndarray | None = None, texture_size: int = 256,
            complete: Callable[[UVTexture], UVTexture] = complete_classical,
-           feather: float = 1.0) -> TryOnResult:  # fmt: skip
+           feather: float = 1.0, rerender: str = DEFAULT_RERENDERING,
+           rerender_checkpoint: str | None = None) -> TryOnResult:  # fmt: skip
     """Swap ``region`` of the wearer's appearance for the donor's.
 
     Args:
@@ -273,12 +295,18 @@ def try_on(donor: PersonAnalysis, wearer: PersonAnalysis, region: str, *,
         texture_size: side T of the UV textures.
         complete: texture completion (classical by default).
         feather: soft-edge sigma in texels and pixels.
+        rerender: ``"none"`` (the swap composited over the photo at its full
+            resolution) or ``"network"`` (composited at the working size and
+            re-rendered by the neural re-renderer, then resized to the photo's).
+        rerender_checkpoint: the re-renderer checkpoint (default: the committed one).
     Returns:
-        :class:`TryOnResult`.
+        :class:`TryOnResult` (``rerendered`` says which).
     Raises:
-        InputError: unknown region.
+        InputError: unknown region or re-rendering, missing or foreign re-renderer
+            checkpoint (checked before any work).
     """
     _check_region(region)
+    model = load_rerendering(rerender, rerender_checkpoint)
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
     t = time.perf_counter()
@@ -292,12 +320,17 @@ def try_on(donor: PersonAnalysis, wearer: PersonAnalysis, region: str, *,
     swapped = garment_texture_mask(w_tex, d_tex, region, feather)
     mixed = mix_textures(w_tex, d_tex, region, feather, mask=swapped)
     photo = wearer.image if wearer_photo is None else wearer_photo
-    image, mask = _composite(mixed, wearer, photo, region, feather, swapped)
+    at = photo if model is None else wearer.image  # the re-renderer works at the working size
+    image, mask = _composite(mixed, wearer, at, region, feather, swapped)
     timings["composite"] = time.perf_counter() - t
+    t = time.perf_counter()
+    if model is not None:
+        image = _rerender(model, image, mixed, wearer, photo.shape[:2])
+    timings["rerender"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     return TryOnResult(image, region, donor, wearer, d_tex, w_tex, mixed, mask,
                        timings=timings, notices=donor.notices + wearer.notices,
-                       texture_mask=swapped)  # fmt: skip
+                       texture_mask=swapped, rerendered=model is not None)  # fmt: skip
 
 
 class TryOnPipeline:
@@ -310,17 +343,30 @@ class TryOnPipeline:
         complete: texture completion ``complete(partial UVTexture) -> UVTexture``
             (default :func:`~texture.classical.complete_classical`; the app passes
             :func:`texture.complete_texture` with the network).
+        rerender: ``"none"`` or ``"network"``: re-render the result (and every
+            extra pose) with the neural re-renderer (see :func:`try_on`).
+        rerender_checkpoint: the re-renderer checkpoint (default: the committed one).
+
+    Raises:
+        InputError: size under 64, unknown ``rerender``, or a missing or foreign
+            re-renderer checkpoint (loaded here, before any fit).
     """
 
     def __init__(self, size: int = 256, texture_size: int = 256,
                  fit_config: FitConfig | None = None,
-                 complete: Callable[[UVTexture], UVTexture] | None = None):  # fmt: skip
+                 complete: Callable[[UVTexture], UVTexture] | None = None,
+                 rerender: str = DEFAULT_RERENDERING,
+                 rerender_checkpoint: str | None = None):  # fmt: skip
         if size < 64:
             raise InputError(f"size must be at least 64 px, got {size}")
         self.size = size
         self.texture_size = texture_size
         self.fit_config = fit_config
         self.complete = complete or complete_classical
+        # a missing re-renderer checkpoint fails here, before any fit
+        self.rerenderer = load_rerendering(rerender, rerender_checkpoint)
+        self.rerender = rerender
+        self.rerender_checkpoint = rerender_checkpoint
 
     def __call__(self, donor, wearer, region: str = "top", *, extra_poses=(),
                  analyse: Callable[..., PersonAnalysis] | None = None,
@@ -338,7 +384,8 @@ class TryOnPipeline:
                 (the app passes a cached one).
             progress: ``progress(fraction, stage)`` callback.
         Returns:
-            :class:`TryOnResult` (``image`` at the wearer photo's resolution).
+            :class:`TryOnResult` (``image`` at the wearer photo's resolution; re-rendered,
+            with ``rerendered`` True, when the pipeline was made with ``rerender="network"``).
         Raises:
             InputError: unknown region, bad image, no person, several persons, failed fit.
         """
@@ -365,11 +412,16 @@ class TryOnPipeline:
         w = analyse(w_img, name="wearer photo")
         step(0.05 + 1.6 / n_fit, "completing and mixing the textures")
         res = try_on(d, w, region, wearer_photo=w_img.pixels, texture_size=self.texture_size,
-                     complete=self.complete)  # fmt: skip
+                     complete=self.complete, rerender=self.rerender,
+                     rerender_checkpoint=self.rerender_checkpoint)  # fmt: skip
+        model = self.rerenderer
         for i, e in enumerate(extra):
             step(0.05 + 0.8 * (2 + i) / n_fit, f"pose and fit: pose photo {i + 1}")
             a = analyse(e, name=f"pose photo {i + 1}")
-            img, _ = _composite(res.texture, a, e.pixels, region, 1.0, res.texture_mask)
+            at = e.pixels if model is None else a.image
+            img, _ = _composite(res.texture, a, at, region, 1.0, res.texture_mask)
+            if model is not None:
+                img = _rerender(model, img, res.texture, a, e.pixels.shape[:2])
             res.poses.append(img)
             res.notices.extend(a.notices)
         for k in ("pose", "fit", "render"):

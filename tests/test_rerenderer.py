@@ -1,0 +1,204 @@
+"""The neural re-renderer (renderer/): network, losses, training, checkpoints, data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from renderer.losses import (
+    RerenderLoss,
+    RerenderLossWeights,
+    face_l1,
+    feature_matching_loss,
+    ms_ssim_loss,
+)
+from renderer.network import PRESETS, RerenderConfig, ReRenderer, load_rerenderer, rerender_image
+from renderer.train import PRESETS as TRAIN_PRESETS
+from renderer.train import ToyRerenderPairs, main
+from reroute.errors import InputError
+from reroute.training.checkpoint import save_checkpoint
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def _inputs(b: int, h: int, w: int, seed: int = 0) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return [torch.rand(b, 3, h, w, generator=g) * 2 - 1, torch.rand(b, 3, h, w, generator=g) * 2 - 1,
+            torch.rand(b, 2, h, w, generator=g), torch.rand(b, 3, h, w, generator=g),
+            (torch.rand(b, 1, h, w, generator=g) > 0.5).float(),
+            torch.rand(b, 3, 64, 64, generator=g) * 2 - 1]  # fmt: skip
+
+
+@pytest.mark.parametrize("preset,side", [("tiny", 32), ("cpu", 64), ("paper", 64)])
+def test_shapes_and_gradients_every_preset(preset, side):
+    m = ReRenderer(PRESETS[preset])
+    x = _inputs(2, side, side)
+    out = m.render(*x)
+    assert out.image.shape == (2, 3, side, side)
+    assert out.alpha.shape == (2, 1, side, side)
+    assert 0 <= float(out.alpha.detach().min()) and float(out.alpha.detach().max()) <= 1
+    (out.image.mean() + out.alpha.mean()).backward()
+    grads = [p.grad for p in m.parameters() if p.requires_grad]
+    assert all(g is not None for g in grads)
+    assert any(float(g.abs().sum()) > 0 for g in grads)
+
+
+def test_untrained_network_returns_its_input():
+    """Zero-initialised head: residual 0 and alpha = sigmoid(4 * (2 m - 1)) over the background."""
+    m = ReRenderer(PRESETS["tiny"]).eval()
+    warped, bg, uv, col, mask, tex = _inputs(1, 32, 32)
+    with torch.no_grad():
+        out = m(warped, bg, uv, col, mask, tex)
+    a = torch.sigmoid(4.0 * (2 * mask - 1))
+    torch.testing.assert_close(out, a * warped + (1 - a) * bg)
+
+
+def test_shape_errors_say_expected_and_actual():
+    m = ReRenderer(PRESETS["tiny"])
+    x = _inputs(1, 32, 32)
+    x[2] = torch.zeros(1, 3, 32, 32)
+    with pytest.raises(ValueError, match=r"uv: expected \(1, 2, 32, 32\), got \(1, 3, 32, 32\)"):
+        m(*x)
+    with pytest.raises(ValueError, match="divisible by 4"):
+        m(*_inputs(1, 30, 32))
+    with pytest.raises(ValueError, match="divisible by 2\\*\\*depth"):
+        RerenderConfig(image_size=100, depth=3).validate()
+
+
+def test_feature_matching_zero_for_identical_and_matches_hand_computation():
+    g = torch.Generator().manual_seed(1)
+    real = [[torch.randn(2, 4, 8, 8, generator=g) for _ in range(5)] for _ in range(2)]
+    assert float(feature_matching_loss(real, real)) == 0.0
+    fake = [[f + 0.5 for f in s] for s in real]
+    fake[1][0] = real[1][0] + 2.0  # one layer of scale 1 differs more
+    fake[0][4] = real[0][4] + 100.0  # the logits (last output) are never matched
+    # 2 scales x 3 layers: five differ by 0.5, one by 2.0
+    expected = (5 * 0.5 + 2.0) / 6
+    assert float(feature_matching_loss(fake, real, num_layers=3)) == pytest.approx(expected)
+
+
+def test_face_loss_sees_only_the_face():
+    g = torch.Generator().manual_seed(2)
+    target = torch.rand(1, 3, 16, 16, generator=g)
+    face = torch.zeros(1, 1, 16, 16)
+    face[..., 4:8, 4:8] = 1
+    pred = target.clone()
+    pred[..., 10:, 10:] += 1.0  # outside the face: no loss
+    assert float(face_l1(pred, target, face)) == 0.0
+    pred[..., 4:6, 4:8] += 0.5  # half the face off by 0.5
+    assert float(face_l1(pred, target, face)) == pytest.approx(0.25)
+
+
+def test_ms_ssim_loss_matches_pytorch_msssim():
+    from pytorch_msssim import ms_ssim, ssim
+
+    g = torch.Generator().manual_seed(3)
+    a = torch.rand(2, 3, 176, 176, generator=g) * 2 - 1
+    b = (a + 0.3 * torch.randn(2, 3, 176, 176, generator=g)).clamp(-1, 1)
+    assert float(ms_ssim_loss(a, a)) == pytest.approx(0.0, abs=1e-6)
+    want = 1 - ms_ssim((a + 1) / 2, (b + 1) / 2, data_range=1.0)
+    assert float(ms_ssim_loss(b, a)) == pytest.approx(float(want), rel=1e-5)
+    small = 1 - ssim((a[..., :64, :64] + 1) / 2, (b[..., :64, :64] + 1) / 2, data_range=1.0)
+    assert float(ms_ssim_loss(b[..., :64, :64], a[..., :64, :64])) == pytest.approx(float(small), rel=1e-5)
+
+
+def test_loss_weights_sum_in_one_place():
+    loss = RerenderLoss(RerenderLossWeights(l1=2.0, ssim=0.0, face=0.0, tv=0.0, fm=0.0, adv=0.0))
+    pred, target = torch.zeros(1, 3, 16, 16), torch.full((1, 3, 16, 16), 0.5)
+    terms = loss.generator_terms(pred, target, torch.ones(1, 1, 16, 16))
+    assert set(terms) == {"l1"}
+    assert float(loss.total(terms)) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="feature network"):
+        RerenderLoss(RerenderLossWeights(perceptual=1.0))
+
+
+def test_tiny_preset_overfits_one_batch():
+    torch.manual_seed(0)
+    m = ReRenderer(PRESETS["tiny"])
+    ds = ToyRerenderPairs(4, 32)
+    batch = {k: torch.stack([ds[i][k] for i in range(4)]) for k in ds[0]}
+    # the SSIM term is checked on its own above (and is slow at this size on a CPU)
+    loss = RerenderLoss(RerenderLossWeights(adv=0.0, fm=0.0, tv=0.0, ssim=0.0))
+    opt = torch.optim.Adam(m.parameters(), 1e-3)
+
+    def step():
+        fake = m(batch["warped"], batch["background"], batch["uv"], batch["colour"], batch["mask"],
+                 batch["texture"])  # fmt: skip
+        return loss.total(loss.generator_terms(fake, batch["target"], batch["face"]))
+
+    first = float(step())
+    for _ in range(200):
+        opt.zero_grad()
+        step().backward()
+        opt.step()
+    with torch.no_grad():
+        last = float(step())
+    assert last < 0.1 * first, (first, last)
+
+
+def test_train_main_checkpoint_round_trip(tmp_path, capsys):
+    assert main(["--preset", "tiny", "--out", str(tmp_path), "--no-progress"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["step"] == TRAIN_PRESETS["tiny"][1].steps
+    ck = tmp_path / "checkpoints" / "last.pt"
+    model = load_rerenderer(ck)
+    assert model.config == PRESETS["tiny"]
+    raw = torch.load(ck, weights_only=True)
+    assert raw["kind"] == "rerenderer" and raw["config"]["model"] == PRESETS["tiny"].to_dict()
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, raw["generator"][k]), k
+    # resuming at the end runs no more steps
+    assert main(["--preset", "tiny", "--out", str(tmp_path), "--no-progress"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["steps_run"] == 0
+
+
+def test_foreign_checkpoint_is_refused(tmp_path):
+    p = tmp_path / "tex.pt"
+    save_checkpoint(p, "texture_completion", {"model": {}}, 0, generator={})
+    with pytest.raises(InputError, match="expected 'rerenderer'"):
+        load_rerenderer(p)
+    with pytest.raises(InputError, match="does not exist"):
+        load_rerenderer(tmp_path / "missing.pt")
+
+
+def test_rerender_image_pads_odd_sizes():
+    from reroute.correspondence.maps import Correspondence
+    from reroute.uv.texture import UVTexture
+
+    h, w = 37, 26
+    rng = np.random.default_rng(0)
+    mask = np.zeros((h, w), bool)
+    mask[5:30, 5:20] = True
+    corr = Correspondence(part=mask.astype(np.uint8) * 2, part_uv=np.zeros((h, w, 2), np.float32),
+                          uv=rng.random((h, w, 2), dtype=np.float32), colour=rng.random((h, w, 3), dtype=np.float32),
+                          mask=mask, body_mask=mask)  # fmt: skip
+    comp = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    bg = np.full((h, w, 3), 200, np.uint8)
+    tex = UVTexture(rng.random((64, 64, 3), dtype=np.float32), np.ones((64, 64), np.float32))
+    out = rerender_image(ReRenderer(PRESETS["tiny"]), comp, bg, corr, tex)
+    assert out.shape == (h, w, 3) and out.dtype == np.uint8
+    # untrained: the composite inside the person, the background outside (up to the soft matte)
+    inner = mask.copy()
+    inner[:7], inner[28:], inner[:, :7], inner[:, 18:] = False, False, False, False
+    assert np.abs(out[inner].astype(int) - comp[inner]).max() <= 6
+    assert np.abs(out[:3].astype(int) - 200).max() <= 1
+
+
+@pytest.mark.skipif(not (SHARED / "deepfashion" / "pg2_pairs").is_dir(),
+                    reason="needs ../shared/data/deepfashion/pg2_pairs")  # fmt: skip
+def test_training_pairs_hold_out_the_evaluation_pairs():
+    from renderer.data import heldout_pg2_names, real_training_pairs
+
+    specs = real_training_pairs(SHARED)
+    held = heldout_pg2_names(SHARED)
+    assert len(held) == 20
+    used = {p.name for s in specs for p in (s.source, s.target)}
+    assert not any(p.startswith(h + "_") for p in used for h in held)
+    assert not any("deepfashion/images" in str(s.source) + str(s.target) for s in specs)
+    taichi = [int(p.stem[-4:]) for s in specs for p in (s.source, s.target) if "taichi" in str(p)]
+    assert taichi and max(taichi) < 200
+    assert {s.kind for s in specs} == {"cross", "self", "video"}
