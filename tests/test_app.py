@@ -606,8 +606,8 @@ def test_bad_input_gets_one_sentence_and_the_next_request_works(client, bad_file
     cases = [
         ("/texture", (handle_file(str(bad_files["text"])),), "not a readable image"),
         ("/texture", (handle_file(str(bad_files["two"])),), "2 persons"),
-        ("/transfer", (photo, photo, "BodyMap re-rendering", 256, "classical", True),
-         "re-renderer is unavailable: no checkpoint in checkpoints/ yet"),
+        ("/transfer", (handle_file(str(bad_files["two"])), photo, "BodyMap re-rendering", 256,
+                       "classical", True), "2 persons"),
         ("/retexture", (photo, handle_file(str(bad_files["two"]))),
          "the texture is 512x256 px; upload a square continuous UV texture"),
     ]  # fmt: skip

@@ -202,3 +202,56 @@ def test_training_pairs_hold_out_the_evaluation_pairs():
     taichi = [int(p.stem[-4:]) for s in specs for p in (s.source, s.target) if "taichi" in str(p)]
     assert taichi and max(taichi) < 200
     assert {s.kind for s in specs} == {"cross", "self", "video"}
+
+
+@pytest.mark.skipif(not (SHARED / "deepfashion" / "pg2_pairs").is_dir(),
+                    reason="needs ../shared/data/deepfashion/pg2_pairs")  # fmt: skip
+def test_built_item_is_the_pipelines_warp_and_the_real_target(tmp_path):
+    """One real training item: input = the pipeline's warp-only composite, truth = the target photo."""
+    from renderer.data import RerenderDataset, real_training_pairs
+    from reroute.evaluation.rerender_pairs import main as build
+    from reroute.io.images import load_image
+
+    first = real_training_pairs(SHARED)[0]
+    assert build(["--root", str(SHARED), "--out", str(tmp_path), "--limit", "1"]) == 0
+    z = np.load(tmp_path / f"{first.name}.npz")
+    assert str(z["kind"]) == "cross"
+    np.testing.assert_array_equal(z["target"], load_image(first.target).pixels)
+    assert z["composite"].shape == (256, 256, 3) and z["uv"].dtype == np.uint16
+    assert z["mask"].any() and set(np.unique(z["part"])) <= set(range(25))
+    item = RerenderDataset(tmp_path, augment=False)[0]
+    assert item["warped"].shape == (3, 256, 256) and item["texture"].shape == (3, 128, 128)
+    # the warp is close to, but not, the real photo
+    err = float((item["warped"] - item["target"]).abs().mean())
+    assert 0.005 < err < 0.3
+
+
+def test_torchrun_two_processes_gloo_identical_weights(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    torchrun = Path(sys.executable).with_name("torchrun")
+    cmd = [str(torchrun) if torchrun.exists() else "torchrun", "--standalone", "--nproc_per_node", "2",
+           "-m", "renderer.train", "--preset", "tiny", "--out", str(tmp_path), "--steps", "2",
+           "--no-progress", "--threads", "1"]  # fmt: skip
+    env = dict(os.environ, PYTHONPATH=str(root), OMP_NUM_THREADS="1")
+    r = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = [x for x in r.stdout.splitlines() if x.startswith("{")]
+    assert len(lines) == 1  # only rank 0 prints its summary
+    s = json.loads(lines[0])
+    assert s["world_size"] == 2 and s["step"] == 2
+    model = load_rerenderer(tmp_path / "checkpoints" / "last.pt")
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())  # plain BN on gloo
+
+
+def test_paper_preset_needs_vgg_weights(tmp_path, monkeypatch, capsys):
+    for name, (task_cfg, train_cfg) in TRAIN_PRESETS.items():
+        task_cfg.model.validate()
+        train_cfg.validate()
+        assert task_cfg.model.image_size == {"tiny": 32, "cpu": 256, "paper": 1024}[name]
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
+    assert main(["--preset", "paper", "--out", str(tmp_path / "p"), "--no-progress"]) == 2
+    assert "VGG19 ImageNet weights not found" in capsys.readouterr().err

@@ -24,10 +24,11 @@ from texture.data import load_texture_cache
 from texture.evaluate import evaluate_heldout
 from texture.network import TextureNetConfig, TextureUNet
 
-__all__ = ["export", "main"]
+__all__ = ["export", "cpu_name", "main"]
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo (or the platform's processor name)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -63,7 +64,7 @@ def export(run: str | os.PathLike, out: str | os.PathLike, heldout: str | None,
         "steps": int(ck["step"]),
         "weights": "EMA of generator weights" if ck.get("ema") else "generator weights",
         "hardware": {
-            "cpu": _cpu_name(),
+            "cpu": cpu_name(),
             "cpu_count": os.cpu_count(),
             "gpu": None,
             "torch": torch.__version__,

@@ -1,0 +1,85 @@
+"""Export a re-renderer training run as a small committed checkpoint with its model card.
+
+``python -m renderer.export --run RUN --out checkpoints/rerenderer_cpu256.pt
+[--metrics HELDOUT.json] [--extra JSON]`` reads ``RUN/checkpoints/last.pt``
+(``weights_only=True``), keeps the EMA weights (or the raw generator's),
+writes them with the run's config as a versioned checkpoint, and writes
+``OUT`` with ``.json``: the model card (data by kind, steps, hardware, wall
+time from the run's log, loss choices, and the held-out metrics of
+``benchmarks/rerender_quality.py`` when given).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from renderer.network import RerenderConfig, ReRenderer
+from reroute.io.files import write_text_atomic
+from reroute.training.checkpoint import load_checkpoint, save_checkpoint
+from texture.export import cpu_name
+
+__all__ = ["export", "main"]
+
+
+def _data_summary(folder: str) -> dict:
+    paths = sorted(Path(folder).glob("*.npz"))
+    kinds = collections.Counter(str(np.load(p)["kind"]) for p in paths)
+    return {"folder": folder, "items": len(paths), "by_kind": dict(kinds)}
+
+
+def export(run: str | os.PathLike, out: str | os.PathLike, metrics: dict | None = None,
+           extra: dict | None = None) -> dict:  # fmt: skip
+    """Write the slim checkpoint and its model card; returns the card."""
+    ck = load_checkpoint(Path(run) / "checkpoints" / "last.pt", kind="rerenderer")
+    model = ReRenderer(RerenderConfig.from_dict(ck["config"]["model"]))
+    model.load_state_dict(ck.get("ema") or ck["generator"])
+    out = Path(out)
+    save_checkpoint(out, "rerenderer", ck["config"], ck["step"],
+                    generator={k: v.float() for k, v in model.state_dict().items()})  # fmt: skip
+    sp = Path(run) / "scalars.jsonl"
+    scalars = [json.loads(x) for x in sp.read_text().splitlines() if x.strip()] if sp.is_file() else []
+    data = ck["config"].get("data")
+    card = {
+        "name": out.stem, "file": out.name, "file_bytes": out.stat().st_size,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "network": "BodyMap neural re-renderer (Ianina et al. CVPR 2022 supp. C.1.2), reroute renderer/network.py",
+        "config": ck["config"], "steps": int(ck["step"]),
+        "weights": "EMA of generator weights" if ck.get("ema") else "generator weights",
+        "data": _data_summary(data) if data and Path(data).is_dir() else data,
+        "hardware": {"cpu": cpu_name(), "cpu_count": os.cpu_count(), "gpu": None, "torch": torch.__version__},
+        "final_logged_losses": scalars[-1] if scalars else None,
+        "perceptual_loss": "none: ImageNet VGG19 weights are not available on this machine",
+    }  # fmt: skip
+    if metrics:
+        card["heldout"] = metrics
+    card.update(extra or {})
+    write_text_atomic(out.with_suffix(".json"), json.dumps(card, indent=1))
+    return card
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m renderer.export", description=__doc__.split("\n")[0])
+    p.add_argument("--run", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--metrics", help="JSON of benchmarks/rerender_quality.py (per-pair rows dropped)")
+    p.add_argument("--extra", help="JSON object merged into the model card")
+    a = p.parse_args(argv)
+    metrics = None
+    if a.metrics:
+        raw = json.loads(Path(a.metrics).read_text())
+        metrics = {k: ({kk: vv for kk, vv in v.items() if kk != "per_pair"} if isinstance(v, dict) else v)
+                   for k, v in raw.items()}  # fmt: skip
+    card = export(a.run, a.out, metrics, json.loads(a.extra) if a.extra else None)
+    print(json.dumps({k: card[k] for k in ("file", "file_bytes", "parameters", "steps")}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
