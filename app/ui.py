@@ -217,7 +217,7 @@ def _transfer_options(services: Services) -> list[gr.components.Component]:
             completion = _completion_input(services)
             ckpt = services.rerender_checkpoint
             rerenderer = gr.Checkbox(
-                value=False, label="Neural re-renderer", interactive=not net[RERENDERER],
+                value=not net[RERENDERER], label="Neural re-renderer", interactive=not net[RERENDERER],
                 info=f"unavailable: {net[RERENDERER]}" if net[RERENDERER]
                 else f"BodyMap re-renderer from {ckpt.name if ckpt else ''}",
             )  # fmt: skip

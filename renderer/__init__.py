@@ -8,7 +8,8 @@
 * :mod:`renderer.data`: training pairs from real photos (self-reconstruction,
   cross-pose DeepFashion pairs, video frame pairs) and synthetic renders;
 * :mod:`renderer.train`: ``python -m renderer.train --preset tiny|cpu|paper``
-  (also under torchrun), built on :mod:`reroute.training.trainer`.
+  (also under torchrun), built on :mod:`reroute.training.trainer`;
+* :mod:`renderer.export`: the committed checkpoint and its model card.
 
 The pipelines use :func:`load_default_rerenderer` and :func:`rerender_image`;
 ``rerender="none"`` keeps the warp-only composite.

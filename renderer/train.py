@@ -202,6 +202,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--amp", choices=["none", "bf16", "fp16"])
     p.add_argument("--ema", type=float, help="EMA decay of generator weights (0 = off)")
     p.add_argument("--adv-weight", type=float)
+    p.add_argument("--fm-weight", type=float)
+    p.add_argument("--ssim-weight", type=float)
     p.add_argument("--perceptual-weight", type=float)
     p.add_argument("--feature-net", choices=["vgg19", "untrained-vgg19", "none"])
     p.add_argument("--vgg-weights", help="path of vgg19-dcbb9e9d.pth (default: the torch cache)")
@@ -216,8 +218,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 def configs_from_args(a: argparse.Namespace) -> tuple[RerenderTaskConfig, TrainConfig]:
     """The preset with the command-line overrides applied."""
     task, train = PRESETS[a.preset]
-    loss = replace(task.loss, **{k: v for k, v in (("perceptual", a.perceptual_weight),
-                                                   ("adv", a.adv_weight)) if v is not None})  # fmt: skip
+    weights = (("perceptual", a.perceptual_weight), ("adv", a.adv_weight), ("fm", a.fm_weight),
+               ("ssim", a.ssim_weight))  # fmt: skip
+    loss = replace(task.loss, **{k: v for k, v in weights if v is not None})
     model = task.model
     if a.init:
         model = RerenderConfig.from_dict(load_checkpoint(a.init, kind="rerenderer")["config"]["model"])

@@ -44,9 +44,11 @@ MAX_VIDEO_SIDE = 1024
 #: ``novel-view --fps`` range (what :func:`reroute.io.video.write_mp4` accepts)
 FPS_RANGE = (1.0, 120.0)
 IMAGE_EXTS = (".png", ".jpg", ".jpeg")
-#: ``--rerender`` default (kept here, not imported from :mod:`renderer`: building the
-#: parser must not import torch); "network" once the re-renderer wins on held-out pairs
-DEFAULT_RERENDER = "none"
+#: ``transfer --rerender`` default (kept here, not imported from :mod:`renderer`: building
+#: the parser must not import torch): the re-renderer raised SSIM over the warp on every
+#: held-out pair (checkpoints/rerenderer_cpu256.json). ``try-on`` and ``novel-view`` keep
+#: "none": the re-renderer was trained and measured on pose transfer only.
+DEFAULT_RERENDER = "network"
 
 
 def _check_out(path: str, exts: tuple[str, ...] = IMAGE_EXTS) -> Path:
@@ -425,8 +427,8 @@ def _add_texture_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_rerender_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--rerender", default=DEFAULT_RERENDER, metavar="NAME",
+def _add_rerender_options(p: argparse.ArgumentParser, default: str = "none") -> None:
+    p.add_argument("--rerender", default=default, metavar="NAME",
                    help="neural re-rendering: {names} (default %(default)s)")  # fmt: skip
     p.add_argument("--rerender-checkpoint", help="re-renderer checkpoint (default: the committed one)")
 
@@ -438,7 +440,7 @@ def _add_transfer(sub) -> None:
     t.add_argument("--out", required=True, help="output image (.png/.jpg), target's resolution")
     t.add_argument("--size", type=int, default=256, help="working size, longer side in px")
     _add_texture_options(t)
-    _add_rerender_options(t)
+    _add_rerender_options(t, DEFAULT_RERENDER)
     t.add_argument("--debug-dir", help="write intermediate maps (IUV, textures, warp) here")
     t.set_defaults(func=_cmd_transfer)
 

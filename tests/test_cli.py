@@ -155,7 +155,9 @@ def test_transfer_grayscale_source_and_rgba_target(renders, tmp_path) -> None:
     assert Image.open(source).mode == "L" and Image.open(target).mode == "RGBA"
     out = tmp_path / "result.png"
 
-    r = _run("transfer", "--source", str(source), "--target", str(target), "--out", str(out))
+    # the warp alone: a trained re-renderer (the default) may tint grey by a few levels
+    r = _run("transfer", "--source", str(source), "--target", str(target), "--out", str(out),
+             "--rerender", "none")  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert _error_lines(r.stderr) == []
     report = json.loads(r.stdout.strip().splitlines()[-1])

@@ -181,8 +181,7 @@ def test_cli_counts_missing_and_corrupt_and_writes_report(synth_df, tmp_path):
 def test_cli_errors_exit_2(synth_df, tmp_path):
     base = ["evaluate", "--dataset", "deepfashion", "--root", str(synth_df), "--pairs",
             "fashion-pairs-test.csv"]  # fmt: skip
-    for method, expect in (("bodymap", "method bodymap is not available"),
-                           ("dpt", "method dpt is not available"),
+    for method, expect in (("dpt", "method dpt is not available"),
                            ("magic", "unknown method")):  # fmt: skip
         r = _cli(*base, "--method", method, "--out", str(tmp_path / method))
         assert r.returncode == 2, r.stderr
@@ -196,6 +195,23 @@ def test_cli_errors_exit_2(synth_df, tmp_path):
                 "--no-progress").returncode == 0  # fmt: skip
     r = _cli(*base, "--method", "identity", "--out", str(tmp_path / "o"), "--size", "256x256")
     assert r.returncode == 2 and "other settings (size, patn_pad)" in r.stderr
+
+
+def test_bodymap_method_runs_the_rerenderer_and_records_its_checkpoint(tmp_path):
+    from reroute.metrics.image import sha256_file
+
+    ckpt = REPO / "checkpoints" / "rerenderer_cpu256.pt"
+    real = REPO.parent / "shared" / "data" / "deepfashion"
+    if not ckpt.is_file() or not (real / "pairs.csv").is_file():
+        pytest.skip("needs the committed re-renderer and ../shared/data/deepfashion")
+    r = _cli("evaluate", "--dataset", "deepfashion", "--root", str(real), "--pairs", "pairs.csv",
+             "--method", "bodymap", "--out", str(tmp_path / "bm"), "--limit", "1",
+             "--no-progress")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["counts"]["ok"] == 1, r.stdout
+    m = json.loads((tmp_path / "bm" / "metrics.json").read_text())
+    assert m["method"] == "bodymap"
+    assert m["checkpoints"]["checkpoints/rerenderer_cpu256.pt"] == sha256_file(ckpt)
 
 
 def test_kill_and_resume_gives_each_pair_once_with_the_same_numbers(synth_df, tmp_path):

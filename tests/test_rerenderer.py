@@ -176,8 +176,8 @@ def test_rerender_image_pads_odd_sizes():
     corr = Correspondence(part=mask.astype(np.uint8) * 2, part_uv=np.zeros((h, w, 2), np.float32),
                           uv=rng.random((h, w, 2), dtype=np.float32), colour=rng.random((h, w, 3), dtype=np.float32),
                           mask=mask, body_mask=mask)  # fmt: skip
-    comp = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
     bg = np.full((h, w, 3), 200, np.uint8)
+    comp = np.where(mask[..., None], rng.integers(0, 256, (h, w, 3), dtype=np.uint8), bg)  # as composited
     tex = UVTexture(rng.random((64, 64, 3), dtype=np.float32), np.ones((64, 64), np.float32))
     out = rerender_image(ReRenderer(PRESETS["tiny"]), comp, bg, corr, tex)
     assert out.shape == (h, w, 3) and out.dtype == np.uint8
