@@ -37,6 +37,7 @@ from reroute.correspondence.maps import Correspondence
 from reroute.io.images import to_uint8
 from reroute.training.checkpoint import load_checkpoint
 from reroute.uv.texture import UVTexture
+from texture.network import conv_block, norm_layer
 
 __all__ = [
     "IN_CHANNELS",
@@ -124,23 +125,12 @@ class RerenderOutput:
     alpha: torch.Tensor
 
 
-def _norm(kind: str, c: int) -> nn.Module:
-    return nn.BatchNorm2d(c) if kind == "batch" else nn.InstanceNorm2d(c, affine=True)
-
-
-def _block(cin: int, cout: int, norm: str, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, stride, 1, bias=False), _norm(norm, cout), nn.LeakyReLU(0.2, True),
-        nn.Conv2d(cout, cout, 3, 1, 1, bias=False), _norm(norm, cout), nn.LeakyReLU(0.2, True),
-    )  # fmt: skip
-
-
 class _Residual(nn.Module):
     def __init__(self, c: int, norm: str):
         super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(c, c, 3, 1, 1, bias=False), _norm(norm, c),
+        self.body = nn.Sequential(nn.Conv2d(c, c, 3, 1, 1, bias=False), norm_layer(norm, c),
                                   nn.LeakyReLU(0.2, True), nn.Conv2d(c, c, 3, 1, 1, bias=False),
-                                  _norm(norm, c))  # fmt: skip
+                                  norm_layer(norm, c))  # fmt: skip
 
     def forward(self, x):
         return F.leaky_relu(x + self.body(x), 0.2)
@@ -187,12 +177,12 @@ class ReRenderer(nn.Module):
         super().__init__()
         self.config = c = (config or RerenderConfig()).validate()
         ch = [min(c.base_channels * 2**i, c.max_channels) for i in range(c.depth + 1)]
-        self.stem = _block(IN_CHANNELS, ch[0], c.norm)
-        self.down = nn.ModuleList(_block(ch[i], ch[i + 1], c.norm, 2) for i in range(c.depth))
+        self.stem = conv_block(IN_CHANNELS, ch[0], c.norm)
+        self.down = nn.ModuleList(conv_block(ch[i], ch[i + 1], c.norm, 2) for i in range(c.depth))
         self.texture_encoder = TextureEncoder(c)
         self.fuse = nn.Sequential(nn.Conv2d(ch[-1] + c.texture_code, ch[-1], 1), nn.LeakyReLU(0.2, True))
         self.res = nn.Sequential(*[_Residual(ch[-1], c.norm) for _ in range(c.res_blocks)])
-        self.up = nn.ModuleList(_block(ch[i + 1] + ch[i], ch[i], c.norm) for i in reversed(range(c.depth)))
+        self.up = nn.ModuleList(conv_block(ch[i + 1] + ch[i], ch[i], c.norm) for i in reversed(range(c.depth)))
         self.head = nn.Conv2d(ch[0] + IN_CHANNELS, 4, 3, 1, 1)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)

@@ -35,6 +35,8 @@ __all__ = [
     "load_texture_net",
     "complete_network",
     "texture_to_tensors",
+    "norm_layer",
+    "conv_block",
 ]
 
 
@@ -79,14 +81,16 @@ class TextureNetConfig:
         return 4 + (3 if self.prior == "classical" else 0)
 
 
-def _norm(kind: str, c: int) -> nn.Module:
+def norm_layer(kind: str, c: int) -> nn.Module:
+    """``"batch"`` -> BatchNorm2d(c), else InstanceNorm2d(c, affine=True)."""
     return nn.BatchNorm2d(c) if kind == "batch" else nn.InstanceNorm2d(c, affine=True)
 
 
-def _block(cin: int, cout: int, norm: str, stride: int = 1) -> nn.Sequential:
+def conv_block(cin: int, cout: int, norm: str, stride: int = 1) -> nn.Sequential:
+    """Two 3x3 convs (the first with ``stride``), each + norm + LeakyReLU(0.2): (B, cin, H, W) -> (B, cout, H/stride, W/stride)."""
     return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, stride, 1, bias=False), _norm(norm, cout), nn.LeakyReLU(0.2, True),
-        nn.Conv2d(cout, cout, 3, 1, 1, bias=False), _norm(norm, cout), nn.LeakyReLU(0.2, True),
+        nn.Conv2d(cin, cout, 3, stride, 1, bias=False), norm_layer(norm, cout), nn.LeakyReLU(0.2, True),
+        nn.Conv2d(cout, cout, 3, 1, 1, bias=False), norm_layer(norm, cout), nn.LeakyReLU(0.2, True),
     )  # fmt: skip
 
 
@@ -105,10 +109,10 @@ class TextureUNet(nn.Module):
         super().__init__()
         self.config = c = (config or TextureNetConfig()).validate()
         ch = [min(c.base_channels * 2**i, c.max_channels) for i in range(c.depth + 1)]
-        self.stem = _block(c.in_channels, ch[0], c.norm)
-        self.down = nn.ModuleList(_block(ch[i], ch[i + 1], c.norm, 2) for i in range(c.depth))
+        self.stem = conv_block(c.in_channels, ch[0], c.norm)
+        self.down = nn.ModuleList(conv_block(ch[i], ch[i + 1], c.norm, 2) for i in range(c.depth))
         self.up = nn.ModuleList(
-            _block(ch[i + 1] + ch[i], ch[i], c.norm) for i in reversed(range(c.depth))
+            conv_block(ch[i + 1] + ch[i], ch[i], c.norm) for i in reversed(range(c.depth))
         )
         self.head = nn.Conv2d(ch[0] + c.in_channels, 3, 3, 1, 1)
 

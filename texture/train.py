@@ -28,7 +28,6 @@ switched off (with a note, recorded in the config).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import asdict, dataclass, field, replace
 
@@ -37,7 +36,7 @@ import torch
 
 from reroute.errors import InputError
 from reroute.training.checkpoint import load_checkpoint
-from reroute.training.trainer import GANTrainer, LossTerms, TrainConfig
+from reroute.training.trainer import LossTerms, TrainConfig, train_command
 from reroute.training.vgg import load_vgg19_features
 from texture.data import (
     MixedTexturePairs,
@@ -323,25 +322,15 @@ def configs_from_args(a: argparse.Namespace) -> tuple[TextureTaskConfig, TrainCo
 
 def main(argv=None) -> int:
     a = parse_args(argv)
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    try:
+
+    def build():
         task_cfg, train_cfg = configs_from_args(a)
         task = TextureCompletionTask(task_cfg)
         dataset = build_dataset(task_cfg, seed=a.seed)
         task.data_info = getattr(dataset, "info", None)
-        trainer = GANTrainer(task, dataset, train_cfg)
-        summary = trainer.fit()
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    if trainer.ctx.is_main:
-        summary = {k: v for k, v in summary.items() if k != "final_terms"} | {
-            "final_terms": {k: round(v, 5) for k, v in summary["final_terms"].items()},
-            "world_size": trainer.ctx.world_size, "step": trainer.step,
-        }  # fmt: skip
-        print(json.dumps(summary))
-    return 0
+        return task, dataset, train_cfg
+
+    return train_command(build, a.threads)
 
 
 if __name__ == "__main__":

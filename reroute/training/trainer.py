@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -48,6 +49,7 @@ __all__ = [
     "init_distributed",
     "use_sync_batchnorm",
     "measure_matmul_gflops",
+    "train_command",
 ]
 
 
@@ -492,3 +494,33 @@ def measure_matmul_gflops(n: int = 1024, repeats: int = 10, dtype=torch.float32)
         dt = time.perf_counter() - t
         best = max(best, 2 * n**3 * repeats / dt / 1e9)
     return best
+
+
+def train_command(build, threads: int = 0) -> int:
+    """The body of every network's training command (``python -m texture.train``, ``renderer.train``).
+
+    Args:
+        build: ``build() -> (task, dataset, TrainConfig)``; may raise
+            :class:`~reroute.errors.InputError` (bad option, missing data or weights).
+        threads: torch threads per process (0 = torch's default).
+    Returns:
+        0 after training (rank 0 prints one JSON line: steps, wall time,
+        images/s, final loss terms, world size, step); 2 after an
+        :class:`~reroute.errors.InputError`, printed as one ``error:`` line on stderr.
+    """
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        task, dataset, train_cfg = build()
+        trainer = GANTrainer(task, dataset, train_cfg)
+        summary = trainer.fit()
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if trainer.ctx.is_main:
+        summary = {k: v for k, v in summary.items() if k != "final_terms"} | {
+            "final_terms": {k: round(v, 5) for k, v in summary["final_terms"].items()},
+            "world_size": trainer.ctx.world_size, "step": trainer.step,
+        }  # fmt: skip
+        print(json.dumps(summary))
+    return 0
