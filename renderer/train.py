@@ -30,7 +30,13 @@ from renderer.network import PRESETS as MODEL_PRESETS
 from renderer.network import RerenderConfig, ReRenderer
 from reroute.errors import InputError
 from reroute.training.checkpoint import load_checkpoint
-from reroute.training.trainer import LossTerms, TrainConfig, train_command
+from reroute.training.trainer import (
+    LossTerms,
+    TrainConfig,
+    add_train_options,
+    train_command,
+    train_config_from_args,
+)
 from reroute.training.vgg import load_vgg19_features
 from texture.discriminator import DiscriminatorConfig, MultiScaleDiscriminator
 from texture.losses import hinge_d_loss
@@ -189,27 +195,12 @@ def build_dataset(cfg: RerenderTaskConfig, seed: int = 0, names: list[str] | Non
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m renderer.train", description=__doc__.split("\n")[0])
     p.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
-    p.add_argument("--out", required=True, help="run folder (checkpoints/, scalars, images)")
     p.add_argument("--data", help="toy or a folder of items (default: the preset's)")
     p.add_argument("--init", help="start from this re-renderer checkpoint (fine-tune)")
-    p.add_argument("--steps", type=int)
-    p.add_argument("--batch-size", type=int)
     p.add_argument("--crop", type=int)
-    p.add_argument("--ckpt-every", type=int)
-    p.add_argument("--lr-g", type=float)
-    p.add_argument("--amp", choices=["none", "bf16", "fp16"])
-    p.add_argument("--ema", type=float, help="EMA decay of generator weights (0 = off)")
-    p.add_argument("--adv-weight", type=float)
     p.add_argument("--fm-weight", type=float)
     p.add_argument("--ssim-weight", type=float)
-    p.add_argument("--perceptual-weight", type=float)
-    p.add_argument("--feature-net", choices=["vgg19", "untrained-vgg19", "none"])
-    p.add_argument("--vgg-weights", help="path of vgg19-dcbb9e9d.pth (default: the torch cache)")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.add_argument("--threads", type=int, default=0, help="torch threads per process (0 = default)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-resume", action="store_true", help="ignore an existing last.pt")
-    p.add_argument("--no-progress", action="store_true")
+    add_train_options(p)
     return p.parse_args(argv)
 
 
@@ -227,12 +218,7 @@ def configs_from_args(a: argparse.Namespace) -> tuple[RerenderTaskConfig, TrainC
                    crop=a.crop or task.crop)  # fmt: skip
     if task.loss.perceptual > 0 and task.feature_net == "none":
         raise InputError("--perceptual-weight > 0 needs --feature-net vgg19 or untrained-vgg19")
-    over = {"steps": a.steps, "batch_size": a.batch_size, "ckpt_every": a.ckpt_every,
-            "lr_g": a.lr_g, "amp": a.amp, "ema_decay": a.ema}  # fmt: skip
-    train = replace(train, **{k: v for k, v in over.items() if v is not None}, out_dir=a.out,
-                    seed=a.seed, resume=not a.no_resume, progress=not a.no_progress,
-                    device=a.device)  # fmt: skip
-    return task, train
+    return task, train_config_from_args(a, train)
 
 
 def main(argv=None) -> int:

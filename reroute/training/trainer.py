@@ -27,7 +27,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -50,6 +50,8 @@ __all__ = [
     "use_sync_batchnorm",
     "measure_matmul_gflops",
     "train_command",
+    "add_train_options",
+    "train_config_from_args",
 ]
 
 
@@ -524,3 +526,36 @@ def train_command(build, threads: int = 0) -> int:
         }  # fmt: skip
         print(json.dumps(summary))
     return 0
+
+
+def add_train_options(p) -> None:
+    """The options every training command shares (an ``argparse.ArgumentParser`` ``p``):
+    ``--out``, ``--steps``, ``--batch-size``, ``--ckpt-every``, ``--log-every``, ``--lr-g``,
+    ``--amp``, ``--ema``, ``--perceptual-weight``, ``--adv-weight``, ``--feature-net``,
+    ``--vgg-weights``, ``--device``, ``--threads``, ``--seed``, ``--no-resume``, ``--no-progress``."""
+    p.add_argument("--out", required=True, help="run folder (checkpoints/, scalars, images)")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--ckpt-every", type=int)
+    p.add_argument("--log-every", type=int)
+    p.add_argument("--lr-g", type=float)
+    p.add_argument("--amp", choices=["none", "bf16", "fp16"])
+    p.add_argument("--ema", type=float, help="EMA decay of generator weights (0 = off)")
+    p.add_argument("--perceptual-weight", type=float)
+    p.add_argument("--adv-weight", type=float)
+    p.add_argument("--feature-net", choices=["vgg19", "untrained-vgg19", "none"])
+    p.add_argument("--vgg-weights", help="path of vgg19-dcbb9e9d.pth (default: the torch cache)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--threads", type=int, default=0, help="torch threads per process (0 = default)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-resume", action="store_true", help="ignore an existing last.pt")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def train_config_from_args(a, preset: TrainConfig) -> TrainConfig:
+    """``preset`` with the options of :func:`add_train_options` applied (unset ones kept)."""
+    over = {"steps": a.steps, "batch_size": a.batch_size, "ckpt_every": a.ckpt_every,
+            "log_every": a.log_every, "lr_g": a.lr_g, "amp": a.amp, "ema_decay": a.ema}  # fmt: skip
+    return replace(preset, **{k: v for k, v in over.items() if v is not None}, out_dir=a.out,
+                   seed=a.seed, resume=not a.no_resume, progress=not a.no_progress,
+                   device=a.device)  # fmt: skip
