@@ -29,10 +29,12 @@ import csv
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
 from reroute.correspondence.analyse import PersonAnalysis, analyse_person
+from reroute.correspondence.maps import soft_mask
 from reroute.errors import InputError
 from reroute.io.files import atomic_path
 
@@ -156,8 +158,6 @@ def _square(a: np.ndarray, side: int, mode: str) -> np.ndarray:
 
 def item_from_transfer(res, side: int = 256) -> RerenderItem:
     """A :class:`RerenderItem` from a :class:`~reroute.pipelines.pose_transfer.TransferResult` (working size <= side)."""
-    import cv2
-
     corr = res.target.correspondence
     m = corr.mask
     tex = cv2.resize(res.texture.pixels, (TEXTURE_SIDE, TEXTURE_SIDE), interpolation=cv2.INTER_AREA)
@@ -216,8 +216,6 @@ def build_items(specs: list[PairSpec], out_dir: Path, transfer, texture_only, si
 
 def _augment(arrs: dict, rng: np.random.Generator, crop: int) -> dict:
     """Flip, scale (0.5-1) and crop every spatial array alike; jitter the colours of the images alike."""
-    import cv2
-
     if rng.random() < 0.5:  # a mirrored photo: the uv/colour maps still name the same surface points
         arrs = {k: (v if k == "texture" else v[:, ::-1]) for k, v in arrs.items()}
     H = arrs["target"].shape[0]
@@ -278,8 +276,6 @@ class RerenderDataset(torch.utils.data.Dataset):
         return self._cache[i]
 
     def __getitem__(self, i: int) -> dict:
-        import cv2
-
         a = dict(self._load(i))
         rng = np.random.default_rng((self.seed, self.epoch, i))
         if self.augment:
@@ -291,7 +287,7 @@ class RerenderDataset(torch.utils.data.Dataset):
         def t(x):
             return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1) if x.ndim == 3 else x[None]))
 
-        mask = cv2.GaussianBlur(a["mask"].astype(np.float32), (3, 3), 0)
+        mask = soft_mask(a["mask"] > 0)
         face = np.isin(a["part"], FACE_PARTS).astype(np.float32)
         return {"warped": t(a["composite"]) * 2 - 1, "background": t(a["background"]) * 2 - 1,
                 "target": t(a["target"]) * 2 - 1, "uv": t(a["uv"].astype(np.float32) / 65535),

@@ -45,9 +45,12 @@ __all__ = [
     "RerenderConfig",
     "RerenderOutput",
     "ReRenderer",
+    "TextureEncoder",
     "PRESETS",
     "load_rerenderer",
     "rerender_image",
+    "correspondence_tensors",
+    "image_tensor",
 ]
 
 #: input channels of the image encoder: warped 3 + background 3 + uv 2 + colour 3 + mask 1

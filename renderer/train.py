@@ -74,8 +74,6 @@ class RerenderTask:
             raise InputError("perceptual weight > 0 needs feature_net vgg19 or untrained-vgg19")
         features = load_vgg19_features(c.feature_net, c.vgg_weights) if c.loss.perceptual > 0 else None
         self.loss = RerenderLoss(c.loss, features)
-        #: plain-value description of the training data (set by :func:`main`), or None
-        self.data_info: dict | None = None
 
     def config_dict(self) -> dict:
         c = self.config
@@ -84,8 +82,6 @@ class RerenderTask:
                "data": c.data, "crop": c.crop}  # fmt: skip
         if c.init:
             out["init"] = c.init
-        if self.data_info is not None:
-            out["data_info"] = self.data_info
         return out
 
     def build_generator(self):
@@ -226,10 +222,7 @@ def main(argv=None) -> int:
 
     def build():
         task_cfg, train_cfg = configs_from_args(a)
-        task = RerenderTask(task_cfg)
-        dataset = build_dataset(task_cfg, seed=a.seed)
-        task.data_info = getattr(dataset, "info", None)
-        return task, dataset, train_cfg
+        return RerenderTask(task_cfg), build_dataset(task_cfg, seed=a.seed), train_cfg
 
     return train_command(build, a.threads)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from reroute.io.images import to_uint8
@@ -85,6 +86,4 @@ def iuv_to_rgb(iuv: np.ndarray) -> np.ndarray:
 
 def soft_mask(mask: np.ndarray) -> np.ndarray:
     """(h, w) bool person mask -> (h, w) float32 alpha in [0, 1] (3x3 Gaussian edge)."""
-    import cv2  # reason: cv2 is heavy and `import reroute` must not load it
-
     return cv2.GaussianBlur(mask.astype(np.float32), (3, 3), 0)

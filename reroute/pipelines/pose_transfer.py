@@ -27,12 +27,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from renderer import RERENDER_METHODS, load_default_rerenderer, rerender_image
+from renderer import rerender_image
 from reroute.body.fit import FitConfig
 from reroute.correspondence.analyse import PersonAnalysis, analyse_person
 from reroute.errors import InputError
 from reroute.io.images import load_image, to_uint8
 from reroute.pipelines.compose import alpha_blend, flow_weight, inpaint_background, soft_mask
+from reroute.pipelines.rerendering import DEFAULT_RERENDERING, load_rerendering
 from reroute.uv.texture import UVTexture
 from reroute.uv.warp import correspondence_flow, image_to_uv, sample_image, uv_to_image
 from texture import TEXTURE_METHODS, complete_texture, load_default_network
@@ -103,7 +104,7 @@ class PoseTransferPipeline:
     def __init__(self, size: int = 256, texture_size: int = 256,
                  fit_config: FitConfig | None = None, texture: str = "classical",
                  texture_checkpoint: str | None = None, direct: bool = True,
-                 rerender: str = "none", rerender_checkpoint: str | None = None):  # fmt: skip
+                 rerender: str = DEFAULT_RERENDERING, rerender_checkpoint: str | None = None):  # fmt: skip
         if size < 64:
             raise InputError(f"--size must be at least 64 px, got {size}")
         if texture not in TEXTURE_METHODS:
@@ -113,11 +114,9 @@ class PoseTransferPipeline:
         self.direct = direct
         if texture == "network":  # a missing checkpoint fails here, before any fit
             load_default_network(str(texture_checkpoint) if texture_checkpoint else None)
-        if rerender not in RERENDER_METHODS:
-            raise InputError(f"--rerender must be {' or '.join(RERENDER_METHODS)}, got {rerender!r}")
         self.rerender = rerender
-        # a missing re-renderer checkpoint fails here, before any fit
-        self.rerenderer = load_default_rerenderer(rerender_checkpoint) if rerender == "network" else None
+        # an unknown name or a missing re-renderer checkpoint fails here, before any fit
+        self.rerenderer = load_rerendering(rerender, rerender_checkpoint)
         self.size = size
         self.texture_size = texture_size
         self.fit_config = fit_config
