@@ -6,8 +6,9 @@
   learned networks a ``--checkpoints`` folder makes available, and why the
   others are not;
 * :class:`Services` is what every request shares: the pose-transfer pipelines
-  (made once per resolution, completion and re-rendering), a cache of analysed
-  photos, the output folder;
+  (made once per resolution, completion and re-rendering), one cache of analysed
+  photos (:class:`~reroute.correspondence.cache.AnalysisCache`, used by every tab
+  and by those pipelines), the output folder;
 * :func:`warm_up` loads the shared models once at start-up
   (:func:`reroute.pipelines.warm_up`).
 
@@ -18,20 +19,18 @@ pipeline step itself.
 from __future__ import annotations
 
 import atexit
-import hashlib
 import logging
 import re
 import shutil
 import tempfile
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reroute import LoadedImage, PersonAnalysis, UVTexture, analyse_person
+from reroute import AnalysisCache, LoadedImage, PersonAnalysis, UVTexture
 from reroute.errors import InputError
 from reroute.pipelines import warm_up as load_shared_models
 from reroute.pipelines.completion import (
@@ -235,20 +234,27 @@ class Services:
             with ``size=`` for other resolutions when it accepts that keyword,
             with ``texture="network", texture_checkpoint=PATH`` for the
             network completion and with ``rerender="network",
-            rerender_checkpoint=PATH`` for the neural re-renderer. Pipelines
-            are cached per (size, completion, re-renderer on).
+            rerender_checkpoint=PATH`` for the neural re-renderer; each call also
+            passes ``cache=`` (:attr:`analysis_cache`) when the factory takes it
+            (a factory that raises TypeError for it is called without it).
+            Pipelines are cached per (size, completion, re-renderer on).
         checkpoints: folder of trained weights.
         limits: :class:`AppLimits`.
         workdir: where output files (videos, PNGs) are written; a temporary
             folder removed at exit when ``None``.
         cache_size: analysed photos kept (least recently used dropped first).
+
+    Attributes:
+        analysis_cache: the :class:`~reroute.correspondence.cache.AnalysisCache` (in
+            memory) shared by every tab and pose-transfer pipeline.
     """
 
     def __init__(self, pipeline_factory: Callable[..., Any] = PoseTransferPipeline, *,
                  checkpoints: Path | str = "checkpoints", limits: AppLimits | None = None,
                  workdir: Path | None = None, cache_size: int = 16):  # fmt: skip
         self.pipeline_factory = pipeline_factory
-        self.pipeline = pipeline_factory()
+        self.analysis_cache = AnalysisCache(max_items=cache_size)
+        self.pipeline = self._make_pipeline()
         self._pipelines: dict[tuple[int, str, bool], Any] = {
             (getattr(self.pipeline, "size", 256), DEFAULT_COMPLETION, False): self.pipeline
         }
@@ -263,8 +269,14 @@ class Services:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._cache: OrderedDict[tuple[str, int], PersonAnalysis] = OrderedDict()
-        self._cache_size = cache_size
+
+    def _make_pipeline(self, **kwargs: Any) -> Any:
+        """``pipeline_factory(**kwargs, cache=analysis_cache)``, or without ``cache`` when the
+        factory does not take it (raises TypeError)."""
+        try:
+            return self.pipeline_factory(**kwargs, cache=self.analysis_cache)
+        except TypeError:  # a factory without the keyword, e.g. a stand-in
+            return self.pipeline_factory(**kwargs)
 
     def pipeline_for(self, size: int, completion: str = DEFAULT_COMPLETION,
                      rerender: bool = False) -> Any:  # fmt: skip
@@ -286,7 +298,7 @@ class Services:
         with self._lock:
             if key not in self._pipelines:
                 try:
-                    self._pipelines[key] = self.pipeline_factory(**kwargs)
+                    self._pipelines[key] = self._make_pipeline(**kwargs)
                 except TypeError:  # a factory without these keywords: its own size, classical
                     if needs_checkpoint(completion) or rerender:
                         what = ("the neural re-renderer" if rerender
@@ -345,33 +357,18 @@ class Services:
             raise InputError(f"resolution must be between 64 and {hi} px, got {size}")
         return size
 
-    @staticmethod
-    def _key(photo: LoadedImage, size: int) -> tuple[str, int]:
-        return (hashlib.sha1(photo.pixels.tobytes()).hexdigest() + str(photo.pixels.shape), size)
-
     def is_cached(self, photo: LoadedImage, size: int) -> bool:
         """Whether :meth:`analyse` has this photo at this size already."""
-        with self._lock:
-            return self._key(photo, size) in self._cache
+        return self.analysis_cache.contains(photo, size)
 
     def analyse(self, photo: LoadedImage, *, size: int, name: str) -> PersonAnalysis:
-        """:func:`reroute.analyse_person`, cached by pixel content and size.
+        """:func:`reroute.analyse_person`, cached by pixel content and size
+        (:meth:`~reroute.correspondence.cache.AnalysisCache.get_or_analyse`).
 
         Raises:
             InputError: no person, several persons, failed fit (not cached).
         """
-        key = self._key(photo, size)
-        with self._lock:
-            hit = self._cache.get(key)
-            if hit is not None:
-                self._cache.move_to_end(key)
-                return hit
-        res = analyse_person(photo, size=size, name=name)
-        with self._lock:
-            self._cache[key] = res
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
-        return res
+        return self.analysis_cache.get_or_analyse(photo, size=size, name=name)
 
     def new_dir(self) -> Path:
         """A fresh folder for one request's output files; folders over an hour old are removed."""

@@ -56,6 +56,7 @@ _LAZY = {
     "NovelViewVideo": "reroute.pipelines.novel_view",
     "render_novel_views": "reroute.pipelines.novel_view",
     "analyse_person": "reroute.correspondence.analyse",
+    "AnalysisCache": "reroute.correspondence.cache",
     # the dataclasses passed between stages
     "LoadedImage": "reroute.io.images",
     "PersonObservation": "reroute.body.detect",

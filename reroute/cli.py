@@ -155,7 +155,8 @@ def _cmd_evaluate(args) -> int:
         mvc_seed=args.mvc_seed, mvc_test_items=args.mvc_test_items,
         fid_reference=args.fid_reference, lpips_weights=args.lpips_weights,
         inception_weights=args.inception_weights, ssd_weights=args.ssd_weights,
-        texture_size=args.texture_size, progress=not args.no_progress,
+        texture_size=args.texture_size, analysis_cache=args.analysis_cache,
+        progress=not args.no_progress,
     )  # fmt: skip
     summary = run_evaluation(cfg)
     if summary.rank == 0 and summary.metrics is not None:
@@ -564,6 +565,12 @@ def _add_evaluate(sub) -> None:
         "--ssd-weights", help="SSD300-VGG16 COCO weights for DS (ssd300_vgg16_coco-b556d3b4.pth)"
     )
     e.add_argument("--texture-size", type=int, default=256, help="UV texture side (warp method)")
+    e.add_argument(
+        "--analysis-cache", metavar="DIR",
+        help="keep each photo's analysis (pose, fit, correspondences) here as <sha1>.npz so a "
+        "later run reads it instead of fitting again (warp, bodymap); empty it after changing "
+        "the fit",
+    )  # fmt: skip
     e.add_argument("--no-progress", action="store_true", help="no progress bar or warnings")
     e.set_defaults(func=_cmd_evaluate)
 

@@ -152,6 +152,7 @@ def test_network_completion_is_offered_when_its_checkpoint_loads(tmp_path):
     net = svc.pipeline_for(192, "network")
     assert svc.pipeline_for(192, "network") is net  # cached per (size, completion)
     assert svc.pipeline_for(192, "classical") is not net
+    assert all(c.pop("cache") is svc.analysis_cache for c in factory.calls)  # one shared cache
     assert factory.calls == [
         {},
         {
@@ -184,6 +185,7 @@ def test_rerenderer_is_offered_when_its_checkpoint_loads(tmp_path, tiny_rerender
     on = svc.pipeline_for(192, "classical", True)
     assert svc.pipeline_for(192, "classical", True) is on  # cached per (size, completion, rerender)
     assert svc.pipeline_for(192, "classical") is not on
+    assert all(c.pop("cache") is svc.analysis_cache for c in factory.calls)
     assert factory.calls == [
         {},
         {"size": 192, "rerender": "network", "rerender_checkpoint": str(tiny_rerenderer)},

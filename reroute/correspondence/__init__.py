@@ -7,10 +7,13 @@
   template's correspondences extended to the person mask; the learned BodyMap
   predictor plugs in beside it and returns the same dataclass;
 * :mod:`reroute.correspondence.analyse`: one photo -> person, fitted body and
-  correspondences (:class:`~reroute.correspondence.analyse.PersonAnalysis`).
+  correspondences (:class:`~reroute.correspondence.analyse.PersonAnalysis`);
+* :mod:`reroute.correspondence.cache`: those analyses cached by pixel content
+  (:class:`~reroute.correspondence.cache.AnalysisCache`, in memory and optionally on disk).
 """
 
 from reroute.correspondence.analyse import PersonAnalysis, analyse_person
+from reroute.correspondence.cache import AnalysisCache
 from reroute.correspondence.fitted import render_correspondence
 from reroute.correspondence.maps import Correspondence, iuv_to_rgb
 
@@ -20,4 +23,5 @@ __all__ = [
     "render_correspondence",
     "PersonAnalysis",
     "analyse_person",
+    "AnalysisCache",
 ]

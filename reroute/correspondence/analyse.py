@@ -38,7 +38,11 @@ class PersonAnalysis:
         body: the fitted :class:`~reroute.body.posed.FittedBody` (working size camera).
         correspondence: :class:`~reroute.correspondence.maps.Correspondence` (h, w).
         notices: messages for the user, e.g. that the photo was downscaled.
-        timings: seconds per stage (``pose``, ``fit``, ``render``).
+        timings: seconds per stage (``pose``, ``fit``, ``render``); served from an
+            :class:`~reroute.correspondence.cache.AnalysisCache`, those are 0 and
+            ``cache`` is the seconds spent finding it.
+        cached: whether it was served from an
+            :class:`~reroute.correspondence.cache.AnalysisCache` (False when analysed now).
     """
 
     image: np.ndarray
@@ -48,6 +52,7 @@ class PersonAnalysis:
     correspondence: Correspondence
     notices: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    cached: bool = False
 
 
 def _working_size(h: int, w: int, size: int) -> tuple[int, int]:

@@ -124,6 +124,10 @@ class EvalConfig:
         fid_reference: folder of real images for FID; None: the evaluated targets.
         lpips_weights, inception_weights, ssd_weights: weight files (else the torch cache).
         texture_size: UV texture side for the ``warp`` method.
+        analysis_cache: folder of analysed photos (``<key>.npz``, see
+            :mod:`reroute.correspondence.cache`) the ``warp`` and ``bodymap`` methods read
+            and write, so a second run fits no photo again; None: memory only (each
+            distinct photo of one run is still analysed once).
         progress: show a progress bar on stderr.
     """
 
@@ -143,6 +147,7 @@ class EvalConfig:
     inception_weights: str | None = None
     ssd_weights: str | None = None
     texture_size: int = 256
+    analysis_cache: str | None = None
     progress: bool = True
 
 
@@ -403,6 +408,10 @@ def _run_shard(shard, out, size, patn_pad, method, netm, log, progress, rank, wo
             bar.close()
             os._exit(3)
     bar.close()
+    cache = getattr(method, "cache", None)  # warp, bodymap: an AnalysisCache
+    if cache is not None and todo:
+        log(f"analysis cache: {cache.hits} hits ({cache.disk_hits} from disk), "
+            f"{cache.misses} analyses")  # fmt: skip
     return counts
 
 

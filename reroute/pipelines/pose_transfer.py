@@ -5,7 +5,8 @@ Pose transfer (Ianina et al., CVPR 2022, sec. 5):
 1. check and load both photos, resize them to the working size;
 2. find the one person in each (BlazePose landmarks + mask) and fit anny;
 3. render each fitted body's correspondences, extended to the person mask
-   (steps 2-3: :func:`reroute.correspondence.analyse.analyse_person`);
+   (steps 2-3: :func:`reroute.correspondence.analyse.analyse_person`, or an
+   :class:`~reroute.correspondence.cache.AnalysisCache` that analyses each photo once);
 4. lift the source photo into the continuous UV texture (partial + visibility);
 5. complete the texture (classical: mirror fill + push-pull; or the texture
    completion network of :mod:`texture`);
@@ -30,6 +31,7 @@ import numpy as np
 from renderer import rerender_image
 from reroute.body.fit import FitConfig
 from reroute.correspondence.analyse import PersonAnalysis, analyse_person
+from reroute.correspondence.cache import AnalysisCache
 from reroute.errors import InputError
 from reroute.io.images import load_image, to_uint8
 from reroute.pipelines.compose import alpha_blend, flow_weight, inpaint_background, soft_mask
@@ -56,7 +58,8 @@ class TransferResult:
         texture: the completed texture (T, T).
         warped: (h, w, 3) uint8, the completed texture warped to the target's
             correspondences, at the working size (white background).
-        timings: seconds per stage: pose, fit, render (both photos summed),
+        timings: seconds per stage: pose, fit, render (both photos summed; 0 for a
+            photo served from an analysis cache, see ``source.cached``),
             warp (lift + warp back + composite), completion, rerender (0 when
             off), total.
         notices: messages for the user.
@@ -96,6 +99,9 @@ class PoseTransferPipeline:
             (:func:`~reroute.uv.warp.correspondence_flow`,
             :func:`~reroute.pipelines.compose.flow_weight`) instead of the
             T-texel texture; the texture fills the rest, with a feathered edge.
+        cache: an :class:`~reroute.correspondence.cache.AnalysisCache` for steps 2-3
+            (a photo seen before, as source or target, is not analysed again);
+            ``None`` analyses both photos on every call.
 
     Call it with two photos (paths, bytes, PIL images or uint8 arrays); see
     :meth:`__call__`.
@@ -104,7 +110,8 @@ class PoseTransferPipeline:
     def __init__(self, size: int = 256, texture_size: int = 256,
                  fit_config: FitConfig | None = None, texture: str = "classical",
                  texture_checkpoint: str | None = None, direct: bool = True,
-                 rerender: str = DEFAULT_RERENDERING, rerender_checkpoint: str | None = None):  # fmt: skip
+                 rerender: str = DEFAULT_RERENDERING, rerender_checkpoint: str | None = None,
+                 cache: AnalysisCache | None = None):  # fmt: skip
         if size < 64:
             raise InputError(f"--size must be at least 64 px, got {size}")
         if texture not in TEXTURE_METHODS:
@@ -120,6 +127,7 @@ class PoseTransferPipeline:
         self.size = size
         self.texture_size = texture_size
         self.fit_config = fit_config
+        self.cache = cache
 
     def __call__(self, source, target, progress=None) -> TransferResult:
         """Run pose transfer.
@@ -144,12 +152,11 @@ class PoseTransferPipeline:
         src_img = load_image(source, name="source photo")
         tgt_img = load_image(target, name="target photo")
         # 2-3. person, fit, correspondences
+        analyse = analyse_person if self.cache is None else self.cache.get_or_analyse
         report(0.0, "pose, fit and render: source photo")
-        src = analyse_person(src_img, size=self.size, name="source photo",
-                             fit_config=self.fit_config)  # fmt: skip
+        src = analyse(src_img, size=self.size, name="source photo", fit_config=self.fit_config)
         report(0.45, "pose, fit and render: target photo")
-        tgt = analyse_person(tgt_img, size=self.size, name="target photo",
-                             fit_config=self.fit_config)  # fmt: skip
+        tgt = analyse(tgt_img, size=self.size, name="target photo", fit_config=self.fit_config)
         report(0.9, "warp and complete the texture")
         res = self.transfer(src, tgt)
         res.timings["total"] = time.perf_counter() - t0

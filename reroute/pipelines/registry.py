@@ -22,6 +22,7 @@ from pathlib import Path
 
 from renderer import DEFAULT_CHECKPOINT as RERENDER_CHECKPOINT
 from renderer import RERENDER_METHODS
+from reroute.correspondence.cache import AnalysisCache
 from reroute.metrics.image import sha256_file
 from reroute.pipelines.pose_transfer import PoseTransferPipeline
 from reroute.pipelines.tryon import REGIONS
@@ -92,13 +93,23 @@ class _Identity:
         return source
 
 
+#: analyses an evaluation run keeps in memory (~2 MB each at 256x176)
+_EVAL_CACHE_ITEMS = 64
+
+
 class _Warp:
     """reroute's pose transfer (fit both photos, warp the completed UV texture), optionally
-    followed by the neural re-renderer (``rerender="network"``: the ``bodymap`` method)."""
+    followed by the neural re-renderer (``rerender="network"``: the ``bodymap`` method).
+
+    Each distinct photo is analysed once per run (an in-memory
+    :class:`~reroute.correspondence.cache.AnalysisCache` of 64 analyses),
+    and once across runs when ``config.analysis_cache`` names a folder.
+    """
 
     def __init__(self, config, size: tuple[int, int], rerender: str = "none"):
+        self.cache = AnalysisCache(_EVAL_CACHE_ITEMS, getattr(config, "analysis_cache", None))
         self.pipe = PoseTransferPipeline(size=max(size), texture_size=config.texture_size,
-                                         rerender=rerender)  # fmt: skip
+                                         rerender=rerender, cache=self.cache)  # fmt: skip
         self.checkpoints = {}
         if rerender == "network":
             self.checkpoints[f"checkpoints/{RERENDER_CHECKPOINT.name}"] = sha256_file(RERENDER_CHECKPOINT)
