@@ -117,7 +117,7 @@ def test_disk_round_trip_in_a_fresh_cache(photo, analysed, monkeypatch):
     def no_analysis(*args, **kwargs):
         raise AssertionError("served from disk, nothing should be analysed")
 
-    monkeypatch.setattr(cache_mod, "analyse_person", no_analysis)
+    monkeypatch.setattr(cache_mod, "analyse_people", no_analysis)
     fresh = AnalysisCache(directory=cache.directory)
     assert len(fresh) == 0 and fresh.contains(photo, 256)
     back = fresh.get_or_analyse(photo, size=256, name="source photo")
@@ -147,14 +147,14 @@ def _tiny_analysis(photo: LoadedImage) -> PersonAnalysis:
 
 @pytest.fixture
 def counted(monkeypatch):
-    """analyse_person replaced by :func:`_tiny_analysis`; returns the list of its calls."""
+    """analyse_people replaced by :func:`_tiny_analysis`; returns the list of photos analysed."""
     calls = []
 
-    def fake(photo, *, size, name, fit_config):
-        calls.append((int(photo.pixels[0, 0, 0]), size, fit_config))
-        return _tiny_analysis(photo)
+    def fake(photos, *, size, names, fit_config):
+        calls.extend((int(p.pixels[0, 0, 0]), size, fit_config) for p in photos)
+        return [_tiny_analysis(p) for p in photos]
 
-    monkeypatch.setattr(cache_mod, "analyse_person", fake)
+    monkeypatch.setattr(cache_mod, "analyse_people", fake)
     return calls
 
 
@@ -177,6 +177,17 @@ def test_lru_bound_evicts_the_least_recently_used(counted):
     assert len(cache) == 0 and (cache.hits, cache.misses) == (0, 0)
     with pytest.raises(ValueError):
         AnalysisCache(max_items=0)
+
+
+def test_many_analyses_each_missing_photo_once_in_one_batch(counted):
+    a, b = _flat(1), _flat(2)
+    cache = AnalysisCache()
+    cache.get_or_analyse(a, size=64)
+    res = cache.get_or_analyse_many([a, b, b], size=64, names=["one", "two", "three"])
+    assert [v for v, _, _ in counted] == [1, 2]  # b analysed once, a not again
+    assert [r.cached for r in res] == [True, False, True]
+    assert (cache.hits, cache.misses) == (2, 2)
+    assert res[2].timings["fit"] == 0.0 and res[1].timings["fit"] == 0.2
 
 
 def test_other_size_or_fit_config_is_a_miss(counted):

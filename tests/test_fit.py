@@ -67,3 +67,68 @@ def test_fit_recovers_a_known_pose(one_thread, pose, yaw, seed) -> None:
     fwd_truth = truth.body.rotation @ np.array([0.0, -1.0, 0.0])
     fwd_fit = fitted.rotation @ np.array([0.0, -1.0, 0.0])
     assert float(fwd_truth @ fwd_fit) > np.cos(np.deg2rad(25))
+
+
+def test_batched_fit_equals_separate_fits(one_thread) -> None:
+    """Adam is element-wise, so one batch of two photos follows each photo's own trajectory
+    (with the convergence stop off, both run the same number of steps)."""
+    from reroute.body.fit import FitConfig, fit_bodies
+
+    cfg = FitConfig(tol=0.0, steps_pose=12)
+    a = detect_person(render_synthetic_person(EXAMPLE_POSES["arm_raised"], size=256).image)
+    b = detect_person(render_synthetic_person(None, size=192, yaw_deg=30, seed=1).image)
+    batch = fit_bodies([a, b], cfg)
+    for obs, got in zip((a, b), batch, strict=True):
+        alone = fit_body(obs, cfg)
+        assert got.camera == alone.camera and got.steps == alone.steps == 12
+        # float summation order differs in the batch; Adam amplifies it a little
+        np.testing.assert_allclose(got.pose, alone.pose, atol=0.02)
+        np.testing.assert_allclose(got.keypoints_2d, alone.keypoints_2d, atol=1.0)  # pixels
+
+
+def test_fit_error_names_the_photo() -> None:
+    from reroute.body.fit import fit_bodies
+    from reroute.errors import FitError
+
+    good = detect_person(render_synthetic_person(None, size=128).image)
+    hidden = good.scaled(*good.image_size)
+    hidden.visibility = np.zeros_like(hidden.visibility)  # no shoulders or hips visible
+    with pytest.raises(FitError, match=r"^target photo: the person's shoulders and hips"):
+        fit_bodies([good, hidden], names=["source photo", "target photo"])
+
+
+def test_fast_skinning_matches_anny_and_ik_starts_near_the_pose(one_thread) -> None:
+    """Known answers: the linear skinning through the 18 fitted bones equals anny's own
+    104-bone skinning, and the closed-form limb IK lands the limbs closer to the truth than
+    anny's reference pose does."""
+    from reroute.body import fit as fit_mod
+    from reroute.body.posed import axis_angle_to_matrix, posed_vertices
+    from reroute.body.raster import Camera
+
+    body = fit_mod._body()
+    rot = torch.from_numpy(np.random.default_rng(0).normal(0, 0.4, (18, 3))).float()
+    P = torch.eye(4).repeat(body.model.bone_count, 1, 1)
+    P[body.pose_ids, :3, :3] = axis_angle_to_matrix(rot)
+    with torch.no_grad():
+        full = body.full_skin()(rot).numpy()
+    np.testing.assert_allclose(full, posed_vertices(P.numpy(), {}), atol=1e-5)
+
+    truth = render_synthetic_person(EXAMPLE_POSES["arm_raised"], size=256, seed=0)
+    obs = detect_person(truth.image)
+    cam = Camera.centred(256, 256)
+    idx = [truth.keypoint_names.index(k) for k in LIMB_JOINTS]
+
+    def start_error(init: str) -> float:
+        s = fit_mod._initialise(obs, body, cam, init)
+        with torch.no_grad():
+            fs = body.fast_skin()
+            Ws = fs.transforms(torch.tensor(s.rot, dtype=torch.float32)[None])
+            kp = fs.apply(Ws, fs.y_kp, fs.const_kp)[0].double().numpy()
+        import cv2
+
+        vc = kp @ cv2.Rodrigues(s.glob)[0].T + s.trans * s.z
+        return float(np.linalg.norm(cam.project(vc)[idx] - truth.keypoints_2d[idx], axis=1).mean())
+
+    rest, ik = start_error("rest"), start_error("ik")
+    print(f"\nlimb-joint error at the start: reference pose {rest:.1f} px, IK {ik:.1f} px")
+    assert ik < 0.6 * rest

@@ -11,11 +11,11 @@ landmarks + person mask)--> :class:`~reroute.body.detect.PersonObservation`
 * :mod:`reroute.body.posed`: :class:`~reroute.body.posed.FittedBody` and posing helpers;
 * :mod:`reroute.body.raster`: :class:`~reroute.body.raster.Camera` and rasterisation;
 * :mod:`reroute.body.detect`: mediapipe landmarks and person mask;
-* :mod:`reroute.body.fit`: the fit of anny's pose and placement to a photo.
+* :mod:`reroute.body.fit`: the fit of anny's pose and placement to photos (batched).
 """
 
 from reroute.body.detect import PersonObservation, detect_person
-from reroute.body.fit import FitConfig, fit_body
+from reroute.body.fit import FitConfig, fit_bodies, fit_body
 from reroute.body.posed import FittedBody
 from reroute.body.raster import Camera, rasterize
 from reroute.body.template import PART_NAMES, BodyTemplate, get_template, load_anny
@@ -32,4 +32,5 @@ __all__ = [
     "detect_person",
     "FitConfig",
     "fit_body",
+    "fit_bodies",
 ]

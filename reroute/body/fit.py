@@ -1,4 +1,4 @@
-"""Fitting anny's pose, phenotypes and placement to a photo (SMPLify-style).
+"""Fitting anny's pose, phenotypes and placement to photos (SMPLify-style).
 
 Gradient descent in torch (Bogo et al., ECCV 2016, "Keep it SMPL", with the
 body replaced by anny) on:
@@ -16,11 +16,24 @@ body replaced by anny) on:
 * a phenotype prior towards anny's average body (last stage only).
 
 The camera is a centred pinhole with ``focal = 1.5 * max(H, W)`` (OpenCV axes,
-see :mod:`reroute.body.raster`). The body's facing is initialised by Kabsch
-alignment of anny's shoulders and hips to BlazePose's world landmarks; depth
-from the ratio of 3-D to 2-D torso size. During the optimisation only ~2,500
-of anny's 13,718 vertices are skinned (keypoint supports + a uniform subset);
-the final body is skinned in full.
+see :mod:`reroute.body.raster`).
+
+Initialisation (closed form, :func:`_initialise`): the body's facing is the
+Kabsch alignment of anny's shoulders and hips to BlazePose's world landmarks,
+the depth comes from the ratio of 3-D to 2-D torso size, and each upper and
+lower arm and leg is swung from anny's reference pose onto BlazePose's 3-D
+limb direction (inverse kinematics on the world landmarks), so the gradient
+descent starts near the answer and stops after far fewer steps: a stage ends
+when its loss has stopped falling (:attr:`FitConfig.tol`).
+
+Speed: every optimised quantity is linear in the 18 optimised bones'
+transforms once the phenotypes are fixed (:class:`_FastSkin`), so a step
+evaluates the 23 keypoints exactly from a pre-contracted (23, 18, 4) tensor
+and skins only :attr:`FitConfig.surface_points` surface vertices for the
+silhouette. :func:`fit_bodies` fits several photos as one batch (one
+optimiser step serves all of them; Adam's update is element-wise, so each
+photo's trajectory is the one it would have alone, except that a stage runs
+until every photo's loss has settled).
 
 Pose parameters are anny's ``local-ref`` deltas: per-bone rotations about the
 bone's head, expressed in world-aligned axes relative to the parent (identity =
@@ -31,6 +44,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -43,7 +57,9 @@ from reroute.errors import FitError
 
 __all__ = [
     "FitConfig",
+    "fit_bodies",
     "fit_body",
+    "POSE_BONES",
 ]
 
 #: bones whose rotation is optimised, with their prior weight
@@ -79,33 +95,61 @@ _LIMBS = [
     ("right_shoulder", "left_shoulder"), ("right_hip", "left_hip"),
     ("left_hip", "left_shoulder"), ("right_hip", "right_shoulder"),
 ]  # fmt: skip
+#: the limb chains the initialisation swings onto BlazePose's world landmarks:
+#: (upper bone, lower bone, root, middle and end keypoint)
+_IK_CHAINS = [
+    ("upperarm01.L", "lowerarm01.L", "left_shoulder", "left_elbow", "left_wrist"),
+    ("upperarm01.R", "lowerarm01.R", "right_shoulder", "right_elbow", "right_wrist"),
+    ("upperleg01.L", "lowerleg01.L", "left_hip", "left_knee", "left_ankle"),
+    ("upperleg01.R", "lowerleg01.R", "right_hip", "right_knee", "right_ankle"),
+]  # fmt: skip
 
 
 @dataclass
 class FitConfig:
-    """Schedule and weights of :func:`fit_body`.
+    """Schedule and weights of :func:`fit_body` / :func:`fit_bodies`.
 
     Attributes:
-        steps_global: Adam steps on facing and translation only.
-        steps_pose: steps on pose + facing + translation.
+        steps_global: at most this many Adam steps on facing and translation only.
+        steps_pose: at most this many steps on pose + facing + translation.
         steps_shape: steps that also move phenotypes (0, the default, keeps
             anny's average phenotypes: on the 124 UBC Fashion frames the
             phenotype stage pulled the body towards the clothes' silhouette,
             doubled the keypoint error (1.4 -> 2.8 px), lowered the part IoU
             against DensePose (0.52 -> 0.50) and doubled the fit time).
         lr: Adam learning rate for rotations (radians per step scale).
-        lr_final_factor: each stage's learning rate falls linearly from
-            ``lr`` to ``lr * lr_final_factor`` over its steps.
+        lr_final_factor: after ``warmup`` steps rising linearly to ``lr``, each
+            stage's learning rate falls linearly to ``lr * lr_final_factor``
+            at its last step.
+        warmup: steps of linear learning-rate warm-up (Adam's first steps
+            are ``lr``-sized whatever the gradient, which would throw a good
+            initialisation away).
+        tol: convergence: once a stage's loss (summed over the batch) fell by
+            less than ``tol`` (relative) over the last ``patience`` steps, its
+            learning-rate decay completes over ``patience`` more steps and the
+            stage stops; 0 always runs every step.
+        patience: steps over which ``tol`` is judged.
+        init: ``"ik"`` swings the limbs onto BlazePose's 3-D limb directions
+            before the descent; ``"rest"`` starts from anny's reference pose.
+        surface_points: anny vertices (evenly spread) projected for the
+            silhouette term.
+        mask_points: person-mask pixels drawn for the silhouette's chamfer.
         threads: torch threads used during the fit (0 keeps the caller's).
         w_2d, w_3d, w_mask, w_prior, w_shape: loss weights.
         focal_factor: camera focal length as a multiple of ``max(H, W)``.
     """
 
-    steps_global: int = 20
-    steps_pose: int = 60
+    steps_global: int = 0
+    steps_pose: int = 40
     steps_shape: int = 0
     lr: float = 0.04
     lr_final_factor: float = 0.1
+    tol: float = 0.005
+    patience: int = 5
+    init: str = "ik"
+    warmup: int = 8
+    surface_points: int = 600
+    mask_points: int = 200
     threads: int = 1
     w_2d: float = 1.0
     w_3d: float = 0.05
@@ -114,9 +158,21 @@ class FitConfig:
     w_shape: float = 0.01
     focal_factor: float = 1.5
 
+    @classmethod
+    def legacy(cls) -> FitConfig:
+        """The schedule before the closed-form initialisation (20 + 60 fixed steps
+        from the reference pose, no warm-up, 2000 surface points, 400 mask
+        points), for comparisons."""
+        return cls(steps_global=20, steps_pose=60, tol=0.0, init="rest", warmup=0,
+                   surface_points=2000, mask_points=400)  # fmt: skip
+
 
 class _Body:
-    """anny evaluated on a vertex subset, differentiable in pose and phenotypes."""
+    """anny evaluated on a vertex subset, differentiable in pose and phenotypes.
+
+    The subset holds every vertex anny's COCO keypoint regressor reads plus
+    ``n_uniform`` evenly spaced surface vertices (``n_uniform_mask``).
+    """
 
     def __init__(self, n_uniform: int = 2000):
         self.model = load_anny()
@@ -126,6 +182,7 @@ class _Body:
         kr = anny.KeypointsRegressor.coco(m)
         self.kp_names = list(kr.labels)
         w = kr.regression_weights.float()
+        self.kp_w_full = w  # (23, V)
         kp_verts = torch.nonzero(w.abs().sum(0) > 0).squeeze(1)
         uniform = torch.linspace(0, m.template_vertices.shape[0] - 1, n_uniform).long()
         self.subset = torch.unique(torch.cat([kp_verts, uniform]))
@@ -137,15 +194,26 @@ class _Body:
         self.pose_ids = torch.tensor([self.bone_index[b] for b in POSE_BONES])
         self.vb_idx = m.vertex_bone_indices[self.subset]
         self.vb_w = m.vertex_bone_weights[self.subset].float()
-        self.rest_cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
         self._fast: _FastSkin | None = None
+        self._full: _FastSkin | None = None
 
     def fast_skin(self) -> _FastSkin:
-        """:class:`_FastSkin` for the default phenotypes (built once)."""
+        """:class:`_FastSkin` of the subset for the default phenotypes (built once)."""
         if self._fast is None:
             with torch.no_grad():
                 self._fast = _FastSkin(self, *self.rest(None))
         return self._fast
+
+    def full_skin(self) -> _FastSkin:
+        """:class:`_FastSkin` of all 13,718 vertices for the default phenotypes (built once)."""
+        if self._full is None:
+            with torch.no_grad():
+                m = self.model
+                eye = torch.eye(4, dtype=torch.float64).expand(1, m.bone_count, 4, 4)
+                out = m(pose_parameters=eye.clone(), phenotype_kwargs=None)
+                self._full = _FastSkin(self, out["rest_vertices"][0].float(),
+                                       out["rest_bone_poses"], vertices=None)  # fmt: skip
+        return self._full
 
     def rest(self, pheno: torch.Tensor | None):
         """Rest vertices (subset, float32) and rest bone poses for phenotypes (5,) in [0, 1]."""
@@ -168,11 +236,12 @@ class _Body:
         return torch.einsum("sij,sj->si", M[..., :3], rest_v) + M[..., 3]
 
     def keypoints(self, verts: torch.Tensor) -> torch.Tensor:
-        return self.kp_w @ verts[self.kp_cols]
+        """anny's 23 COCO keypoints (..., 23, 3) of skinned subset vertices (..., S, 3)."""
+        return self.kp_w @ verts[..., self.kp_cols, :]
 
 
 class _FastSkin:
-    """Skinning of the fit's vertex subset through the optimised bones only.
+    """Skinning through the optimised bones only, for fixed phenotypes.
 
     Every bone ``c`` that is not optimised keeps its identity delta, so its
     posed pose is ``W_c = W_a W0_a^-1 W0_c`` with ``a`` its nearest optimised
@@ -182,12 +251,21 @@ class _FastSkin:
     'local-ref' parameterisation (``U`` = reference orientations). Linear
     blend skinning ``sum_b w_vb W_b P_b^-1 v`` then groups by ``a``:
     ``sum_a W_a y_va`` with ``y_va = sum_{b in a} w_vb W0_a^-1 W0_b P_b^-1 v``
-    precomputed once, so each fit step runs 18 small matrix products instead
-    of anny's 104-bone chain (same vertices to 1e-6 m, ~3x faster with its
-    backward pass).
+    precomputed once, so a step runs 18 small matrix products instead of
+    anny's 104-bone chain (same vertices to 1e-6 m). Anything linear in the
+    vertices contracts with ``y`` beforehand: the 23 regressed keypoints are
+    ``sum_a W_a (R y)_a`` with ``R`` anny's keypoint regressor.
+
+    Args:
+        body: the :class:`_Body` (bones, skinning weights, keypoint regressor).
+        rest_v: (S, 3) float32 rest vertices of ``body.subset`` (``vertices`` given)
+            or of all anny's vertices (``vertices=None``).
+        rest_poses: anny's rest bone poses for the same phenotypes.
+        vertices: "subset" (the fit's vertex subset) or ``None`` (every vertex).
     """
 
-    def __init__(self, body: _Body, rest_v: torch.Tensor, rest_poses: torch.Tensor):
+    def __init__(self, body: _Body, rest_v: torch.Tensor, rest_poses: torch.Tensor,
+                 vertices: str | None = "subset"):  # fmt: skip
         m = body.model
         nb = m.bone_count
         if m.pose_parameterization != "local-ref":
@@ -217,23 +295,69 @@ class _FastSkin:
         self.U = m.reference_bone_orientations[opt].float()
         E = torch.stack([T0[c] if group[c] < 0 else W0i[group[c]] @ W0[c] @ torch.linalg.inv(P[c])
                          for c in range(nb)])  # fmt: skip
+        if vertices == "subset":
+            vb_idx, vb_w = body.vb_idx, body.vb_w
+        else:
+            vb_idx, vb_w = m.vertex_bone_indices, m.vertex_bone_weights.float()
         vh = torch.cat([rest_v.double(), torch.ones(len(rest_v), 1, dtype=torch.float64)], 1)
-        pts = torch.einsum("skij,sj->ski", E[body.vb_idx], vh) * body.vb_w.double()[..., None]
-        gidx = torch.tensor(group)[body.vb_idx]  # (S, K)
-        self.y = torch.stack([(pts * (gidx == a)[..., None]).sum(1) for a in opt], 1).float()
-        self.const = (pts * (gidx < 0)[..., None]).sum(1)[:, :3].float()
+        pts = torch.einsum("skij,sj->ski", E[vb_idx], vh) * vb_w.double()[..., None]
+        gidx = torch.tensor(group)[vb_idx]  # (S, K)
+        y = torch.stack([(pts * (gidx == a)[..., None]).sum(1) for a in opt], 1)  # (S, G, 4)
+        const = (pts * (gidx < 0)[..., None]).sum(1)[:, :3]  # (S, 3)
+        #: (S, G, 4), (S, 3): every vertex of the set, as above
+        self.y, self.const = y.float(), const.float()
+        if vertices == "subset":
+            kp_w = body.kp_w.double()
+            self.y_kp = torch.einsum("ks,sgj->kgj", kp_w, y[body.kp_cols]).float()  # (23, G, 4)
+            self.const_kp = (kp_w @ const[body.kp_cols]).float()  # (23, 3)
+            self.surface_cols = torch.nonzero(body.n_uniform_mask).squeeze(1)
         self.bottom = torch.tensor([[0.0, 0.0, 0.0, 1.0]])
 
+        # bones by depth below the root: one batched product per level
+        def level(i: int) -> int:
+            return 0 if self.anc[i] < 0 else 1 + level(self.anc[i])
+
+        levels = sorted({level(i) for i in range(len(opt))})
+        self.levels = [torch.tensor([i for i in self.order if level(i) == lv]) for lv in levels]
+        done: list[int] = []  # bones in the order their levels are concatenated
+        self.level_anc: list[torch.Tensor | None] = []
+        for idx in self.levels:
+            ids = idx.tolist()
+            self.level_anc.append(None if level(ids[0]) == 0
+                                  else torch.tensor([done.index(self.anc[i]) for i in ids]))  # fmt: skip
+            done += ids
+        self.unorder = torch.tensor([done.index(i) for i in range(len(opt))])
+
+    def transforms(self, rot: torch.Tensor, R: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, G, 3, 4) float32 posed transforms of the optimised bones for rot (B, J, 3).
+
+        ``R``: the (B, J, 3, 3) rotation matrices of ``rot`` when already computed.
+        """
+        R = axis_angle_to_matrix(rot) if R is None else R
+        D = self.U.transpose(1, 2) @ R @ self.U  # (B, J, 3, 3)
+        Dh = torch.cat([F.pad(D, (0, 1)), self.bottom.expand(*D.shape[:2], 1, 4)], 2)
+        W = None
+        for idx, anc in zip(self.levels, self.level_anc, strict=True):
+            base = self.C[idx] if anc is None else W[:, anc] @ self.C[idx]  # type: ignore[index]
+            lv = base @ Dh[:, idx]
+            W = lv if W is None else torch.cat([W, lv], 1)
+        return W[:, self.unorder, :3, :]  # type: ignore[index]
+
+    def surface_subset(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``y``, ``const`` of ``n`` evenly spread surface vertices of the subset."""
+        cols = self.surface_cols
+        if n < len(cols):
+            cols = cols[torch.linspace(0, len(cols) - 1, n).long()]
+        return self.y[cols], self.const[cols]
+
+    @staticmethod
+    def apply(Ws: torch.Tensor, y: torch.Tensor, const: torch.Tensor) -> torch.Tensor:
+        """Points (B, N, 3) float32 in anny's frame: ``sum_g Ws[b, g] y[n, g] + const[n]``."""
+        return torch.einsum("bgij,ngj->bni", Ws, y) + const
+
     def __call__(self, rot: torch.Tensor) -> torch.Tensor:
-        """Skinned subset vertices (S, 3) float32 for bone axis-angles rot (J, 3)."""
-        D = self.U.transpose(1, 2) @ axis_angle_to_matrix(rot) @ self.U
-        Dh = torch.cat([F.pad(D, (0, 1)), self.bottom.expand(len(D), 1, 4)], 1)
-        W: list[torch.Tensor | None] = [None] * len(self.order)
-        for i in self.order:
-            base = self.C[i] if self.anc[i] < 0 else W[self.anc[i]] @ self.C[i]
-            W[i] = base @ Dh[i]
-        Ws = torch.stack(W)  # type: ignore[arg-type]
-        return torch.einsum("gij,sgj->si", Ws[:, :3, :], self.y) + self.const
+        """Skinned vertices (S, 3) float32 of this skin's set for bone axis-angles rot (J, 3)."""
+        return self.apply(self.transforms(rot[None]), self.y, self.const)[0]
 
 
 _BODY: _Body | None = None
@@ -256,9 +380,18 @@ def _kabsch(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 
 
 def _matrix_to_axis_angle(R: np.ndarray) -> np.ndarray:
-    import cv2
-
     return cv2.Rodrigues(np.asarray(R, np.float64))[0].ravel()
+
+
+def _swing(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(3, 3) the smallest rotation taking direction ``a`` (3,) onto direction ``b`` (3,)."""
+    a = a / max(np.linalg.norm(a), 1e-12)
+    b = b / max(np.linalg.norm(b), 1e-12)
+    axis = np.cross(a, b)
+    s = np.linalg.norm(axis)
+    if s < 1e-9:
+        return np.eye(3)  # parallel (or opposite, which the descent resolves)
+    return cv2.Rodrigues(axis / s * np.arctan2(s, float(a @ b)))[0]
 
 
 def fit_body(obs: PersonObservation, config: FitConfig | None = None) -> FittedBody:
@@ -278,12 +411,39 @@ def fit_body(obs: PersonObservation, config: FitConfig | None = None) -> FittedB
     Raises:
         FitError: when too few landmarks are visible to place the body.
     """
+    return fit_bodies([obs], config)[0]
+
+
+def fit_bodies(observations: list[PersonObservation], config: FitConfig | None = None,
+               names: list[str] | None = None) -> list[FittedBody]:  # fmt: skip
+    """Fit anny to several photos at once (one batch through each optimiser step).
+
+    Args:
+        observations: one :class:`~reroute.body.detect.PersonObservation` per
+            photo; image sizes may differ.
+        config: schedule and weights, shared; defaults to :class:`FitConfig`.
+        names: how to call each photo in errors (``"photo 1"``, ... by default
+            when there are several; no prefix for one).
+    Returns:
+        one :class:`FittedBody` per observation, in order; each in the camera
+        ``Camera.centred(W, H, focal_factor)`` of its own image.
+    Raises:
+        FitError: when too few landmarks are visible to place a body (the
+            message names the photo), or a fit diverged.
+        ValueError: ``observations`` is empty or ``names`` has another length.
+    """
+    if not observations:
+        raise ValueError("fit_bodies needs at least one observation")
+    if names is not None and len(names) != len(observations):
+        raise ValueError(f"names: expected {len(observations)}, got {len(names)}")
     cfg = config or FitConfig()
+    if cfg.init not in ("ik", "rest"):
+        raise ValueError(f"FitConfig.init must be 'ik' or 'rest', got {cfg.init!r}")
     before = torch.get_num_threads()
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     try:
-        return _fit_body(obs, cfg)
+        return _fit_bodies(list(observations), cfg, names)
     finally:
         torch.set_num_threads(before)
 
@@ -294,39 +454,57 @@ _TORSO = ("left_shoulder", "right_shoulder", "left_hip", "right_hip")
 
 @dataclass
 class _Targets:
-    """The 2-D keypoint targets of a fit, in :data:`_KP_MAP` order (21 entries).
+    """The 2-D keypoint targets of one photo, in :data:`_KP_MAP` order (21 entries).
 
     Attributes:
-        kp_ids: indices into anny's 23 COCO keypoints.
-        lm_ids: the matching BlazePose landmark indices.
         target2d: (21, 2) float32 BlazePose landmarks in pixels (x, y).
         weight2d: (21,) float32 per-keypoint weight: visibility (0 when <= 0.5 or
             more than 2 % outside the image) times :data:`_KP_WEIGHT`.
     """
 
-    kp_ids: list[int]
-    lm_ids: list[int]
     target2d: torch.Tensor
     weight2d: torch.Tensor
 
 
 @dataclass
-class _Params:
-    """The optimised parameters (leaf tensors with ``requires_grad``) and the depth scale.
+class _Start:
+    """The starting parameters of one photo (closed form, :func:`_initialise`).
 
     Attributes:
-        glob: (3,) float32 axis-angle of the camera-from-anny rotation.
-        trans: (3,) float32 camera-frame translation in units of ``z``.
-        rot: (J, 3) float32 axis-angles of the :data:`POSE_BONES` (``local-ref`` deltas).
-        pheno: (5,) float32 :data:`FIT_PHENOTYPES`, nominally in [0, 1].
-        z: the initial depth z0 in metres (numpy float64 scalar).
+        glob: (3,) float64 axis-angle of the camera-from-anny rotation.
+        trans: (3,) float64 camera-frame translation in units of ``z``.
+        rot: (J, 3) float64 axis-angles of the :data:`POSE_BONES`.
+        z: the initial depth z0 in metres.
+    """
+
+    glob: np.ndarray
+    trans: np.ndarray
+    rot: np.ndarray
+    z: float
+
+
+@dataclass
+class _Params:
+    """The optimised parameters of a batch (leaf tensors with ``requires_grad``).
+
+    Attributes:
+        glob: (B, 3) float32 axis-angle of the camera-from-anny rotation.
+        trans: (B, 3) float32 camera-frame translation in units of ``z``.
+        rot: (B, J, 3) float32 axis-angles of the :data:`POSE_BONES` (``local-ref`` deltas).
+        pheno: (B, 5) float32 :data:`FIT_PHENOTYPES`, nominally in [0, 1].
+        z: (B,) float32 the initial depth z0 per photo in metres (constant).
     """
 
     glob: torch.Tensor
     trans: torch.Tensor
     rot: torch.Tensor
     pheno: torch.Tensor
-    z: np.float64
+    z: torch.Tensor
+
+
+def _kp_ids(body: _Body) -> tuple[list[int], list[int]]:
+    """Indices into anny's 23 keypoints and the matching BlazePose landmarks (:data:`_KP_MAP`)."""
+    return [body.kp_names.index(k) for k in _KP_MAP], [_BP_INDEX[v] for v in _KP_MAP.values()]
 
 
 def _targets(obs: PersonObservation, body: _Body) -> _Targets:
@@ -336,8 +514,7 @@ def _targets(obs: PersonObservation, body: _Body) -> _Targets:
         FitError: when fewer than two of the shoulders and hips carry weight.
     """
     h, w = obs.image_size
-    kp_ids = [body.kp_names.index(k) for k in _KP_MAP]
-    lm_ids = [_BP_INDEX[v] for v in _KP_MAP.values()]
+    _, lm_ids = _kp_ids(body)
     target2d = torch.tensor(obs.landmarks[lm_ids], dtype=torch.float32)
     vis = torch.tensor(obs.visibility[lm_ids], dtype=torch.float32)
     inside = (target2d[:, 0] > -0.02 * w) & (target2d[:, 0] < 1.02 * w)
@@ -346,28 +523,66 @@ def _targets(obs: PersonObservation, body: _Body) -> _Targets:
     weight2d = weight2d * torch.tensor([_KP_WEIGHT.get(k, 1.0) for k in _KP_MAP])
     if (weight2d[[list(_KP_MAP).index(k) for k in _TORSO]] > 0).sum() < 2:
         raise FitError("the person's shoulders and hips are not visible enough to fit a body")
-    return _Targets(kp_ids, lm_ids, target2d, weight2d)
+    return _Targets(target2d, weight2d)
 
 
-def _initialise(obs: PersonObservation, body: _Body, cam: Camera) -> _Params:
-    """Starting parameters: facing by Kabsch, depth from the torso's size.
+def _reference_keypoints(body: _Body) -> np.ndarray:
+    """(23, 3) float64 anny's keypoints in its reference pose (anny's frame, metres)."""
+    fs = body.fast_skin()
+    with torch.no_grad():
+        Ws = fs.transforms(torch.zeros(1, len(POSE_BONES), 3))
+        return fs.apply(Ws, fs.y_kp, fs.const_kp)[0].double().numpy()
+
+
+def _limb_ik(obs: PersonObservation, body: _Body, R0: np.ndarray, kp0: np.ndarray) -> np.ndarray:
+    """(J, 3) float64 pose deltas swinging each arm and leg onto BlazePose's 3-D limbs.
+
+    For a chain upper -> lower (e.g. shoulder -> elbow -> wrist) whose three
+    landmarks are visible (> 0.5), the upper bone's world-frame rotation
+    ``G_u`` is the smallest rotation taking anny's reference direction
+    (keypoints ``kp0``) onto the observed one (BlazePose world landmarks in
+    the camera frame, brought into anny's frame by ``R0^T``), and the lower
+    bone's ``G_l = S G_u`` adds the smallest rotation ``S`` taking the swung
+    reference lower limb onto its observation. In anny's ``local-ref``
+    parameterisation a bone's delta is its world rotation relative to its
+    parent's, ``D_u = G_u`` (parents at rest) and ``D_l = G_u^T G_l``.
+    Twist about the limb axis is left at zero.
+    """
+    rot = np.zeros((len(POSE_BONES), 3))
+    names = list(POSE_BONES)
+    vis = obs.visibility
+    world = obs.world.astype(np.float64) @ R0  # rows: R0^T w, anny's frame
+    for upper, lower, a, b, c in _IK_CHAINS:
+        ia, ib, ic = (body.kp_names.index(k) for k in (a, b, c))
+        wa, wb, wc = (_BP_INDEX[k] for k in (a, b, c))
+        if min(vis[wa], vis[wb]) <= 0.5:
+            continue
+        G_u = _swing(kp0[ib] - kp0[ia], world[wb] - world[wa])
+        rot[names.index(upper)] = _matrix_to_axis_angle(G_u)
+        if vis[wc] <= 0.5:
+            continue
+        G_l = _swing(G_u @ (kp0[ic] - kp0[ib]), world[wc] - world[wb]) @ G_u
+        rot[names.index(lower)] = _matrix_to_axis_angle(G_u.T @ G_l)
+    return rot
+
+
+def _initialise(obs: PersonObservation, body: _Body, cam: Camera, init: str = "ik") -> _Start:
+    """Starting parameters: facing by Kabsch, depth from the torso's size, limbs by IK.
 
     The facing is the rotation aligning anny's reference-pose shoulders and hips
     (anny's frame, metres) with BlazePose's world landmarks (camera axes,
     metres); the depth ``z0 = focal * torso3d / torso2d`` (torso = shoulder
     centre to hip centre, the 2-D length at least 5 % of ``max(H, W)``) and the
     translation puts the torso's centre on the landmarks' torso centre (pixels)
-    at that depth. Pose deltas start at zero, phenotypes at 0.5.
+    at that depth. With ``init="ik"`` the arms and legs start swung onto
+    BlazePose's 3-D limb directions (:func:`_limb_ik`), else at zero deltas.
     """
     h, w = obs.image_size
     scale = float(max(h, w))
-    with torch.no_grad():
-        rest_v, rest_poses = body.rest(None)
-        v0 = body.forward(torch.zeros(len(POSE_BONES), 3), rest_v, rest_poses)
-        kp0 = body.keypoints(v0).numpy()
+    kp0 = _reference_keypoints(body)
     ti = [body.kp_names.index(k) for k in _TORSO]
     world = obs.world[[_BP_INDEX[k] for k in _TORSO]].astype(np.float64)
-    R0 = _kabsch(kp0[ti].astype(np.float64), world)
+    R0 = _kabsch(kp0[ti], world)
     lm_t = obs.landmarks[[_BP_INDEX[k] for k in _TORSO]].astype(np.float64)
     sh2d = (lm_t[0] + lm_t[1]) / 2
     hip2d = (lm_t[2] + lm_t[3]) / 2
@@ -380,170 +595,216 @@ def _initialise(obs: PersonObservation, body: _Body, cam: Camera) -> _Params:
         np.array([(c2d[0] - cam.cx) / cam.focal * z, (c2d[1] - cam.cy) / cam.focal * z, z])
         - centre3d
     )
-    return _Params(
-        glob=torch.tensor(_matrix_to_axis_angle(R0), dtype=torch.float32, requires_grad=True),
-        trans=torch.tensor(t0 / z, dtype=torch.float32, requires_grad=True),  # in units of z0
-        rot=torch.zeros(len(POSE_BONES), 3, requires_grad=True),
-        pheno=torch.full((len(FIT_PHENOTYPES),), 0.5, requires_grad=True),
-        z=z,
-    )
+    rot = _limb_ik(obs, body, R0, kp0) if init == "ik" else np.zeros((len(POSE_BONES), 3))
+    return _Start(glob=_matrix_to_axis_angle(R0), trans=t0 / z, rot=rot, z=float(z))
 
 
-def _silhouette_targets(obs: PersonObservation, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+def _silhouette_targets(obs: PersonObservation, scale: float, n_points: int
+                        ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Silhouette term inputs from the person mask (H, W).
 
     Returns:
-        outside: (1, 1, H, W) float32 distance to the mask (pixels / ``scale``;
-            0 inside the mask), for ``grid_sample``.
-        mask_pts: (N, 2) float32 pixel centres (x, y) of up to 400 mask pixels
-            drawn without replacement by ``default_rng(0)``.
+        outside: (H, W) float32 distance to the mask (pixels / ``scale``; 0
+            inside the mask).
+        mask_pts: (N, 2) float32 pixel centres (x, y) of up to ``n_points`` mask
+            pixels drawn without replacement by ``default_rng(0)``.
     """
-    import cv2
-
     mask = (obs.mask > 0.5).astype(np.uint8)
     outside = cv2.distanceTransform(1 - mask, cv2.DIST_L2, 5).astype(np.float32) / scale
-    outside_t = torch.from_numpy(outside)[None, None]
     ys, xs = np.nonzero(mask)
     rng = np.random.default_rng(0)
-    pick = rng.choice(len(xs), size=min(400, len(xs)), replace=False) if len(xs) else []
-    mask_pts = torch.tensor(np.stack([xs[pick], ys[pick]], 1) + 0.5, dtype=torch.float32)
-    return outside_t, mask_pts
+    pick = rng.choice(len(xs), size=min(n_points, len(xs)), replace=False)
+    return outside, (np.stack([xs[pick], ys[pick]], 1) + 0.5).astype(np.float32)
 
 
 class _FitLoss:
-    """The fit's loss terms for the current values of a :class:`_Params`.
+    """The fit's loss terms, per photo, for the current values of a :class:`_Params`.
 
     Call it with ``with_shape`` (skin through anny with the phenotypes, else
-    the fast default-phenotype skinning) for a dict of scalar float32 tensors
+    the fast default-phenotype skinning) for a dict of (B,) float32 tensors
     ``"2d"``, ``"3d"``, ``"mask"``, ``"prior"``, ``"shape"`` (in that order).
     """
 
-    def __init__(self, obs: PersonObservation, body: _Body, cam: Camera,
-                 targets: _Targets, params: _Params):  # fmt: skip
-        h, w = obs.image_size
-        self.body, self.fast, self.cam = body, body.fast_skin(), cam
-        self.targets, self.params = targets, params
-        self.width, self.height = w, h
-        self.scale = float(max(h, w))
-        self.outside, self.mask_pts = _silhouette_targets(obs, self.scale)
-        self.world = torch.tensor(obs.world, dtype=torch.float32)
-        self.limbs = [
-            (body.kp_names.index(a), body.kp_names.index(b), _BP_INDEX[a], _BP_INDEX[b])
-            for a, b in _LIMBS
-            if obs.visibility[_BP_INDEX[a]] > 0.5 and obs.visibility[_BP_INDEX[b]] > 0.5
-        ]
+    def __init__(self, observations: list[PersonObservation], body: _Body, cams: list[Camera],
+                 targets: list[_Targets], params: _Params, cfg: FitConfig):  # fmt: skip
+        self.body, self.fast, self.params = body, body.fast_skin(), params
+        self.kp_ids, _ = _kp_ids(body)
+        y_surf, const_surf = self.fast.surface_subset(cfg.surface_points)
+        self.y_all = torch.cat([self.fast.y_kp, y_surf])  # keypoints first, then surface
+        self.const_all = torch.cat([self.fast.const_kp, const_surf])
+        self.surf_cols = self.fast.surface_cols
+        if cfg.surface_points < len(self.surf_cols):
+            pick = torch.linspace(0, len(self.surf_cols) - 1, cfg.surface_points).long()
+            self.surf_cols = self.surf_cols[pick]
+        f32 = torch.float32
+        self.focal = torch.tensor([c.focal for c in cams], dtype=f32)
+        self.centre = torch.tensor([[c.cx, c.cy] for c in cams], dtype=f32)
+        self.scale = torch.tensor([float(max(c.width, c.height)) for c in cams], dtype=f32)
+        self.target2d = torch.stack([t.target2d for t in targets])
+        self.weight2d = torch.stack([t.weight2d for t in targets])
+        # silhouette: distance maps padded (edge values) to one size, mask points padded
+        hm = max(c.height for c in cams)
+        wm = max(c.width for c in cams)
+        self.grid_scale = torch.tensor([2.0 / wm, 2.0 / hm])
+        outs, pts = [], []
+        for o, s in zip(observations, self.scale.tolist(), strict=True):
+            out, p = _silhouette_targets(o, s, cfg.mask_points)
+            outs.append(np.pad(out, ((0, hm - out.shape[0]), (0, wm - out.shape[1])), "edge"))
+            pts.append(p)
+        self.outside = torch.from_numpy(np.stack(outs))[:, None]  # (B, 1, hm, wm)
+        n = max(max(len(p) for p in pts), 1)
+        self.mask_pts = torch.zeros(len(pts), n, 2)
+        self.mask_w = torch.zeros(len(pts), n)
+        for i, p in enumerate(pts):
+            self.mask_pts[i, : len(p)] = torch.from_numpy(p) / float(self.scale[i])
+            self.mask_w[i, : len(p)] = 1.0
+        # 3-D limb directions: BlazePose world landmarks, visible limbs only
+        self.la = [body.kp_names.index(a) for a, _ in _LIMBS]
+        self.lb = [body.kp_names.index(b) for _, b in _LIMBS]
+        wa = [_BP_INDEX[a] for a, _ in _LIMBS]
+        wb = [_BP_INDEX[b] for _, b in _LIMBS]
+        world = torch.tensor(np.stack([o.world for o in observations]), dtype=f32)
+        self.world_dir = F.normalize(world[:, wb] - world[:, wa], dim=-1)  # (B, L, 3)
+        vis = torch.tensor(np.stack([o.visibility for o in observations]), dtype=f32)
+        self.limb_w = ((vis[:, wa] > 0.5) & (vis[:, wb] > 0.5)).float()  # (B, L)
         self.prior_w = torch.tensor(list(POSE_BONES.values()))
 
-    def camera_vertices(self, with_shape: bool) -> torch.Tensor:
-        """(S, 3) float32 skinned subset vertices in the camera frame (metres, z >= 0.1)."""
+    def camera_points(self, with_shape: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keypoints (B, 23, 3) and surface points (B, N, 3) float32 in the camera frame
+        (metres, z clamped to >= 0.1)."""
         p, body = self.params, self.body
-        if with_shape:
-            v = body.forward(p.rot, *body.rest(p.pheno.clamp(0, 1)))
+        R = axis_angle_to_matrix(torch.cat([p.glob[:, None], p.rot], 1))  # (B, 1 + J, 3, 3)
+        if not with_shape:
+            Ws = self.fast.transforms(p.rot, R[:, 1:])
+            pts = self.fast.apply(Ws, self.y_all, self.const_all)
         else:
-            v = self.fast(p.rot)
-        Rg = axis_angle_to_matrix(p.glob)
-        vc = v @ Rg.T + p.trans * float(p.z)
-        return torch.cat([vc[:, :2], vc[:, 2:].clamp_min(0.1)], 1)
+            pts = []
+            for b in range(len(p.rot)):  # anny's own skinning, one photo at a time
+                v = body.forward(p.rot[b], *body.rest(p.pheno[b].clamp(0, 1)))
+                pts.append(torch.cat([body.keypoints(v), v[self.surf_cols]]))
+            pts = torch.stack(pts)
+        vc = pts @ R[:, 0].transpose(1, 2) + (p.trans * p.z[:, None])[:, None]
+        vc = torch.cat([vc[..., :2], vc[..., 2:].clamp_min(0.1)], -1)
+        return vc[:, :23], vc[:, 23:]
+
+    def project(self, vc: torch.Tensor) -> torch.Tensor:
+        """Camera-frame points (B, N, 3) -> pixels (B, N, 2) in each photo's camera."""
+        return vc[..., :2] / vc[..., 2:] * self.focal[:, None, None] + self.centre[:, None]
 
     def reprojection(self, kp: torch.Tensor) -> torch.Tensor:
-        """Weighted mean 2-D distance (fraction of ``max(H, W)``) of keypoints kp (23, 3)."""
-        tg = self.targets
-        proj = self.cam.project(kp)
-        d2 = ((proj[tg.kp_ids] - tg.target2d) / self.scale).pow(2).sum(1)
-        return (tg.weight2d * (d2 + 1e-6).sqrt()).sum() / tg.weight2d.sum().clamp_min(1e-6)
+        """(B,) weighted mean 2-D distance (fraction of ``max(H, W)``) of keypoints (B, 23, 3)."""
+        proj = self.project(kp)[:, self.kp_ids]
+        d2 = ((proj - self.target2d) / self.scale[:, None, None]).pow(2).sum(-1)
+        w = self.weight2d
+        return (w * (d2 + 1e-6).sqrt()).sum(1) / w.sum(1).clamp_min(1e-6)
 
     def bone_directions(self, kp: torch.Tensor) -> torch.Tensor:
-        """Mean 1 - cosine between the visible limbs of kp (23, 3) and BlazePose's world limbs."""
-        if not self.limbs:
-            return torch.zeros(())
-        cos = []
-        for a, b, wa, wb in self.limbs:
-            da = F.normalize(kp[b] - kp[a], dim=0)
-            db = F.normalize(self.world[wb] - self.world[wa], dim=0)
-            cos.append(1 - (da * db).sum())
-        return torch.stack(cos).mean()
+        """(B,) mean 1 - cosine between the visible limbs of kp (B, 23, 3) and BlazePose's."""
+        da = F.normalize(kp[:, self.lb] - kp[:, self.la], dim=-1)
+        cos = 1 - (da * self.world_dir).sum(-1)
+        return (self.limb_w * cos).sum(1) / self.limb_w.sum(1).clamp_min(1)
 
     def silhouette(self, vc: torch.Tensor) -> torch.Tensor:
-        """Silhouette term of camera-frame vertices vc (S, 3): mean distance outside the
-        mask of the projected uniform subset plus the one-sided chamfer of the mask points."""
-        w, h, scale = self.width, self.height, self.scale
-        pv = self.cam.project(vc[self.body.n_uniform_mask])
-        grid = torch.stack([pv[:, 0] / w * 2 - 1, pv[:, 1] / h * 2 - 1], -1)[None, None]
-        out_d = F.grid_sample(self.outside, grid, align_corners=False, padding_mode="border")
-        sil = out_d.mean()
-        if len(self.mask_pts):
-            dist = torch.cdist(self.mask_pts / scale, pv / scale).min(1).values
-            sil = sil + dist.mean()
-        return sil
+        """(B,) silhouette term of camera-frame surface points vc (B, N, 3): mean distance
+        outside the mask of the projected points plus the one-sided chamfer of the mask points."""
+        pv = self.project(vc)
+        grid = pv * self.grid_scale - 1
+        out_d = F.grid_sample(self.outside, grid[:, None], align_corners=False,
+                              padding_mode="border")  # fmt: skip
+        sil = out_d.flatten(1).mean(1)
+        v = pv / self.scale[:, None, None]
+        m = self.mask_pts
+        d2 = m.pow(2).sum(-1, keepdim=True) + v.pow(2).sum(-1)[:, None] - 2 * m @ v.transpose(1, 2)
+        dist = d2.min(2).values.clamp_min(1e-10).sqrt()  # (B, M)
+        return sil + (self.mask_w * dist).sum(1) / self.mask_w.sum(1).clamp_min(1)
 
     def __call__(self, with_shape: bool) -> dict[str, torch.Tensor]:
         p = self.params
-        vc = self.camera_vertices(with_shape)
-        kp = self.body.keypoints(vc)
-        out = {"2d": self.reprojection(kp)}
-        out["3d"] = self.bone_directions(kp)
-        out["mask"] = self.silhouette(vc)
-        prior = (self.prior_w * p.rot.pow(2).sum(1)).sum()
-        out["prior"] = prior
-        out["shape"] = (p.pheno - 0.5).pow(2).sum() if with_shape else torch.zeros(())
+        kp, surf = self.camera_points(with_shape)
+        out = {"2d": self.reprojection(kp), "3d": self.bone_directions(kp)}
+        out["mask"] = self.silhouette(surf)
+        out["prior"] = (self.prior_w * p.rot.pow(2).sum(-1)).sum(1)
+        out["shape"] = ((p.pheno - 0.5).pow(2).sum(1) if with_shape
+                        else torch.zeros(len(p.rot)))  # fmt: skip
         return out
 
 
 def _run_stage(loss: _FitLoss, weights: dict[str, float], params: list[torch.Tensor],
                steps: int, cfg: FitConfig, with_shape: bool = False, lr: float | None = None
-               ) -> dict[str, torch.Tensor]:  # fmt: skip
-    """One Adam stage over ``params``: ``steps`` steps of the weighted sum of ``loss``'s terms.
+               ) -> tuple[dict[str, torch.Tensor], int]:  # fmt: skip
+    """One Adam stage over ``params``: at most ``steps`` steps of the weighted sum of
+    ``loss``'s terms (summed over the batch).
 
     The learning rate (``lr``, default ``cfg.lr``) falls linearly to
-    ``cfg.lr_final_factor`` times itself. Returns the terms of the last step
-    ({} when ``steps <= 0``).
+    ``cfg.lr_final_factor`` times itself over ``steps``. With ``cfg.tol > 0`` the
+    stage stops once the loss fell by less than ``cfg.tol`` (relative) over the
+    last ``cfg.patience`` steps. Returns the terms of the last step ({} when
+    ``steps <= 0``) and the steps taken.
     """
     if steps <= 0:
-        return {}
-    opt = torch.optim.Adam(params, lr=cfg.lr if lr is None else lr)
-    # anneal each stage's learning rate linearly to cfg.lr_final_factor x lr
-    sched = torch.optim.lr_scheduler.LinearLR(
-        opt, 1.0, cfg.lr_final_factor, total_iters=max(steps - 1, 1)
-    )
-    for _ in range(steps):
+        return {}, 0
+    base_lr = cfg.lr if lr is None else lr
+    opt = torch.optim.Adam(params, lr=base_lr)
+    warm, last, end, k = cfg.warmup, max(steps - 1, 1), cfg.lr_final_factor, cfg.patience
+    history: list[float] = []
+    terms: dict[str, torch.Tensor] = {}
+    settled = None  # the step at which the loss stopped falling
+    for step in range(steps):
+        # linear warm-up, then linear decay to lr_final_factor at the last step; once
+        # the loss has settled, the decay finishes over the next `patience` steps
+        if step < warm:
+            f = (step + 1) / (warm + 1)
+        else:
+            f = 1.0 + (end - 1.0) * step / last
+        if settled is not None:
+            f0 = 1.0 + (end - 1.0) * settled / last
+            f = max(f0 + (end - f0) * (step - settled) / k, end)
+        for g in opt.param_groups:
+            g["lr"] = base_lr * f
         opt.zero_grad()
         terms = loss(with_shape)
-        total = sum(weights[k] * v for k, v in terms.items())
+        total = sum(weights[k] * v.sum() for k, v in terms.items())
         total.backward()
         opt.step()
-        sched.step()
-    return terms
+        history.append(float(total.detach()))
+        if settled is not None and step - settled >= k:
+            return terms, step + 1
+        if settled is None and cfg.tol > 0 and step >= warm + 2 * k:
+            before, recent = min(history[:-k]), min(history[-k:])
+            if before - recent < cfg.tol * abs(before):
+                settled = step
+    return terms, steps
 
 
-def _finish(obs: PersonObservation, body: _Body, cam: Camera, targets: _Targets,
-            params: _Params, cfg: FitConfig, terms: dict[str, torch.Tensor]) -> FittedBody:  # fmt: skip
-    """Skin all of anny at the fitted parameters and package the :class:`FittedBody`.
+def _finish(obs: PersonObservation, body: _Body, cam: Camera, kp_targets: _Targets,
+            rot: np.ndarray, glob: np.ndarray, trans: np.ndarray, pheno: np.ndarray,
+            cfg: FitConfig, terms: dict[str, float], steps: int) -> FittedBody:  # fmt: skip
+    """Skin all of anny at one photo's fitted parameters and package the :class:`FittedBody`.
 
-    The keypoint error is the mean pixel distance of the weighted keypoints.
+    ``rot`` (J, 3), ``glob`` (3,), ``trans`` (3,) metres, ``pheno`` (5,): the fit's
+    result for this photo. The keypoint error is the mean pixel distance of the
+    weighted keypoints.
 
     Raises:
         FitError: when a vertex is not finite or lies behind the camera.
     """
-    p = params
     with torch.no_grad():
+        rot_t = torch.as_tensor(rot, dtype=torch.float32)
         P = torch.eye(4).repeat(body.model.bone_count, 1, 1)
-        P[body.pose_ids, :3, :3] = axis_angle_to_matrix(p.rot)
-        phen = {
-            n: float(v) for n, v in zip(FIT_PHENOTYPES, p.pheno.clamp(0, 1).tolist(), strict=True)
-        }
-        if cfg.steps_shape <= 0:
+        P[body.pose_ids, :3, :3] = axis_angle_to_matrix(rot_t)
+        if cfg.steps_shape > 0:
+            phen = {n: float(v) for n, v in zip(FIT_PHENOTYPES, np.clip(pheno, 0, 1), strict=True)}
+            verts = posed_vertices(P.numpy(), phen)
+        else:  # default phenotypes: the exact linear skinning, no 104-bone chain
             phen = {}
-        verts = posed_vertices(P.numpy(), phen)
-        Rg = axis_angle_to_matrix(p.glob).numpy()
-        t = p.trans.numpy() * p.z
-        vc = verts @ Rg.T + t
-        import anny
-
-        kr = anny.KeypointsRegressor.coco(body.model)
-        kp = (kr.regression_weights.float().numpy() @ vc).astype(np.float32)
+            verts = body.full_skin()(rot_t).numpy()
+        Rg = axis_angle_to_matrix(torch.as_tensor(glob, dtype=torch.float32)).numpy()
+        vc = verts @ Rg.T + trans.astype(np.float32)
+        kp = body.kp_w_full.numpy() @ vc
         kp2d = cam.project(kp)
-        err = np.linalg.norm(kp2d[targets.kp_ids] - obs.landmarks[targets.lm_ids], axis=1)
-        sel = targets.weight2d.numpy() > 0
+        kp_ids, lm_ids = _kp_ids(body)
+        err = np.linalg.norm(kp2d[kp_ids] - obs.landmarks[lm_ids], axis=1)
+        sel = kp_targets.weight2d.numpy() > 0
         kerr = float(err[sel].mean()) if sel.any() else float("nan")
     if not np.isfinite(vc).all() or (vc[:, 2] <= 0).any():
         raise FitError("the body fit diverged (the body ended up behind the camera)")
@@ -551,36 +812,71 @@ def _finish(obs: PersonObservation, body: _Body, cam: Camera, targets: _Targets,
         pose=P.numpy().astype(np.float32),
         phenotypes=phen,
         rotation=Rg.astype(np.float32),
-        translation=t.astype(np.float32),
+        translation=trans.astype(np.float32),
         camera=cam,
         vertices=vc.astype(np.float32),
         keypoints_2d=kp2d.astype(np.float32),
         keypoint_error_px=kerr,
-        losses={k: float(v.detach()) for k, v in terms.items()},
+        losses=terms,
+        steps=steps,
     )
 
 
-def _fit_body(obs: PersonObservation, config: FitConfig | None = None) -> FittedBody:
-    """Body of :func:`fit_body` (same arguments, already resolved config).
+def _fit_bodies(observations: list[PersonObservation], cfg: FitConfig,
+                names: list[str] | None) -> list[FittedBody]:  # fmt: skip
+    """Body of :func:`fit_bodies` (same arguments, resolved config).
 
     Stages: facing and translation, then + pose, then (``steps_shape > 0``)
     + phenotypes with learning rate 0.02 and anny's full skinning.
     """
-    cfg = config or FitConfig()
     body = _body()
-    h, w = obs.image_size
-    cam = Camera.centred(w, h, cfg.focal_factor)
-    targets = _targets(obs, body)
-    params = _initialise(obs, body, cam)
-    loss = _FitLoss(obs, body, cam, targets, params)
+    if names is None:
+        names = [f"photo {i + 1}" for i in range(len(observations))] if len(observations) > 1 \
+            else [""]  # fmt: skip
+    cams, targets, starts = [], [], []
+    for obs, name in zip(observations, names, strict=True):
+        h, w = obs.image_size
+        cam = Camera.centred(w, h, cfg.focal_factor)
+        try:
+            targets.append(_targets(obs, body))
+        except FitError as e:
+            raise FitError(f"{name}: {e}" if name else str(e)) from None
+        cams.append(cam)
+        starts.append(_initialise(obs, body, cam, cfg.init))
+    f32 = torch.float32
+
+    def leaf(x) -> torch.Tensor:
+        return torch.tensor(np.stack(x), dtype=f32).requires_grad_(True)
+
+    params = _Params(
+        glob=leaf([s.glob for s in starts]),
+        trans=leaf([s.trans for s in starts]),
+        rot=leaf([s.rot for s in starts]),
+        pheno=torch.full((len(starts), len(FIT_PHENOTYPES)), 0.5, requires_grad=True),
+        z=torch.tensor([s.z for s in starts], dtype=f32),
+    )
+    loss = _FitLoss(observations, body, cams, targets, params, cfg)
     weights = {"2d": cfg.w_2d, "3d": cfg.w_3d, "mask": cfg.w_mask, "prior": cfg.w_prior,
                "shape": cfg.w_shape}  # fmt: skip
     glob, trans, rot, pheno = params.glob, params.trans, params.rot, params.pheno
-    _run_stage(loss, weights, [glob, trans], cfg.steps_global, cfg)
-    _run_stage(loss, weights, [glob, trans, rot], cfg.steps_pose, cfg)
-    terms = _run_stage(loss, weights, [glob, trans, rot, pheno], cfg.steps_shape, cfg,
-                       with_shape=cfg.steps_shape > 0, lr=0.02)  # fmt: skip
+    _, n1 = _run_stage(loss, weights, [glob, trans], cfg.steps_global, cfg)
+    terms, n2 = _run_stage(loss, weights, [glob, trans, rot], cfg.steps_pose, cfg)
+    shape_terms, n3 = _run_stage(loss, weights, [glob, trans, rot, pheno], cfg.steps_shape, cfg,
+                                 with_shape=cfg.steps_shape > 0, lr=0.02)  # fmt: skip
+    terms = shape_terms or terms
     if not terms:
         with torch.no_grad():
             terms = loss(False)
-    return _finish(obs, body, cam, targets, params, cfg, terms)
+    out = []
+    z = params.z.double().numpy()
+    for i, obs in enumerate(observations):
+        try:
+            out.append(_finish(
+                obs, body, cams[i], targets[i], rot[i].detach().double().numpy(),
+                glob[i].detach().double().numpy(), trans[i].detach().double().numpy() * z[i],
+                pheno[i].detach().double().numpy(), cfg,
+                {k: float(v[i].detach()) for k, v in terms.items()}, n1 + n2 + n3,
+            ))  # fmt: skip
+        except FitError as e:
+            raise FitError(f"{names[i]}: {e}" if names[i] else str(e)) from None
+    return out

@@ -40,6 +40,8 @@ class FittedBody:
         keypoints_2d: (23, 2) float32 anny's COCO-23 keypoints projected (pixels).
         keypoint_error_px: mean 2-D distance to the visible BlazePose landmarks.
         losses: final value of each loss term.
+        steps: Adam steps the fit took over all its stages (0 for a body that
+            was not fitted, e.g. a synthetic render's truth).
     """
 
     pose: np.ndarray
@@ -51,6 +53,7 @@ class FittedBody:
     keypoints_2d: np.ndarray
     keypoint_error_px: float
     losses: dict[str, float] = field(default_factory=dict)
+    steps: int = 0
 
     def resized(self, width: int, height: int) -> FittedBody:
         """The same body for the photo resized to ``width x height``."""
@@ -58,7 +61,7 @@ class FittedBody:
         s = np.float32([width / self.camera.width, height / self.camera.height])
         return FittedBody(self.pose, self.phenotypes, self.rotation, self.translation, cam,
                           self.vertices, self.keypoints_2d * s, self.keypoint_error_px,
-                          self.losses)  # fmt: skip
+                          self.losses, self.steps)  # fmt: skip
 
 
 def axis_angle_to_matrix(aa: torch.Tensor) -> torch.Tensor:

@@ -17,14 +17,13 @@ import cv2
 import numpy as np
 
 from reroute.body.detect import PersonObservation, detect_person
-from reroute.body.fit import FitConfig, fit_body
+from reroute.body.fit import FitConfig, fit_bodies
 from reroute.body.posed import FittedBody
 from reroute.correspondence.fitted import render_correspondence
 from reroute.correspondence.maps import Correspondence
-from reroute.errors import FitError
 from reroute.io.images import LoadedImage, load_image
 
-__all__ = ["PersonAnalysis", "analyse_person"]
+__all__ = ["PersonAnalysis", "analyse_people", "analyse_person"]
 
 
 @dataclass
@@ -75,26 +74,59 @@ def analyse_person(photo, *, size: int | None = 256, name: str = "photo",
     Raises:
         InputError: not an image, too small, no person, several persons, failed fit.
     """
-    loaded: LoadedImage = photo if isinstance(photo, LoadedImage) else load_image(photo, name=name)
-    img = loaded.pixels
-    notices = [f"{name}: {loaded.notice}"] if loaded.notice else []
-    h0, w0 = img.shape[:2]
-    timings: dict[str, float] = {}
+    return analyse_people([photo], size=size, names=[name], fit_config=fit_config)[0]
+
+
+def analyse_people(photos: list, *, size: int | None = 256, names: list[str] | None = None,
+                   fit_config: FitConfig | None = None) -> list[PersonAnalysis]:  # fmt: skip
+    """:func:`analyse_person` for several photos, their bodies fitted as one batch.
+
+    Each photo is loaded and its person detected in turn (so the first bad
+    photo is the one reported), then every body is fitted at once
+    (:func:`~reroute.body.fit.fit_bodies`: one optimiser step serves all), then
+    each correspondence map is rendered. Each analysis's ``timings["fit"]`` is
+    its share of the batch's fit time.
+
+    Args:
+        photos: paths, bytes, PIL images, (H, W, 3) uint8 arrays or
+            :class:`~reroute.io.images.LoadedImage`.
+        size, fit_config: as for :func:`analyse_person`.
+        names: how to call each photo in messages (default ``"photo 1"``, ...).
+    Returns:
+        one :class:`PersonAnalysis` per photo, in order.
+    Raises:
+        InputError: not an image, too small, no person, several persons, failed
+            fit (the message names the photo).
+    """
+    names = list(names) if names is not None else [f"photo {i + 1}" for i in range(len(photos))]
+    if len(names) != len(photos):
+        raise ValueError(f"names: expected {len(photos)}, got {len(names)}")
+    loaded = [p if isinstance(p, LoadedImage) else load_image(p, name=n)
+              for p, n in zip(photos, names, strict=True)]  # fmt: skip
+    images, observations, timings = [], [], []
+    for photo, name in zip(loaded, names, strict=True):
+        img = photo.pixels
+        h0, w0 = img.shape[:2]
+        t = time.perf_counter()
+        obs = detect_person(img, name=name)
+        timings.append({"pose": time.perf_counter() - t})
+        if size is not None and max(h0, w0) != size:
+            h, w = _working_size(h0, w0, size)
+            interp = cv2.INTER_AREA if max(h0, w0) > size else cv2.INTER_CUBIC
+            img = cv2.resize(img, (w, h), interpolation=interp)
+            obs = obs.scaled(h, w)
+        images.append(img)
+        observations.append(obs)
     t = time.perf_counter()
-    obs = detect_person(img, name=name)
-    timings["pose"] = time.perf_counter() - t
-    if size is not None and max(h0, w0) != size:
-        h, w = _working_size(h0, w0, size)
-        interp = cv2.INTER_AREA if max(h0, w0) > size else cv2.INTER_CUBIC
-        img = cv2.resize(img, (w, h), interpolation=interp)
-        obs = obs.scaled(h, w)
-    t = time.perf_counter()
-    try:
-        body = fit_body(obs, fit_config)
-    except FitError as e:  # say which photo failed
-        raise FitError(f"{name}: {e}") from None
-    timings["fit"] = time.perf_counter() - t
-    t = time.perf_counter()
-    corr = render_correspondence(body, obs.mask > 0.5)
-    timings["render"] = time.perf_counter() - t
-    return PersonAnalysis(img, (h0, w0), obs, body, corr, notices, timings)
+    bodies = fit_bodies(observations, fit_config, names=names)  # FitError names the photo
+    share = (time.perf_counter() - t) / len(bodies)
+    out = []
+    for photo, name, img, obs, body, tm in zip(loaded, names, images, observations, bodies,
+                                               timings, strict=True):  # fmt: skip
+        tm["fit"] = share
+        t = time.perf_counter()
+        corr = render_correspondence(body, obs.mask > 0.5)
+        tm["render"] = time.perf_counter() - t
+        notices = [f"{name}: {photo.notice}"] if photo.notice else []
+        out.append(PersonAnalysis(img, photo.pixels.shape[:2], obs, body, corr, notices, tm))
+    return out

@@ -55,7 +55,7 @@ from reroute.body.detect import PersonObservation
 from reroute.body.fit import FitConfig
 from reroute.body.posed import FittedBody
 from reroute.body.raster import Camera
-from reroute.correspondence.analyse import PersonAnalysis, analyse_person
+from reroute.correspondence.analyse import PersonAnalysis, analyse_people
 from reroute.correspondence.maps import Correspondence
 from reroute.errors import InputError
 from reroute.io.files import write_atomic
@@ -158,37 +158,88 @@ class AnalysisCache:
             InputError: as :func:`~reroute.correspondence.analyse.analyse_person` (not an
                 image, no person, several persons, failed fit); nothing is cached then.
         """
+        return self.get_or_analyse_many([photo], size=size, names=[name],
+                                        fit_config=fit_config)[0]  # fmt: skip
+
+    def get_or_analyse_many(self, photos: list, *, size: int | None = 256,
+                            names: list[str] | None = None,
+                            fit_config: FitConfig | None = None) -> list[PersonAnalysis]:  # fmt: skip
+        """:meth:`get_or_analyse` for several photos; those not cached are analysed
+        together (:func:`~reroute.correspondence.analyse.analyse_people`: one batched
+        fit), a photo given twice once.
+
+        Args:
+            photos: as ``photo`` of :meth:`get_or_analyse`, one per entry.
+            names: how to call each photo in messages (default ``"photo 1"``, ...).
+            size, fit_config: as for :meth:`get_or_analyse`.
+        Returns:
+            one analysis (a copy) per photo, in order.
+        Raises:
+            InputError: as :func:`~reroute.correspondence.analyse.analyse_people`;
+                nothing from this call is cached then.
+        """
         t0 = time.perf_counter()
-        loaded = photo if isinstance(photo, LoadedImage) else load_image(photo, name=name)
-        key = analysis_key(loaded, size, fit_config)
+        names = list(names) if names is not None else [f"photo {i + 1}" for i in range(len(photos))]
+        loaded = [p if isinstance(p, LoadedImage) else load_image(p, name=n)
+                  for p, n in zip(photos, names, strict=True)]  # fmt: skip
+        keys = [analysis_key(p, size, fit_config) for p in loaded]
+        out: list[PersonAnalysis | None] = [None] * len(loaded)
+        todo: dict[str, int] = {}  # key -> first photo that needs analysing
+        for i, key in enumerate(keys):
+            hit = self._lookup(key)
+            if hit is None:
+                todo.setdefault(key, i)
+                continue
+            timings = dict.fromkeys(_CACHED_TIMINGS, 0.0)
+            timings["cache"] = time.perf_counter() - t0
+            out[i] = replace(hit, notices=_load_notice(loaded[i], names[i]) + hit.notices,
+                             timings=timings, cached=True)  # fmt: skip
+        if todo:
+            with self._lock:
+                self.misses += len(todo)
+            first = list(todo.values())
+            stored_by_key: dict[str, PersonAnalysis] = {}
+            fresh = analyse_people([loaded[i] for i in first], size=size,
+                                   names=[names[i] for i in first], fit_config=fit_config)  # fmt: skip
+            for i, res in zip(first, fresh, strict=True):
+                own = _load_notice(loaded[i], names[i])
+                stored = replace(res, notices=[n for n in res.notices if n not in own],
+                                 timings=dict(res.timings), cached=False)  # fmt: skip
+                stored_by_key[keys[i]] = stored
+                with self._lock:
+                    self._store(keys[i], stored)
+                if self.directory is not None:
+                    self._write(keys[i], stored)
+                out[i] = replace(res, notices=list(res.notices), timings=dict(res.timings),
+                                 cached=False)  # fmt: skip
+            for i, key in enumerate(keys):  # a photo given twice: the second is a hit
+                if out[i] is None:
+                    with self._lock:
+                        self.hits += 1
+                    out[i] = replace(stored_by_key[key],
+                                     notices=_load_notice(loaded[i], names[i])
+                                     + stored_by_key[key].notices,
+                                     timings=dict.fromkeys((*_CACHED_TIMINGS, "cache"), 0.0),
+                                     cached=True)  # fmt: skip
+        return out  # type: ignore[return-value]
+
+    def _lookup(self, key: str) -> PersonAnalysis | None:
+        """The stored analysis of ``key`` from memory, else from disk (counted as a hit)."""
         with self._lock:
             hit = self._items.get(key)
             if hit is not None:
                 self._items.move_to_end(key)
                 self.hits += 1
-        if hit is None and self.directory is not None:
-            hit = self._read(key)
-            if hit is not None:
-                with self._lock:
-                    self._store(key, hit)
-                    self.hits += 1
-                    self.disk_hits += 1
+                return hit
+        if self.directory is None:
+            return None
+        hit = self._read(key)
         if hit is not None:
-            timings = dict.fromkeys(_CACHED_TIMINGS, 0.0)
-            timings["cache"] = time.perf_counter() - t0
-            return replace(hit, notices=_load_notice(loaded, name) + hit.notices,
-                           timings=timings, cached=True)  # fmt: skip
-        with self._lock:
-            self.misses += 1
-        res = analyse_person(loaded, size=size, name=name, fit_config=fit_config)
-        own = _load_notice(loaded, name)
-        stored = replace(res, notices=[n for n in res.notices if n not in own],
-                         timings=dict(res.timings), cached=False)  # fmt: skip
-        with self._lock:
-            self._store(key, stored)
-        if self.directory is not None:
-            self._write(key, stored)
-        return replace(res, notices=list(res.notices), timings=dict(res.timings), cached=False)
+            with self._lock:
+                self._store(key, hit)
+                self.hits += 1
+                self.disk_hits += 1
+        return hit
 
     def contains(self, photo: LoadedImage, size: int | None = 256,
                  fit_config: FitConfig | None = None) -> bool:  # fmt: skip

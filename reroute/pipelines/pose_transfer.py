@@ -30,7 +30,7 @@ import numpy as np
 
 from renderer import rerender_image
 from reroute.body.fit import FitConfig
-from reroute.correspondence.analyse import PersonAnalysis, analyse_person
+from reroute.correspondence.analyse import PersonAnalysis, analyse_people
 from reroute.correspondence.cache import AnalysisCache
 from reroute.errors import InputError
 from reroute.io.images import load_image, to_uint8
@@ -152,11 +152,14 @@ class PoseTransferPipeline:
         src_img = load_image(source, name="source photo")
         tgt_img = load_image(target, name="target photo")
         # 2-3. person, fit, correspondences
-        analyse = analyse_person if self.cache is None else self.cache.get_or_analyse
-        report(0.0, "pose, fit and render: source photo")
-        src = analyse(src_img, size=self.size, name="source photo", fit_config=self.fit_config)
-        report(0.45, "pose, fit and render: target photo")
-        tgt = analyse(tgt_img, size=self.size, name="target photo", fit_config=self.fit_config)
+        report(0.0, "pose, fit and render: both photos")
+        names = ["source photo", "target photo"]
+        if self.cache is None:
+            src, tgt = analyse_people([src_img, tgt_img], size=self.size, names=names,
+                                      fit_config=self.fit_config)  # fmt: skip
+        else:
+            src, tgt = self.cache.get_or_analyse_many([src_img, tgt_img], size=self.size,
+                                                      names=names, fit_config=self.fit_config)  # fmt: skip
         report(0.9, "warp and complete the texture")
         res = self.transfer(src, tgt)
         res.timings["total"] = time.perf_counter() - t0
