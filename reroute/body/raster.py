@@ -22,6 +22,7 @@ from reroute.body.native import quiet_native
 
 __all__ = [
     "Camera",
+    "MeshCaster",
     "Rasterization",
     "rasterize",
     "rasterize_layout",
@@ -150,23 +151,33 @@ def ray_kernel():
     return wp, cast
 
 
+def _warp_mesh(points: np.ndarray, faces: np.ndarray):
+    """warp's BVH of a triangle mesh (the caller holds ``_WARP_LOCK``)."""
+    wp, _ = ray_kernel()
+    return wp.Mesh(
+        points=wp.array(np.ascontiguousarray(points, np.float32), dtype=wp.vec3, device="cpu"),
+        indices=wp.array(np.ascontiguousarray(faces.reshape(-1), np.int32), dtype=wp.int32,
+                         device="cpu"),
+    )  # fmt: skip
+
+
+def _launch(mesh, origins: np.ndarray, dirs: np.ndarray):
+    """Closest hits in ``mesh`` (the caller holds ``_WARP_LOCK``): face (N,) int64, t (N,) float64."""
+    wp, cast = ray_kernel()
+    n = len(origins)
+    o = wp.array(np.ascontiguousarray(origins, np.float32), dtype=wp.vec3, device="cpu")
+    d = wp.array(np.ascontiguousarray(dirs, np.float32), dtype=wp.vec3, device="cpu")
+    f = wp.empty(n, dtype=wp.int32, device="cpu")
+    t = wp.empty(n, dtype=wp.float32, device="cpu")
+    with quiet_native():  # the first launch reports the module load from C
+        wp.launch(cast, dim=n, inputs=[mesh.id, o, d, f, t], device="cpu")
+    return f.numpy().astype(np.int64), t.numpy().astype(np.float64)
+
+
 def _cast_rays(points: np.ndarray, faces: np.ndarray, origins: np.ndarray, dirs: np.ndarray):
     """Closest hit of each ray: face (N,) int64 (-1 = miss) and t (N,) float64."""
     with _WARP_LOCK:
-        wp, cast = ray_kernel()
-        n = len(origins)
-        mesh = wp.Mesh(
-            points=wp.array(np.ascontiguousarray(points, np.float32), dtype=wp.vec3, device="cpu"),
-            indices=wp.array(np.ascontiguousarray(faces.reshape(-1), np.int32), dtype=wp.int32,
-                             device="cpu"),
-        )  # fmt: skip
-        o = wp.array(np.ascontiguousarray(origins, np.float32), dtype=wp.vec3, device="cpu")
-        d = wp.array(np.ascontiguousarray(dirs, np.float32), dtype=wp.vec3, device="cpu")
-        f = wp.empty(n, dtype=wp.int32, device="cpu")
-        t = wp.empty(n, dtype=wp.float32, device="cpu")
-        with quiet_native():  # the first launch reports the module load from C
-            wp.launch(cast, dim=n, inputs=[mesh.id, o, d, f, t], device="cpu")
-        return f.numpy().astype(np.int64), t.numpy().astype(np.float64)
+        return _launch(_warp_mesh(points, faces), origins, dirs)
 
 
 def _barycentrics(p: np.ndarray, tri: np.ndarray) -> np.ndarray:
@@ -212,14 +223,106 @@ def rasterize(vertices: np.ndarray, faces: np.ndarray, camera: Camera) -> Raster
     vertices = np.asarray(vertices, np.float64)
     faces = np.asarray(faces, np.int64)
     _check_mesh(vertices, faces)
-    h, w = camera.height, camera.width
-    ys, xs = np.mgrid[0:h, 0:w]
+    box = _ray_box(vertices, camera)
+    dirs = _camera_rays(camera, box)
+    origins = np.zeros_like(dirs)
+    face, t = _cast_rays(vertices, faces, origins, dirs) if len(dirs) else _no_hits()
+    return _paste(_finish(face, t, origins, dirs, vertices, faces, _box_shape(box)), box, camera)
+
+
+def _ray_box(vertices: np.ndarray, camera: Camera) -> tuple[int, int, int, int]:
+    """Pixel box (x0, y0, x1, y1) outside which no ray can hit the mesh ``vertices`` (V, 3).
+
+    When every vertex lies in front of the camera, each triangle's image lies
+    inside the bounding box of the vertices' projections (1 px margin);
+    otherwise the whole image.
+    """
+    w, h = camera.width, camera.height
+    if not len(vertices) or (vertices[:, 2] <= 1e-6).any():
+        return 0, 0, w, h
+    xy = vertices[:, :2] / vertices[:, 2:] * camera.focal + [camera.cx, camera.cy]
+    (bx0, by0), (bx1, by1) = np.floor(xy.min(0)) - 1, np.ceil(xy.max(0)) + 1
+    x0, y0 = int(np.clip(bx0, 0, w)), int(np.clip(by0, 0, h))
+    return x0, y0, int(np.clip(bx1, x0, w)), int(np.clip(by1, y0, h))
+
+
+def _box_shape(box: tuple[int, int, int, int]) -> tuple[int, int]:
+    return box[3] - box[1], box[2] - box[0]
+
+
+def _camera_rays(camera: Camera, box: tuple[int, int, int, int]) -> np.ndarray:
+    """(N, 3) float64 unit ray directions (camera frame) through the pixel centres of ``box``."""
+    x0, y0, x1, y1 = box
+    ys, xs = np.mgrid[y0:y1, x0:x1]
     dirs = np.stack([(xs + 0.5 - camera.cx) / camera.focal, (ys + 0.5 - camera.cy) / camera.focal,
                      np.ones_like(xs, np.float64)], -1).reshape(-1, 3)  # fmt: skip
-    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
-    origins = np.zeros_like(dirs)
-    face, t = _cast_rays(vertices, faces, origins, dirs)
-    return _finish(face, t, origins, dirs, vertices, faces, (h, w))
+    return dirs / np.linalg.norm(dirs, axis=1, keepdims=True)
+
+
+def _no_hits() -> tuple[np.ndarray, np.ndarray]:
+    return np.full(0, -1, np.int64), np.zeros(0)
+
+
+def _paste(part: Rasterization, box: tuple[int, int, int, int], camera: Camera) -> Rasterization:
+    """The box's :class:`Rasterization` placed in a full ``camera``-sized one (misses elsewhere)."""
+    w, h = camera.width, camera.height
+    if box == (0, 0, w, h):
+        return part
+    x0, y0, x1, y1 = box
+    out = Rasterization(np.full((h, w), -1, np.int64), np.zeros((h, w, 3), np.float32),
+                        np.full((h, w), np.inf, np.float32))  # fmt: skip
+    out.face[y0:y1, x0:x1] = part.face
+    out.bary[y0:y1, x0:x1] = part.bary
+    out.depth[y0:y1, x0:x1] = part.depth
+    return out
+
+
+class MeshCaster:
+    """A triangle mesh held in warp's BVH, rendered many times as it moves rigidly.
+
+    Turning the mesh is the same as turning the rays the other way, so the
+    BVH is built once (about 13 ms for anny on the 2-core CPU) instead of per
+    render; results equal :func:`rasterize` of the moved vertices.
+
+    Args:
+        vertices: (V, 3) float positions in metres (camera frame at rest).
+        faces: (F, 3) int triangle vertex indices.
+    Raises:
+        ValueError: on malformed shapes or out-of-range face indices.
+    """
+
+    def __init__(self, vertices: np.ndarray, faces: np.ndarray):
+        self.vertices = np.asarray(vertices, np.float64)
+        self.faces = np.asarray(faces, np.int64)
+        _check_mesh(self.vertices, self.faces)
+        with _WARP_LOCK:
+            self._mesh = _warp_mesh(self.vertices, self.faces)
+
+    def render(self, camera: Camera, rotation: np.ndarray | None = None,
+               centre: np.ndarray | None = None) -> Rasterization:  # fmt: skip
+        """:func:`rasterize` of the mesh moved to ``rotation @ (v - centre) + centre``.
+
+        Args:
+            camera: the pinhole :class:`Camera`.
+            rotation: (3, 3) rotation matrix (identity when ``None``).
+            centre: (3,) point the rotation turns about, metres (origin when ``None``).
+        Returns:
+            :class:`Rasterization` of shape ``(camera.height, camera.width)``.
+        """
+        R = np.eye(3) if rotation is None else np.asarray(rotation, np.float64)
+        c = np.zeros(3) if centre is None else np.asarray(centre, np.float64)
+        box = _ray_box((self.vertices - c) @ R.T + c, camera)
+        dirs = _camera_rays(camera, box)
+        # the rays in the mesh's own frame: p_mesh = R^T (p - c) + c (rows: x @ R)
+        origins = np.broadcast_to(-c @ R + c, dirs.shape)
+        dirs = dirs @ R
+        if len(dirs):
+            with _WARP_LOCK:
+                face, t = _launch(self._mesh, origins, dirs)
+        else:
+            face, t = _no_hits()
+        part = _finish(face, t, origins, dirs, self.vertices, self.faces, _box_shape(box))
+        return _paste(part, box, camera)
 
 
 def _finish(face, t, origins, dirs, vertices, faces, shape) -> Rasterization:

@@ -105,6 +105,14 @@ def render_correspondence(
         empty = np.zeros_like(body)
         return Correspondence(part * 0, part_uv * 0, uv * 0, colour * 0, empty, empty)
     fg = pm | seen
+    # everything below happens inside the person's bounding box: every donor
+    # (body pixel) and every receiver (person pixel) lies in it, so nearest
+    # donors, part islands and distances are those of the whole image
+    ys, xs = np.nonzero(fg)
+    box = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+    full_shape = fg.shape
+    part, part_uv, uv, colour = part[box], part_uv[box], uv[box], colour[box]
+    fg, seen = fg[box], seen[box]
     src = seen & ~_small_islands(np.where(seen, part, 0), min_part_fraction * fg.sum())
     if not src.any():
         src = seen
@@ -119,10 +127,16 @@ def render_correspondence(
         fg &= ndi.distance_transform_edt(~seen) <= extend_px
     out = []
     for a in (part, part_uv, uv, colour):
-        filled = a[iy, ix]
-        filled[~fg] = 0
+        filled = np.zeros(full_shape + a.shape[2:], a.dtype)
+        crop = a[iy, ix]
+        crop[~fg] = 0
+        filled[box] = crop
         out.append(filled)
-    return Correspondence(*out, mask=fg, body_mask=seen & fg)
+    mask = np.zeros(full_shape, bool)
+    mask[box] = fg
+    body_mask = np.zeros(full_shape, bool)
+    body_mask[box] = seen & fg
+    return Correspondence(*out, mask=mask, body_mask=body_mask)
 
 
 #: Parts that lend their correspondence to extension pixels only close by

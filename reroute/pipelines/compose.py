@@ -27,18 +27,38 @@ __all__ = [
 ]
 
 
+#: longest side (px) at which :func:`inpaint_background` runs Telea; larger photos are
+#: inpainted at this size and the fill is upsampled into the hole (Telea's fill is
+#: smooth, and its cost grows with the hole's area: 0.21 s at 512 px on 2 cores).
+INPAINT_MAX_SIDE = 256
+
+
 def inpaint_background(image: np.ndarray, person: np.ndarray) -> np.ndarray:
     """The photo with its person inpainted away (OpenCV Telea).
 
     Args:
         image: (h, w, 3) uint8 RGB.
-        person: (h, w) bool person mask; it is dilated by 6 px first so that
-            the person's outline does not leak into the background.
+        person: (h, w) bool person mask; it is dilated by 6 px (at 256 px;
+            proportionally more on larger photos) so that the person's outline
+            does not leak into the background.
     Returns:
-        (h, w, 3) uint8 RGB.
+        (h, w, 3) uint8 RGB; pixels outside the dilated mask are the input's.
+        Photos larger than :data:`INPAINT_MAX_SIDE` are inpainted at that size
+        and the fill upsampled bilinearly into the hole.
     """
-    hole = cv2.dilate(person.astype(np.uint8), np.ones((7, 7), np.uint8), iterations=2)
-    return cv2.inpaint(image, hole, 5, cv2.INPAINT_TELEA)
+    h, w = person.shape
+    s = min(1.0, INPAINT_MAX_SIDE / max(h, w))
+    if s == 1.0:
+        hole = cv2.dilate(person.astype(np.uint8), np.ones((7, 7), np.uint8), iterations=2)
+        return cv2.inpaint(image, hole, 5, cv2.INPAINT_TELEA)
+    small = (max(1, round(w * s)), max(1, round(h * s)))
+    hole = cv2.resize(person.astype(np.uint8), small, interpolation=cv2.INTER_AREA) > 0
+    hole = cv2.dilate(hole.astype(np.uint8), np.ones((7, 7), np.uint8), iterations=2)
+    fill = cv2.inpaint(cv2.resize(image, small, interpolation=cv2.INTER_AREA), hole, 5,
+                       cv2.INPAINT_TELEA)  # fmt: skip
+    fill = cv2.resize(fill, (w, h), interpolation=cv2.INTER_LINEAR)
+    big_hole = cv2.resize(hole, (w, h), interpolation=cv2.INTER_NEAREST) > 0
+    return np.where(big_hole[..., None], fill, image)
 
 
 def alpha_blend(foreground: np.ndarray, alpha: np.ndarray, background: np.ndarray) -> np.ndarray:

@@ -27,7 +27,7 @@ import numpy as np
 
 from renderer import rerender_image
 from reroute.body.posed import FittedBody
-from reroute.body.raster import Camera, Rasterization, rasterize
+from reroute.body.raster import Camera, MeshCaster, Rasterization
 from reroute.body.template import get_template
 from reroute.correspondence.maps import Correspondence
 from reroute.io.images import to_uint8
@@ -37,6 +37,7 @@ from reroute.uv.texture import UVTexture, sample_masked, uv_layout_mask
 __all__ = [
     "NovelViewConfig",
     "NovelViewVideo",
+    "orbit_transform",
     "orbit_vertices",
     "render_novel_views",
     "frame_strip",
@@ -112,6 +113,23 @@ def _rotation(axis: np.ndarray, angle: float) -> np.ndarray:
     return np.eye(3) + math.sin(angle) * K + (1 - math.cos(angle)) * (K @ K)
 
 
+def orbit_transform(body: FittedBody, yaw_deg: float, elevation_deg: float = 0.0
+                    ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """The rigid motion of :func:`orbit_vertices`: ``v' = R @ (v - c) + c``.
+
+    Returns:
+        R: (3, 3) float64 rotation; c: (3,) float64 centre of the body's
+        bounding box (camera frame, metres).
+    """
+    v = np.asarray(body.vertices, np.float64)
+    c = (v.min(0) + v.max(0)) / 2.0
+    up = np.asarray(body.rotation, np.float64) @ np.array([0.0, 0.0, 1.0])
+    R = _rotation(np.array([1.0, 0.0, 0.0]), math.radians(elevation_deg)) @ _rotation(
+        up, math.radians(yaw_deg)
+    )
+    return R, c
+
+
 def orbit_vertices(body: FittedBody, yaw_deg: float, elevation_deg: float = 0.0) -> np.ndarray:
     """The fitted body's camera-frame vertices as seen from an orbiting camera.
 
@@ -125,13 +143,8 @@ def orbit_vertices(body: FittedBody, yaw_deg: float, elevation_deg: float = 0.0)
     Returns:
         (V, 3) float64 camera-frame vertices (metres).
     """
-    v = np.asarray(body.vertices, np.float64)
-    c = (v.min(0) + v.max(0)) / 2.0
-    up = np.asarray(body.rotation, np.float64) @ np.array([0.0, 0.0, 1.0])
-    R = _rotation(np.array([1.0, 0.0, 0.0]), math.radians(elevation_deg)) @ _rotation(
-        up, math.radians(yaw_deg)
-    )
-    return (v - c) @ R.T + c
+    R, c = orbit_transform(body, yaw_deg, elevation_deg)
+    return (np.asarray(body.vertices, np.float64) - c) @ R.T + c
 
 
 def _frame_camera(camera: Camera, size: int) -> Camera:
@@ -194,10 +207,11 @@ def render_novel_views(body: FittedBody, texture: UVTexture | np.ndarray,
     bg8 = to_uint8(np.broadcast_to(bg, (cam.height, cam.width, 3)))
     every = max(1, n // 12)
     rerender_s = 0.0
+    caster = MeshCaster(body.vertices, tpl.faces)  # one BVH; each frame turns the rays
     for i, yaw in enumerate(yaws):
         if progress is not None and i % every == 0:
             progress(i / n, f"rendering frame {i + 1} of {n}")
-        r = rasterize(orbit_vertices(body, float(yaw), cfg.elevation_deg), tpl.faces, cam)
+        r = caster.render(cam, *orbit_transform(body, float(yaw), cfg.elevation_deg))
         img = np.broadcast_to(bg, (cam.height, cam.width, 3)).copy()
         # seam-free: only island texels are sampled (see reroute.uv.texture.sample_masked)
         img[r.mask] = sample_masked(tex, r.interpolate(tpl.face_uv)[r.mask], valid)
