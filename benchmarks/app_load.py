@@ -14,7 +14,7 @@ its photos come from the app's analysis cache (``repeat_of_request_0``).
 Photos: 8 DeepFashion pairs with distinct people from ../shared/data when
 present, else synthetic anny renders with different colours.
 
-    python benchmarks/app_load.py [--requests 8] [--url http://127.0.0.1:7860/]
+    python benchmarks/app_load.py [--requests 8] [--concurrency N] [--url http://127.0.0.1:7860/]
 """
 
 from __future__ import annotations
@@ -40,12 +40,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_server(log_path: Path) -> tuple[subprocess.Popen, str]:
+def _start_server(log_path: Path, concurrency: int | None) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     url = f"http://127.0.0.1:{port}/"
     env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False")
     log = open(log_path, "wb")  # noqa: SIM115 - closed with the process
-    proc = subprocess.Popen([sys.executable, "launch.py", "--port", str(port)], cwd=REPO,
+    extra = [] if concurrency is None else ["--concurrency", str(concurrency)]
+    proc = subprocess.Popen([sys.executable, "launch.py", "--port", str(port), *extra], cwd=REPO,
                             env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
@@ -141,6 +142,8 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=8)
     ap.add_argument("--url", default=None, help="use a running server instead of starting one")
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds per request")
+    ap.add_argument("--concurrency", type=int, default=None,
+                    help="the started server's --concurrency (default: launch.py's)")
     args = ap.parse_args()
     import numpy as np
     from gradio_client import Client, handle_file
@@ -150,7 +153,7 @@ def main() -> None:
     proc = None
     url = args.url
     if url is None:
-        proc, url = _start_server(tmp / "server.log")
+        proc, url = _start_server(tmp / "server.log", args.concurrency)
     try:
         inputs, data = _inputs(args.requests, tmp)
         client = Client(url, verbose=False)

@@ -79,7 +79,6 @@ def render_correspondence(
     Raises:
         ValueError: if ``person_mask`` has another size than the camera.
     """
-    from scipy import ndimage as ndi
 
     # 1. rasterize and interpolate every surface attribute
     t = get_template()
@@ -105,9 +104,7 @@ def render_correspondence(
         empty = np.zeros_like(body)
         return Correspondence(part * 0, part_uv * 0, uv * 0, colour * 0, empty, empty)
     fg = pm | seen
-    # everything below happens inside the person's bounding box: every donor
-    # (body pixel) and every receiver (person pixel) lies in it, so nearest
-    # donors, part islands and distances are those of the whole image
+    # work in the person's box: every donor and receiver lies in it (same result)
     ys, xs = np.nonzero(fg)
     box = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
     full_shape = fg.shape
@@ -117,6 +114,33 @@ def render_correspondence(
     if not src.any():
         src = seen
     # 3. nearest kept body pixel for everything else; thin parts lend only nearby
+    (iy, ix), fg = _donors(src, part, fg, seen, extend_px)
+    fields = [a[iy, ix] for a in (part, part_uv, uv, colour)] + [fg.copy(), seen & fg]
+    out = []
+    for crop in fields:
+        crop[~fg] = 0
+        filled = np.zeros(full_shape + crop.shape[2:], crop.dtype)
+        filled[box] = crop
+        out.append(filled)
+    return Correspondence(*out[:4], mask=out[4], body_mask=out[5])
+
+
+def _donors(src: np.ndarray, part: np.ndarray, fg: np.ndarray, seen: np.ndarray,
+            extend_px: float | None) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:  # fmt: skip
+    """Which kept body pixel lends its correspondence to each pixel, and the final foreground.
+
+    Args:
+        src: (h, w) bool kept body pixels; part: (h, w) their part labels;
+        fg: (h, w) bool person foreground; seen: (h, w) bool rendered body in the mask.
+        extend_px: see :func:`render_correspondence`.
+    Returns:
+        ((iy, ix), fg): per pixel the row and column (h, w) int of its donor, the
+        nearest ``src`` pixel, except that farther than :data:`THIN_DONOR_PX` from
+        every hand and forearm pixel the nearest other part lends; and ``fg``
+        restricted to ``extend_px`` of ``seen`` when that is given.
+    """
+    from scipy import ndimage as ndi
+
     dist, (iy, ix) = ndi.distance_transform_edt(~src, return_indices=True)
     thick = src & ~np.isin(part, THIN_DONOR_PARTS)
     if thick.any():
@@ -124,19 +148,8 @@ def render_correspondence(
         far = dist > THIN_DONOR_PX
         iy, ix = np.where(far, ty, iy), np.where(far, tx, ix)
     if extend_px is not None:  # measured from the rendered body, slivers included
-        fg &= ndi.distance_transform_edt(~seen) <= extend_px
-    out = []
-    for a in (part, part_uv, uv, colour):
-        filled = np.zeros(full_shape + a.shape[2:], a.dtype)
-        crop = a[iy, ix]
-        crop[~fg] = 0
-        filled[box] = crop
-        out.append(filled)
-    mask = np.zeros(full_shape, bool)
-    mask[box] = fg
-    body_mask = np.zeros(full_shape, bool)
-    body_mask[box] = seen & fg
-    return Correspondence(*out, mask=mask, body_mask=body_mask)
+        fg = fg & (ndi.distance_transform_edt(~seen) <= extend_px)
+    return (iy, ix), fg
 
 
 #: Parts that lend their correspondence to extension pixels only close by
