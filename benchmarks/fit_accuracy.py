@@ -80,9 +80,7 @@ def main() -> None:
                     (corr.part[both] == truth.correspondence.part[both]).mean()
                 ),
                 "fit_s": dt,
-                "steps": int(fitted.losses.get("steps", float("nan")))
-                if "steps" in fitted.losses
-                else None,
+                "steps": getattr(fitted, "steps", None),  # absent before the step count
             }
         )
 
