@@ -65,7 +65,7 @@ def _assert_same(a: PersonAnalysis, b: PersonAnalysis) -> None:
     assert a.body.phenotypes == b.body.phenotypes
     assert a.body.keypoint_error_px == b.body.keypoint_error_px
     assert a.body.losses == b.body.losses
-    assert getattr(a.body, "steps", None) == getattr(b.body, "steps", None)
+    assert a.body.steps == b.body.steps
 
 
 def test_disk_format_covers_every_field():

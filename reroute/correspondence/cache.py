@@ -45,7 +45,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -84,8 +84,8 @@ ARRAY_FIELDS: dict[str, tuple[str, ...]] = {
     "correspondence": ("part", "part_uv", "uv", "colour", "mask", "body_mask"),
 }
 
-#: FittedBody's scalar fields kept in ``meta`` as ``body.<name>`` (those the class has:
-#: ``steps`` is new; a file without an entry the class has is a miss)
+#: FittedBody's scalar fields kept in ``meta`` as ``body.<name>`` (a file without one
+#: of them, e.g. written before ``steps`` existed, is a miss)
 BODY_SCALARS: tuple[str, ...] = ("phenotypes", "keypoint_error_px", "losses", "steps")
 
 _CACHED_TIMINGS = ("pose", "fit", "render")
@@ -311,12 +311,6 @@ class AnalysisCache:
 # ---------------------------------------------------------------- (de)serialisation
 
 
-def _body_scalars() -> tuple[str, ...]:
-    """The names of :data:`BODY_SCALARS` that :class:`FittedBody` has."""
-    names = {f.name for f in fields(FittedBody)}
-    return tuple(f for f in BODY_SCALARS if f in names)
-
-
 def to_arrays(a: PersonAnalysis) -> dict[str, np.ndarray]:
     """``a`` as the entries of a format-1 ``.npz`` (see the module docstring)."""
     parts = {"": a, "observation": a.observation, "body": a.body,
@@ -338,7 +332,7 @@ def to_arrays(a: PersonAnalysis) -> dict[str, np.ndarray]:
             "height": int(cam.height),
         },
     }
-    for f in _body_scalars():  # dicts of floats, a float, an int
+    for f in BODY_SCALARS:  # dicts of floats, a float, an int
         v = getattr(b, f)
         meta[f"body.{f}"] = ({str(k): float(x) for k, x in v.items()} if isinstance(v, dict)
                              else int(v) if isinstance(v, int | np.integer) else float(v))  # fmt: skip
@@ -363,7 +357,7 @@ def from_arrays(d: dict[str, np.ndarray]) -> PersonAnalysis:
     obs = PersonObservation(**arrays("observation"),
                             image_size=tuple(meta["observation.image_size"]))  # fmt: skip
     body = FittedBody(**arrays("body"), camera=Camera(**meta["body.camera"]),
-                      **{f: meta[f"body.{f}"] for f in _body_scalars()})  # fmt: skip
+                      **{f: meta[f"body.{f}"] for f in BODY_SCALARS})  # fmt: skip
     corr = Correspondence(**arrays("correspondence"))
     return PersonAnalysis(arrays("")["image"], tuple(meta["original_size"]), obs, body, corr,
                           list(meta["notices"]), dict(meta["timings"]))  # fmt: skip
