@@ -10,7 +10,9 @@ the photo (:mod:`reroute.io.images`), find its one person with BlazePose
 
 from __future__ import annotations
 
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import cv2
@@ -84,8 +86,8 @@ def analyse_people(photos: list, *, size: int | None = 256, names: list[str] | N
     Each photo is loaded and its person detected in turn (so the first bad
     photo is the one reported), then every body is fitted at once
     (:func:`~reroute.body.fit.fit_bodies`: one optimiser step serves all), then
-    each correspondence map is rendered. Each analysis's ``timings["fit"]`` is
-    its share of the batch's fit time.
+    the correspondence maps are rendered (one thread per photo). Each analysis's
+    ``timings["fit"]`` and ``timings["render"]`` are its share of the batch's time.
 
     Args:
         photos: paths, bytes, PIL images, (H, W, 3) uint8 arrays or
@@ -119,14 +121,21 @@ def analyse_people(photos: list, *, size: int | None = 256, names: list[str] | N
         observations.append(obs)
     t = time.perf_counter()
     bodies = fit_bodies(observations, fit_config, names=names)  # FitError names the photo
+    fit_share = (time.perf_counter() - t) / len(bodies)
+    for tm in timings:
+        tm["fit"] = fit_share
+    t = time.perf_counter()
+    if len(bodies) == 1:
+        corrs = [render_correspondence(bodies[0], observations[0].mask > 0.5)]
+    else:  # NumPy, SciPy and the ray cast release the GIL: one thread per photo
+        with ThreadPoolExecutor(max_workers=min(len(bodies), os.cpu_count() or 1)) as pool:
+            corrs = list(pool.map(lambda bo: render_correspondence(bo[0], bo[1].mask > 0.5),
+                                  zip(bodies, observations, strict=True)))  # fmt: skip
     share = (time.perf_counter() - t) / len(bodies)
     out = []
-    for photo, name, img, obs, body, tm in zip(loaded, names, images, observations, bodies,
-                                               timings, strict=True):  # fmt: skip
-        tm["fit"] = share
-        t = time.perf_counter()
-        corr = render_correspondence(body, obs.mask > 0.5)
-        tm["render"] = time.perf_counter() - t
+    for photo, name, img, obs, body, corr, tm in zip(loaded, names, images, observations, bodies,
+                                                     corrs, timings, strict=True):  # fmt: skip
+        tm["render"] = share
         notices = [f"{name}: {photo.notice}"] if photo.notice else []
         out.append(PersonAnalysis(img, photo.pixels.shape[:2], obs, body, corr, notices, tm))
     return out
