@@ -208,22 +208,20 @@ class _Body:
         """:class:`_FastSkin` of all 13,718 vertices for the default phenotypes (built once)."""
         if self._full is None:
             with torch.no_grad():
-                m = self.model
-                eye = torch.eye(4, dtype=torch.float64).expand(1, m.bone_count, 4, 4)
-                out = m(pose_parameters=eye.clone(), phenotype_kwargs=None)
-                self._full = _FastSkin(self, out["rest_vertices"][0].float(),
-                                       out["rest_bone_poses"], vertices=None)  # fmt: skip
+                self._full = _FastSkin(self, *self.rest(None, subset=False), vertices=None)
         return self._full
 
-    def rest(self, pheno: torch.Tensor | None):
-        """Rest vertices (subset, float32) and rest bone poses for phenotypes (5,) in [0, 1]."""
+    def rest(self, pheno: torch.Tensor | None, subset: bool = True):
+        """Rest vertices (float32; the subset, or all with ``subset=False``) and rest bone
+        poses for phenotypes (5,) in [0, 1] (``None``: anny's defaults)."""
         m = self.model
         kwargs = None
         if pheno is not None:
             kwargs = {n: pheno[i : i + 1].double() for i, n in enumerate(FIT_PHENOTYPES)}
         eye = torch.eye(4, dtype=torch.float64).expand(1, m.bone_count, 4, 4)
         out = m(pose_parameters=eye.clone(), phenotype_kwargs=kwargs)
-        return out["rest_vertices"][0, self.subset].float(), out["rest_bone_poses"]
+        verts = out["rest_vertices"][0]
+        return (verts[self.subset] if subset else verts).float(), out["rest_bone_poses"]
 
     def forward(self, rot: torch.Tensor, rest_v, rest_poses):
         """Skinned subset vertices (S, 3) float32 in anny's frame for bone axis-angles rot (J, 3)."""
@@ -343,12 +341,12 @@ class _FastSkin:
             W = lv if W is None else torch.cat([W, lv], 1)
         return W[:, self.unorder, :3, :]  # type: ignore[index]
 
-    def surface_subset(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``y``, ``const`` of ``n`` evenly spread surface vertices of the subset."""
+    def surface_columns(self, n: int) -> torch.Tensor:
+        """Indices into the subset (and ``y``) of ``n`` evenly spread surface vertices."""
         cols = self.surface_cols
         if n < len(cols):
             cols = cols[torch.linspace(0, len(cols) - 1, n).long()]
-        return self.y[cols], self.const[cols]
+        return cols
 
     @staticmethod
     def apply(Ws: torch.Tensor, y: torch.Tensor, const: torch.Tensor) -> torch.Tensor:
@@ -537,13 +535,14 @@ def _reference_keypoints(body: _Body) -> np.ndarray:
 def _limb_ik(obs: PersonObservation, body: _Body, R0: np.ndarray, kp0: np.ndarray) -> np.ndarray:
     """(J, 3) float64 pose deltas swinging each arm and leg onto BlazePose's 3-D limbs.
 
-    For a chain upper -> lower (e.g. shoulder -> elbow -> wrist) whose three
-    landmarks are visible (> 0.5), the upper bone's world-frame rotation
+    For a chain upper -> lower (e.g. shoulder -> elbow -> wrist), when its
+    first two landmarks are visible (> 0.5) the upper bone's world-frame rotation
     ``G_u`` is the smallest rotation taking anny's reference direction
     (keypoints ``kp0``) onto the observed one (BlazePose world landmarks in
     the camera frame, brought into anny's frame by ``R0^T``), and the lower
     bone's ``G_l = S G_u`` adds the smallest rotation ``S`` taking the swung
-    reference lower limb onto its observation. In anny's ``local-ref``
+    reference lower limb onto its observation (when the third landmark is
+    visible too). In anny's ``local-ref``
     parameterisation a bone's delta is its world rotation relative to its
     parent's, ``D_u = G_u`` (parents at rest) and ``D_l = G_u^T G_l``.
     Twist about the limb axis is left at zero.
@@ -629,13 +628,10 @@ class _FitLoss:
                  targets: list[_Targets], params: _Params, cfg: FitConfig):  # fmt: skip
         self.body, self.fast, self.params = body, body.fast_skin(), params
         self.kp_ids, _ = _kp_ids(body)
-        y_surf, const_surf = self.fast.surface_subset(cfg.surface_points)
-        self.y_all = torch.cat([self.fast.y_kp, y_surf])  # keypoints first, then surface
-        self.const_all = torch.cat([self.fast.const_kp, const_surf])
-        self.surf_cols = self.fast.surface_cols
-        if cfg.surface_points < len(self.surf_cols):
-            pick = torch.linspace(0, len(self.surf_cols) - 1, cfg.surface_points).long()
-            self.surf_cols = self.surf_cols[pick]
+        self.surf_cols = self.fast.surface_columns(cfg.surface_points)
+        # keypoints first, then the surface points
+        self.y_all = torch.cat([self.fast.y_kp, self.fast.y[self.surf_cols]])
+        self.const_all = torch.cat([self.fast.const_kp, self.fast.const[self.surf_cols]])
         f32 = torch.float32
         self.focal = torch.tensor([c.focal for c in cams], dtype=f32)
         self.centre = torch.tensor([[c.cx, c.cy] for c in cams], dtype=f32)
@@ -735,17 +731,19 @@ def _run_stage(loss: _FitLoss, weights: dict[str, float], params: list[torch.Ten
     """One Adam stage over ``params``: at most ``steps`` steps of the weighted sum of
     ``loss``'s terms (summed over the batch).
 
-    The learning rate (``lr``, default ``cfg.lr``) falls linearly to
-    ``cfg.lr_final_factor`` times itself over ``steps``. With ``cfg.tol > 0`` the
-    stage stops once the loss fell by less than ``cfg.tol`` (relative) over the
-    last ``cfg.patience`` steps. Returns the terms of the last step ({} when
-    ``steps <= 0``) and the steps taken.
+    The learning rate (``lr``, default ``cfg.lr``) rises linearly over
+    ``cfg.warmup`` steps, then falls linearly to ``cfg.lr_final_factor`` times
+    itself at the last step. With ``cfg.tol > 0``, once the loss (after the
+    warm-up and ``2 * cfg.patience`` steps) fell by less than ``cfg.tol``
+    (relative) over the last ``cfg.patience`` steps, the decay completes over
+    ``cfg.patience`` more steps and the stage stops. Returns the terms of the
+    last step ({} when ``steps <= 0``) and the steps taken.
     """
     if steps <= 0:
         return {}, 0
     base_lr = cfg.lr if lr is None else lr
     opt = torch.optim.Adam(params, lr=base_lr)
-    warm, last, end, k = cfg.warmup, max(steps - 1, 1), cfg.lr_final_factor, cfg.patience
+    warm, last, end, patience = cfg.warmup, max(steps - 1, 1), cfg.lr_final_factor, cfg.patience
     history: list[float] = []
     terms: dict[str, torch.Tensor] = {}
     settled = None  # the step at which the loss stopped falling
@@ -758,7 +756,7 @@ def _run_stage(loss: _FitLoss, weights: dict[str, float], params: list[torch.Ten
             f = 1.0 + (end - 1.0) * step / last
         if settled is not None:
             f0 = 1.0 + (end - 1.0) * settled / last
-            f = max(f0 + (end - f0) * (step - settled) / k, end)
+            f = max(f0 + (end - f0) * (step - settled) / patience, end)
         for g in opt.param_groups:
             g["lr"] = base_lr * f
         opt.zero_grad()
@@ -767,10 +765,10 @@ def _run_stage(loss: _FitLoss, weights: dict[str, float], params: list[torch.Ten
         total.backward()
         opt.step()
         history.append(float(total.detach()))
-        if settled is not None and step - settled >= k:
+        if settled is not None and step - settled >= patience:
             return terms, step + 1
-        if settled is None and cfg.tol > 0 and step >= warm + 2 * k:
-            before, recent = min(history[:-k]), min(history[-k:])
+        if settled is None and cfg.tol > 0 and step >= warm + 2 * patience:
+            before, recent = min(history[:-patience]), min(history[-patience:])
             if before - recent < cfg.tol * abs(before):
                 settled = step
     return terms, steps
@@ -840,7 +838,7 @@ def _fit_bodies(observations: list[PersonObservation], cfg: FitConfig,
         try:
             targets.append(_targets(obs, body))
         except FitError as e:
-            raise FitError(f"{name}: {e}" if name else str(e)) from None
+            raise _named(e, name) from None
         cams.append(cam)
         starts.append(_initialise(obs, body, cam, cfg.init))
     f32 = torch.float32
@@ -878,5 +876,10 @@ def _fit_bodies(observations: list[PersonObservation], cfg: FitConfig,
                 {k: float(v[i].detach()) for k, v in terms.items()}, n1 + n2 + n3,
             ))  # fmt: skip
         except FitError as e:
-            raise FitError(f"{names[i]}: {e}" if names[i] else str(e)) from None
+            raise _named(e, names[i]) from None
     return out
+
+
+def _named(error: FitError, name: str) -> FitError:
+    """``error`` with the photo's ``name`` in front of its message (unchanged for "")."""
+    return FitError(f"{name}: {error}" if name else str(error))

@@ -99,6 +99,7 @@ def analyse_people(photos: list, *, size: int | None = 256, names: list[str] | N
     Raises:
         InputError: not an image, too small, no person, several persons, failed
             fit (the message names the photo).
+        ValueError: ``names`` has another length than ``photos``.
     """
     names = list(names) if names is not None else [f"photo {i + 1}" for i in range(len(photos))]
     if len(names) != len(photos):

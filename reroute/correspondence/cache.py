@@ -1,7 +1,7 @@
 """A cache of analysed photos, keyed by pixel content, so the same photo is analysed once.
 
-:class:`AnalysisCache` wraps :func:`~reroute.correspondence.analyse.analyse_person`
-(detect, fit, render: seconds per photo). The key is the SHA-1 of the loaded
+:class:`AnalysisCache` wraps :func:`~reroute.correspondence.analyse.analyse_people`
+(detect, fit, render; the photos not cached are fitted in one batch). The key is the SHA-1 of the loaded
 pixels and their shape, the working size and every field of the
 :class:`~reroute.body.fit.FitConfig` (``None`` means the default config), so
 the same photo uploaded twice, used as source and as target, or repeated

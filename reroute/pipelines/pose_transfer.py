@@ -5,7 +5,8 @@ Pose transfer (Ianina et al., CVPR 2022, sec. 5):
 1. check and load both photos, resize them to the working size;
 2. find the one person in each (BlazePose landmarks + mask) and fit anny;
 3. render each fitted body's correspondences, extended to the person mask
-   (steps 2-3: :func:`reroute.correspondence.analyse.analyse_person`, or an
+   (steps 2-3: :func:`reroute.correspondence.analyse.analyse_people`, both
+   bodies fitted in one batch, or an
    :class:`~reroute.correspondence.cache.AnalysisCache` that analyses each photo once);
 4. lift the source photo into the continuous UV texture (partial + visibility);
 5. complete the texture (classical: mirror fill + push-pull; or the texture
