@@ -78,8 +78,14 @@ def intermediate_maps(res: TransferResult) -> list[np.ndarray]:
 
     Source IUV, target IUV (both :func:`reroute.pipelines.views.iuv_image`),
     partial texture, completed texture, DensePose atlas of the completed
-    texture, and the warped image; each ``(h, w, 3)`` uint8 RGB.
+    texture, and the warped image; each ``(h, w, 3)`` uint8 RGB. For a Dense Pose
+    Transfer result (no continuous UV texture) the two texture maps are ``None``,
+    the atlas is its warping stream's inpainted 24-part atlas and the warped image
+    its warping stream's output.
     """
+    if not hasattr(res, "partial_texture"):  # a DPTResult
+        return [iuv_image(res.source.correspondence), iuv_image(res.target.correspondence), None, None,
+                res.atlas, res.warped]  # fmt: skip
     return [
         iuv_image(res.source.correspondence),
         iuv_image(res.target.correspondence),
@@ -258,7 +264,8 @@ def _transfer_status(res: TransferResult, completion: Any) -> str:
     t = res.timings
     names = {"completion": f"{completion} completion"} if isinstance(completion, str) else {}
     names["rerender"] = "neural re-renderer"
-    stages = ("pose", "fit", "render", "completion", "warp")
+    names["dpt"] = "Dense Pose Transfer network"
+    stages = ("pose", "fit", "render", "completion", "warp", "dpt")
     if getattr(res, "rerendered", False):
         stages += ("rerender",)
     parts = ", ".join(f"{names.get(k, k)} {t[k]:.1f} s" for k in stages if k in t)
@@ -284,7 +291,9 @@ def transfer_callback(services: Services, source, target, method=DEFAULT_METHOD,
                       resolution=256, completion=DEFAULT_COMPLETION, rerenderer=False, seed=0,
                       progress=None) -> tuple:  # fmt: skip
     """``/transfer``: options checked, then :func:`run_transfer` at the chosen resolution,
-    with the neural re-renderer when ``rerenderer`` is true (and its checkpoint loaded).
+    with the neural re-renderer when ``rerenderer`` is true (and its checkpoint loaded);
+    method ``Dense Pose Transfer`` runs its own pipeline (completion and re-renderer
+    options do not apply to it).
 
     Returns:
         :data:`N_OUTPUTS` values (see :func:`run_transfer`); an unknown or
@@ -293,7 +302,10 @@ def transfer_callback(services: Services, source, target, method=DEFAULT_METHOD,
     empty = (None,) * (N_OUTPUTS - 2)
     try:
         size = _check_transfer_options(services, method, completion, rerenderer, resolution, seed)
-        pipeline = services.pipeline_for(size, completion, bool(rerenderer))
+        if APP_METHODS[method] == "dpt":
+            pipeline = services.dpt_pipeline_for(size)
+        else:
+            pipeline = services.pipeline_for(size, completion, bool(rerenderer))
     except (InputError, TypeError, ValueError) as exc:
         err = exc if isinstance(exc, InputError) else InputError(str(exc))
         return (None, error_status(err), *empty)

@@ -1,8 +1,8 @@
 """The app's service layer: limits, deadlines, the checkpoint registry and shared state.
 
 * :class:`AppLimits` and :class:`Deadline` keep one request from taking the app down;
-* :func:`find_texture_checkpoint`, :func:`find_rerenderer_checkpoint` and
-  :func:`network_status` are the app's small checkpoint/model registry: which
+* :func:`find_texture_checkpoint`, :func:`find_rerenderer_checkpoint`,
+  :func:`find_dpt_checkpoint` and :func:`network_status` are the app's small checkpoint/model registry: which
   learned networks a ``--checkpoints`` folder makes available, and why the
   others are not;
 * :class:`Services` is what every request shares: the pose-transfer pipelines
@@ -41,6 +41,7 @@ from reroute.pipelines.completion import (
     needs_checkpoint,
     run_completion,
 )
+from reroute.pipelines.dpt import DensePoseTransferPipeline
 from reroute.pipelines.pose_transfer import PoseTransferPipeline
 from reroute.pipelines.registry import APP_METHODS
 from reroute.pipelines.rerendering import LEARNED_RERENDERINGS, load_rerendering
@@ -56,6 +57,7 @@ __all__ = [
     "sentence",
     "find_texture_checkpoint",
     "find_rerenderer_checkpoint",
+    "find_dpt_checkpoint",
     "network_status",
     "Services",
     "warm_up",
@@ -72,9 +74,8 @@ TEXTURE_NETWORK = "texture completion"
 RERENDERER = "re-renderer"
 """Key of :func:`network_status` for the neural re-renderer."""
 
-#: registry method name -> checkpoint file pattern of the networks it needs
-#: (app methods not listed need none)
-_METHOD_CHECKPOINTS = {"dpt": "dpt*"}
+DPT = "Dense Pose Transfer"
+"""Key of :func:`network_status` for Dense Pose Transfer (also its app method label)."""
 
 
 @dataclass(frozen=True)
@@ -193,6 +194,24 @@ def find_rerenderer_checkpoint(checkpoints: Path | str) -> tuple[Path | None, st
     return _first_loading(sorted(folder.glob("rerenderer*.pt")), load, folder)
 
 
+def find_dpt_checkpoint(checkpoints: Path | str) -> tuple[Path | None, str | None]:
+    """The Dense Pose Transfer checkpoint of a checkpoints folder, loaded once.
+
+    Tries ``dpt*.pt`` in name order and loads the first that is a ``dpt``
+    checkpoint (:class:`~reroute.pipelines.dpt.DensePoseTransferPipeline`, whose
+    network is cached per path).
+
+    Returns:
+        ``(path, None)`` when one loads, else ``(None, reason)`` (one sentence fragment).
+    """
+    folder = Path(checkpoints)
+
+    def load(path: Path) -> None:
+        DensePoseTransferPipeline(checkpoint=str(path))
+
+    return _first_loading(sorted(folder.glob("dpt*.pt")), load, folder)
+
+
 def network_status(checkpoints: Path | str) -> dict[str, str | None]:
     """Which learned networks can be used, and why not.
 
@@ -200,26 +219,14 @@ def network_status(checkpoints: Path | str) -> dict[str, str | None]:
         checkpoints: the checkpoints folder (``--checkpoints DIR``).
     Returns:
         ``{"texture completion": reason, "re-renderer": reason,
-        "Dense Pose Transfer": reason}`` (the last key: every app method of
-        :data:`~reroute.pipelines.registry.APP_METHODS` that needs networks):
-        ``None`` when usable, else one sentence fragment saying why not.
-        Texture completion and the re-renderer are usable when a checkpoint
-        loads (:func:`find_texture_checkpoint`, :func:`find_rerenderer_checkpoint`);
-        Dense Pose Transfer has no code yet, so a checkpoint file of its is
-        reported, never loaded.
+        "Dense Pose Transfer": reason}``: ``None`` when usable (a checkpoint of
+        that network loads: :func:`find_texture_checkpoint`,
+        :func:`find_rerenderer_checkpoint`, :func:`find_dpt_checkpoint`), else
+        one sentence fragment saying why not.
     """
     folder = Path(checkpoints)
-    out: dict[str, str | None] = {TEXTURE_NETWORK: find_texture_checkpoint(folder)[1],
-                                  RERENDERER: find_rerenderer_checkpoint(folder)[1]}  # fmt: skip
-    patterns = {label: _METHOD_CHECKPOINTS[name] for label, name in APP_METHODS.items()
-                if name in _METHOD_CHECKPOINTS}  # fmt: skip
-    for key, pat in patterns.items():
-        found = sorted(p.name for ext in (".safetensors", ".pt") for p in folder.glob(pat + ext))
-        if not found:
-            out[key] = f"no checkpoint in {folder}/ yet"
-        else:
-            out[key] = f"{found[0]} is there, but this version of reroute cannot load it yet"
-    return out
+    return {TEXTURE_NETWORK: find_texture_checkpoint(folder)[1],
+            RERENDERER: find_rerenderer_checkpoint(folder)[1], DPT: find_dpt_checkpoint(folder)[1]}  # fmt: skip
 
 
 # ------------------------------------------------------------------ shared services
@@ -238,6 +245,7 @@ class Services:
             passes ``cache=`` (:attr:`analysis_cache`) when the factory takes it
             (a factory that raises TypeError for it is called without it).
             Pipelines are cached per (size, completion, re-renderer on).
+            Dense Pose Transfer has its own pipeline (:meth:`dpt_pipeline_for`).
         checkpoints: folder of trained weights.
         limits: :class:`AppLimits`.
         workdir: where output files (videos, PNGs) are written; a temporary
@@ -261,6 +269,7 @@ class Services:
         self.checkpoints = Path(checkpoints)
         self.texture_checkpoint, _ = find_texture_checkpoint(self.checkpoints)
         self.rerender_checkpoint, _ = find_rerenderer_checkpoint(self.checkpoints)
+        self.dpt_checkpoint, _ = find_dpt_checkpoint(self.checkpoints)
         self.networks = network_status(self.checkpoints)
         self.limits = limits or AppLimits()
         if workdir is None:
@@ -306,6 +315,22 @@ class Services:
                         msg = f"{what} is unavailable: this pipeline cannot use it"
                         raise InputError(msg) from None
                     return self.pipeline
+            return self._pipelines[key]
+
+    def dpt_pipeline_for(self, size: int) -> DensePoseTransferPipeline:
+        """The Dense Pose Transfer pipeline at ``size`` px (made once per size; it shares
+        :attr:`analysis_cache` with the other pipelines).
+
+        Raises:
+            InputError: no Dense Pose Transfer checkpoint loads (the reason).
+        """
+        if self.networks[DPT]:
+            raise InputError(f"{DPT} is unavailable: {self.networks[DPT]}")
+        key = (size, "dpt", False)
+        with self._lock:
+            if key not in self._pipelines:
+                self._pipelines[key] = DensePoseTransferPipeline(
+                    size=size, checkpoint=str(self.dpt_checkpoint), cache=self.analysis_cache)
             return self._pipelines[key]
 
     def check_rerenderer(self, rerender: Any) -> bool:

@@ -50,6 +50,10 @@ IMAGE_EXTS = (".png", ".jpg", ".jpeg")
 #: "none": the re-renderer was trained and measured on pose transfer only.
 DEFAULT_RERENDER = "network"
 
+#: ``transfer --method`` choices (``bodymap``: the UV warp then ``--rerender``; ``dpt``:
+#: Dense Pose Transfer, renderer/dpt)
+TRANSFER_METHODS = ("bodymap", "dpt")
+
 
 def _check_out(path: str, exts: tuple[str, ...] = IMAGE_EXTS) -> Path:
     p = Path(path)
@@ -87,6 +91,9 @@ def _timings(timings: dict[str, float]) -> dict[str, float]:
 def _cmd_transfer(args) -> int:
     out = _check_out(args.out)
     _check_range("--size", args.size, MIN_SIDE, MAX_SIDE, " px")
+    _check_choice("--method", args.method, TRANSFER_METHODS)
+    if args.method == "dpt":
+        return _transfer_dpt(args, out)
     # these import torch, anny and mediapipe: not at start-up
     from reroute.correspondence.maps import iuv_to_rgb
     from reroute.pipelines.pose_transfer import PoseTransferPipeline
@@ -124,6 +131,31 @@ def _cmd_transfer(args) -> int:
     return 0
 
 
+def _transfer_dpt(args, out: Path) -> int:
+    """``transfer --method dpt``: Dense Pose Transfer (texture and re-render options unused)."""
+    from reroute.correspondence.maps import iuv_to_rgb
+    from reroute.pipelines.dpt import DensePoseTransferPipeline
+
+    pipe = DensePoseTransferPipeline(size=args.size, checkpoint=args.dpt_checkpoint)
+    res = pipe(args.source, args.target)
+    _notes(res.notices)
+    if args.debug_dir:
+        d = Path(args.debug_dir)
+        d.mkdir(parents=True, exist_ok=True)
+        for who, a in (("source", res.source), ("target", res.target)):
+            iuv = a.correspondence.to_iuv()
+            write_iuv(d / f"iuv_{who}.png", iuv)
+            save_image_atomic(d / f"iuv_{who}_vis.png", iuv_to_rgb(iuv))
+        save_image_atomic(d / "dpt_predicted.png", res.predicted)
+        save_image_atomic(d / "dpt_warped.png", res.warped)
+        if res.atlas is not None:
+            save_image_atomic(d / "dpt_atlas.png", res.atlas)
+        (d / "timings.json").write_text(json.dumps(res.timings, indent=1))
+    save_image_atomic(out, res.image)
+    print(json.dumps({"out": str(out), "method": "dpt", "timings_s": _timings(res.timings)}))
+    return 0
+
+
 def _cmd_correspond(args) -> int:
     out = _check_out(args.out, (".png",))
     # these import torch, anny and mediapipe: not at start-up
@@ -156,7 +188,7 @@ def _cmd_evaluate(args) -> int:
         fid_reference=args.fid_reference, lpips_weights=args.lpips_weights,
         inception_weights=args.inception_weights, ssd_weights=args.ssd_weights,
         texture_size=args.texture_size, analysis_cache=args.analysis_cache,
-        progress=not args.no_progress,
+        dpt_checkpoint=args.dpt_checkpoint, progress=not args.no_progress,
     )  # fmt: skip
     summary = run_evaluation(cfg)
     if summary.rank == 0 and summary.metrics is not None:
@@ -442,6 +474,10 @@ def _add_transfer(sub) -> None:
     t.add_argument("--size", type=int, default=256, help="working size, longer side in px")
     _add_texture_options(t)
     _add_rerender_options(t, DEFAULT_RERENDER)
+    t.add_argument("--method", default="bodymap", metavar="NAME",
+                   help="bodymap (UV texture warp + re-renderer) or dpt (Dense Pose Transfer; "
+                   "--texture and --rerender do not apply) (default %(default)s)")  # fmt: skip
+    t.add_argument("--dpt-checkpoint", help="Dense Pose Transfer checkpoint (default: the committed one)")
     t.add_argument("--debug-dir", help="write intermediate maps (IUV, textures, warp) here")
     t.set_defaults(func=_cmd_transfer)
 
@@ -571,6 +607,8 @@ def _add_evaluate(sub) -> None:
         "later run reads it instead of fitting again (warp, bodymap); empty it after changing "
         "the fit",
     )  # fmt: skip
+    e.add_argument("--dpt-checkpoint", help="Dense Pose Transfer checkpoint of the dpt method "
+                   "(default: checkpoints/dpt_cpu256.pt)")  # fmt: skip
     e.add_argument("--no-progress", action="store_true", help="no progress bar or warnings")
     e.set_defaults(func=_cmd_evaluate)
 

@@ -127,7 +127,9 @@ class EvalConfig:
         analysis_cache: folder of analysed photos (``<key>.npz``, see
             :mod:`reroute.correspondence.cache`) the ``warp`` and ``bodymap`` methods read
             and write, so a second run fits no photo again; None: memory only (each
-            distinct photo of one run is still analysed once).
+            distinct photo of one run is still analysed once); ``dpt`` reads it too.
+        dpt_checkpoint: the ``dpt`` method's checkpoint (e.g. a Table 4 variant);
+            None: the committed ``checkpoints/dpt_cpu256.pt``.
         progress: show a progress bar on stderr.
     """
 
@@ -148,6 +150,7 @@ class EvalConfig:
     ssd_weights: str | None = None
     texture_size: int = 256
     analysis_cache: str | None = None
+    dpt_checkpoint: str | None = None
     progress: bool = True
 
 

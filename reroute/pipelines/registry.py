@@ -22,8 +22,10 @@ from pathlib import Path
 
 from renderer import DEFAULT_CHECKPOINT as RERENDER_CHECKPOINT
 from renderer import RERENDER_METHODS
+from renderer.dpt import DEFAULT_CHECKPOINT as DPT_CHECKPOINT
 from reroute.correspondence.cache import AnalysisCache
 from reroute.metrics.image import sha256_file
+from reroute.pipelines.dpt import DensePoseTransferPipeline
 from reroute.pipelines.pose_transfer import PoseTransferPipeline
 from reroute.pipelines.tryon import REGIONS
 from texture import TEXTURE_METHODS
@@ -128,6 +130,21 @@ class _Warp:
         return self.pipe(source, target).image
 
 
+class _DPT(_Warp):
+    """Dense Pose Transfer (:class:`~reroute.pipelines.dpt.DensePoseTransferPipeline`) on the
+    same analyses as ``warp`` (each photo analysed once per run, as there).
+
+    ``checkpoint``: a ``dpt`` checkpoint (default :data:`renderer.dpt.DEFAULT_CHECKPOINT`);
+    the Table 4 variants are evaluated by passing theirs.
+    """
+
+    def __init__(self, config, size: tuple[int, int], checkpoint=None):
+        super().__init__(config, size)
+        ck = Path(checkpoint) if checkpoint else DPT_CHECKPOINT
+        self.pipe = DensePoseTransferPipeline(size=max(size), checkpoint=str(ck), cache=self.cache)
+        self.checkpoints[f"checkpoints/{ck.name}"] = sha256_file(ck)
+
+
 register_method("identity", "the source photo unchanged (baseline)", lambda cfg, size: _Identity())
 register_method(
     "warp",
@@ -147,9 +164,13 @@ register_method(
 )
 register_method(
     "dpt",
-    "Dense Pose Transfer (Neverova et al. ECCV 2018): predictive + warping streams + blending",
-    unavailable="the Dense Pose Transfer networks are not implemented and trained yet "
-    "(no checkpoint in checkpoints/)",
+    "Dense Pose Transfer (Neverova et al. ECCV 2018): predictive stream + warping stream through "
+    "the 24-part atlas with its inpainting autoencoder + blending, on reroute's IUV "
+    "(renderer/dpt/, checkpoints/dpt_cpu256.pt)",
+    (lambda cfg, size: _DPT(cfg, size, getattr(cfg, "dpt_checkpoint", None))) if DPT_CHECKPOINT.is_file()
+    else None,
+    unavailable=None if DPT_CHECKPOINT.is_file() else
+    f"the Dense Pose Transfer network is not trained yet (no {DPT_CHECKPOINT.name} in checkpoints/)",
 )
 
 

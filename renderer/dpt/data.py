@@ -1,0 +1,232 @@
+"""Training pairs of Dense Pose Transfer: real photos first, synthetic pairs beside them.
+
+Each item is two photos of one person, the source (appearance) and the target
+(pose and truth), with reroute's IUV of each (the fit's correspondences, frozen:
+the paper keeps DensePose frozen too):
+
+* ``cross``: DeepFashion ``pg2_pairs`` 000-079 (by sorted name), both directions;
+* ``video``: two frames of one video (``video/ubc_fashion_1``, ``video/taichi_1``
+  frames 0-199, the iPER pair), as listed by :func:`renderer.data.real_training_pairs`;
+* ``synthetic``: two views (different pose and yaw) of one synthetic person of
+  :class:`reroute.synth.engine.SyntheticEngine`, with its exact IUV.
+
+Self-reconstruction pairs are left out: with source = target the predictive
+stream learns to copy its input. Held out, never read: ``pg2_pairs`` 080-099, the
+18 dev pairs and ``video/taichi_1`` frames 200-323 (as for the re-renderer).
+
+``python -m renderer.dpt.data --out DIR [--synthetic N]`` analyses every photo once
+(:func:`reroute.correspondence.analyse.analyse_person`, 256 px) and writes one
+``NAME.npz`` per pair (:class:`DPTItem` fields, padded bottom/right to 256 x 256);
+:class:`DPTDataset` reads them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from renderer.data import PairSpec, real_training_pairs
+from reroute.errors import InputError
+from reroute.io.files import atomic_path
+
+__all__ = ["DPTItem", "DPTDataset", "dpt_training_pairs", "build_items", "item_tensors", "main"]
+
+#: side items are padded to (pixels)
+SIDE = 256
+
+
+@dataclass
+class DPTItem:
+    """One stored pair, at the working size padded to (H, W) = (256, 256).
+
+    Attributes:
+        source, target: (H, W, 3) uint8 RGB photos.
+        source_iuv, target_iuv: (H, W, 3) uint8 DensePose IUV (I in 0..24, U and V
+            scaled by 255; 0 on background), reroute's correspondences.
+        source_mask, target_mask: (H, W) uint8 {0, 1} person masks.
+    """
+
+    source: np.ndarray
+    target: np.ndarray
+    source_iuv: np.ndarray
+    target_iuv: np.ndarray
+    source_mask: np.ndarray
+    target_mask: np.ndarray
+
+
+def dpt_training_pairs(root: Path) -> list[PairSpec]:
+    """The real pairs of two different photos (``cross`` and ``video``) under ``root``."""
+    return [s for s in real_training_pairs(root) if s.kind != "self"]
+
+
+def _pad(a: np.ndarray, side: int = SIDE, mode: str = "constant") -> np.ndarray:
+    ph, pw = side - a.shape[0], side - a.shape[1]
+    if ph < 0 or pw < 0:
+        raise ValueError(f"array {a.shape[:2]} is larger than {side} px")
+    return np.pad(a, [(0, ph), (0, pw)] + [(0, 0)] * (a.ndim - 2), mode=mode)
+
+
+def _view(image: np.ndarray, corr) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return _pad(image, mode="edge"), _pad(corr.to_iuv()), _pad(corr.mask.astype(np.uint8))
+
+
+def _write(dst: Path, kind: str, src_view, tgt_view) -> None:
+    item = DPTItem(src_view[0], tgt_view[0], src_view[1], tgt_view[1], src_view[2], tgt_view[2])
+    with atomic_path(dst) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, kind=np.array(kind), **{k.name: getattr(item, k.name) for k in fields(item)})
+
+
+def build_items(specs: list[PairSpec], out_dir: Path, log=print) -> dict:
+    """Analyse each photo once and write ``out_dir/NAME.npz`` per pair (kept if present).
+
+    A photo with no usable person is skipped with a log line. Returns counts
+    ``{"written", "skipped", "failed"}``.
+    """
+    from reroute.correspondence.analyse import analyse_person
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cache: dict[Path, tuple | str] = {}
+
+    def view(p: Path):
+        if p not in cache:
+            try:
+                a = analyse_person(p, size=SIDE, name=p.name)
+                cache[p] = _view(a.image, a.correspondence)
+            except InputError as e:
+                cache[p] = str(e)
+        return cache[p]
+
+    counts = {"written": 0, "skipped": 0, "failed": 0}
+    for s in specs:
+        dst = out_dir / f"{s.name}.npz"
+        if dst.is_file():
+            counts["skipped"] += 1
+            continue
+        a, b = view(s.source), view(s.target)
+        if isinstance(a, str) or isinstance(b, str):
+            log(f"skip {s.name}: {a if isinstance(a, str) else b}")
+            counts["failed"] += 1
+            continue
+        _write(dst, s.kind, a, b)
+        counts["written"] += 1
+    return counts
+
+
+def build_synthetic(n: int, out_dir: Path, seed: int = 0) -> int:
+    """Write ``n`` synthetic pairs ``synth-XXXX.npz`` (views 0 and 1 of identity i; exact IUV)."""
+    from reroute.synth.engine import SynthConfig, SyntheticEngine
+
+    eng = SyntheticEngine(SynthConfig(size=SIDE, views_per_identity=2, upper_body_prob=0.0,
+                                      multi_person_prob=0.0, texture_size=256,
+                                      fill_range=(0.8, 0.95), cluttered_prob=0.3), seed=seed)  # fmt: skip
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = 0
+    for i in range(n):
+        dst = out_dir / f"synth-{i:04d}.npz"
+        if dst.is_file():
+            continue
+        a, b = eng.sample(i, 0), eng.sample(i, 1)
+        _write(dst, "synthetic", _view(a.image, a.correspondence), _view(b.image, b.correspondence))
+        written += 1
+    return written
+
+
+def item_tensors(z) -> dict[str, torch.Tensor]:
+    """A stored item (mapping of :class:`DPTItem` fields) as network tensors.
+
+    Returns ``source``, ``target`` (3, H, W) float32 in [-1, 1];
+    ``source_iuv``, ``target_iuv`` (3, H, W) float32: I / 24, U, V in [0, 1];
+    ``source_mask``, ``target_mask`` (1, H, W) float32 {0, 1}.
+    """
+
+    def chw(a):
+        return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))).float()
+
+    out = {}
+    for v in ("source", "target"):
+        out[v] = chw(z[v]) / 127.5 - 1
+        iuv = chw(z[f"{v}_iuv"])
+        out[f"{v}_iuv"] = torch.cat([iuv[:1] / 24, iuv[1:] / 255])
+        out[f"{v}_mask"] = torch.from_numpy(np.ascontiguousarray(z[f"{v}_mask"])).float()[None]
+    return out
+
+
+class DPTDataset(torch.utils.data.Dataset):
+    """Stored pairs (:func:`build_items`, :func:`build_synthetic`) as tensors (:func:`item_tensors`).
+
+    Args:
+        root: folder of ``.npz`` items.
+        kinds: keep only these kinds ("cross", "video", "synthetic"); default all.
+        size: output side (pixels); items are area-resized from 256 (IUV and
+            masks nearest) when smaller.
+        augment: colour jitter of both photos alike (gain 0.85-1.15, bias +-0.05).
+        swap: also serve each pair reversed (target -> source) as a second item.
+    """
+
+    def __init__(self, root, kinds: tuple[str, ...] | None = None, size: int = SIDE,
+                 augment: bool = True, swap: bool = False, seed: int = 0):  # fmt: skip
+        paths = sorted(Path(root).glob("*.npz"))
+        if kinds is not None:
+            paths = [p for p in paths if str(np.load(p)["kind"]) in kinds]
+        if not paths:
+            raise InputError(f"no Dense Pose Transfer training items in {root}")
+        self.paths, self.size, self.augment, self.swap = paths, int(size), augment, swap
+        self.seed, self.epoch = seed, 0
+        self._cache: dict[int, dict] = {}
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.paths) * (2 if self.swap else 1)
+
+    def _load(self, i: int) -> dict:
+        if i not in self._cache:
+            with np.load(self.paths[i]) as z:
+                self._cache[i] = item_tensors({f.name: z[f.name] for f in fields(DPTItem)})
+        return self._cache[i]
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        n = len(self.paths)
+        t = dict(self._load(i % n))
+        if i >= n:  # reversed pair
+            t = {k.replace("source", "@").replace("target", "source").replace("@", "target"): v
+                 for k, v in t.items()}  # fmt: skip
+        if self.size != t["source"].shape[-1]:
+            from torch.nn import functional as F
+
+            t = {k: (F.interpolate(v[None], size=(self.size, self.size), mode="area")[0]
+                     if k in ("source", "target") else
+                     F.interpolate(v[None], size=(self.size, self.size), mode="nearest")[0])
+                 for k, v in t.items()}  # fmt: skip
+        if self.augment:
+            g = torch.Generator().manual_seed(hash((self.seed, self.epoch, i)) % 2**31)
+            gain = torch.empty(3, 1, 1).uniform_(0.85, 1.15, generator=g)
+            bias = torch.empty(3, 1, 1).uniform_(-0.1, 0.1, generator=g)
+            for k in ("source", "target"):
+                t[k] = ((t[k] + 1) * gain - 1 + bias).clamp(-1, 1)
+        return t
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m renderer.dpt.data", description=__doc__.split("\n")[0])
+    p.add_argument("--out", required=True)
+    p.add_argument("--root", default=os.environ.get("REROUTE_SHARED_DATA", "../shared/data"))
+    p.add_argument("--synthetic", type=int, default=0, help="synthetic pairs to add")
+    p.add_argument("--limit", type=int, help="only the first N real pairs")
+    a = p.parse_args(argv)
+    specs = dpt_training_pairs(Path(a.root))[: a.limit]
+    counts = build_items(specs, Path(a.out))
+    counts["synthetic"] = build_synthetic(a.synthetic, Path(a.out)) if a.synthetic else 0
+    print(json.dumps(counts))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
