@@ -133,6 +133,7 @@ def _cmd_transfer(args) -> int:
 
 def _transfer_dpt(args, out: Path) -> int:
     """``transfer --method dpt``: Dense Pose Transfer (texture and re-render options unused)."""
+    # these import torch, anny and mediapipe: not at start-up
     from reroute.correspondence.maps import iuv_to_rgb
     from reroute.pipelines.dpt import DensePoseTransferPipeline
 

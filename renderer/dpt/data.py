@@ -88,6 +88,7 @@ def build_items(specs: list[PairSpec], out_dir: Path, log=print) -> dict:
     A photo with no usable person is skipped with a log line. Returns counts
     ``{"written", "skipped", "failed"}``.
     """
+    # imports anny and mediapipe: only when building items, not to read them
     from reroute.correspondence.analyse import analyse_person
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -118,8 +119,19 @@ def build_items(specs: list[PairSpec], out_dir: Path, log=print) -> dict:
     return counts
 
 
+def _flat_background(sample, colour: np.ndarray) -> np.ndarray:
+    m = sample.correspondence.mask[..., None]
+    return np.where(m, sample.image, colour).astype(np.uint8)
+
+
 def build_synthetic(n: int, out_dir: Path, seed: int = 0) -> int:
-    """Write ``n`` synthetic pairs ``synth-XXXX.npz`` (views 0 and 1 of identity i; exact IUV)."""
+    """Write ``n`` synthetic pairs ``synth-XXXX.npz`` (views 0 and 1 of identity i; exact IUV).
+
+    Both views are put on one flat light background (a grey in 200..255 per pair,
+    as DeepFashion's studio backgrounds): the engine draws a different background
+    per view, which no network could predict from the source.
+    """
+    # imports anny: only when building synthetic items
     from reroute.synth.engine import SynthConfig, SyntheticEngine
 
     eng = SyntheticEngine(SynthConfig(size=SIDE, views_per_identity=2, upper_body_prob=0.0,
@@ -132,7 +144,9 @@ def build_synthetic(n: int, out_dir: Path, seed: int = 0) -> int:
         if dst.is_file():
             continue
         a, b = eng.sample(i, 0), eng.sample(i, 1)
-        _write(dst, "synthetic", _view(a.image, a.correspondence), _view(b.image, b.correspondence))
+        grey = np.random.default_rng((seed, i)).integers(200, 256, 1).astype(np.uint8).repeat(3)
+        _write(dst, "synthetic", _view(_flat_background(a, grey), a.correspondence),
+               _view(_flat_background(b, grey), b.correspondence))  # fmt: skip
         written += 1
     return written
 
