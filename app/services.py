@@ -43,7 +43,6 @@ from reroute.pipelines.completion import (
 )
 from reroute.pipelines.dpt import DensePoseTransferPipeline
 from reroute.pipelines.pose_transfer import PoseTransferPipeline
-from reroute.pipelines.registry import APP_METHODS
 from reroute.pipelines.rerendering import LEARNED_RERENDERINGS, load_rerendering
 from reroute.pipelines.views import ATLAS_TILE
 

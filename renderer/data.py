@@ -44,6 +44,7 @@ __all__ = [
     "real_training_pairs",
     "heldout_pg2_names",
     "build_items",
+    "write_pair_items",
     "RerenderDataset",
     "FACE_PARTS",
     "TEXTURE_SIDE",
@@ -173,17 +174,16 @@ def item_from_transfer(res, side: int = 256) -> RerenderItem:
     )  # fmt: skip
 
 
-def build_items(specs: list[PairSpec], out_dir: Path, transfer, texture_only, size: int = 256,
-                log=print) -> dict:  # fmt: skip
-    """Run the warp-only pipeline on every pair and write ``out_dir/NAME.npz``.
+def write_pair_items(specs: list[PairSpec], out_dir: Path, make_item, size: int = 256, log=print) -> dict:
+    """Analyse each photo of ``specs`` once and write ``out_dir/NAME.npz`` per pair.
 
     Args:
-        specs: the pairs (:func:`real_training_pairs`).
-        transfer, texture_only: ``f(source_analysis, target_analysis) -> TransferResult``
-            (with and without the direct photo path; "self" items use ``texture_only``).
-        size: working size (longer side); items are padded to ``size`` x ``size``.
-    Photos are analysed once each; a photo with no usable person is skipped (logged).
-    Items already on disk are kept. Returns counts {"written", "skipped", "failed"}.
+        specs: the pairs.
+        make_item: ``f(spec, source_analysis, target_analysis) -> dict`` of arrays
+            to store (``kind`` is added).
+        size: working size of the analyses (longer side, pixels).
+    A photo with no usable person is skipped (logged); items already on disk are
+    kept. Returns counts ``{"written", "skipped", "failed"}``.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     cache: dict[Path, PersonAnalysis | str] = {}
@@ -207,11 +207,31 @@ def build_items(specs: list[PairSpec], out_dir: Path, transfer, texture_only, si
             log(f"skip {s.name}: {a if isinstance(a, str) else b}")
             counts["failed"] += 1
             continue
-        item = item_from_transfer((texture_only if s.kind == "self" else transfer)(a, b), size)
+        arrays = make_item(s, a, b)
         with atomic_path(dst) as tmp, open(tmp, "wb") as f:
-            np.savez(f, kind=np.array(s.kind), **{k.name: getattr(item, k.name) for k in fields(item)})
+            np.savez_compressed(f, kind=np.array(s.kind), **arrays)
         counts["written"] += 1
     return counts
+
+
+def build_items(specs: list[PairSpec], out_dir: Path, transfer, texture_only, size: int = 256,
+                log=print) -> dict:  # fmt: skip
+    """Run the warp-only pipeline on every pair and write ``out_dir/NAME.npz``
+    (:func:`write_pair_items`).
+
+    Args:
+        specs: the pairs (:func:`real_training_pairs`).
+        transfer, texture_only: ``f(source_analysis, target_analysis) -> TransferResult``
+            (with and without the direct photo path; "self" items use ``texture_only``).
+        size: working size (longer side); items are padded to ``size`` x ``size``.
+    Returns counts {"written", "skipped", "failed"}.
+    """
+
+    def make(s: PairSpec, a, b) -> dict:
+        item = item_from_transfer((texture_only if s.kind == "self" else transfer)(a, b), size)
+        return {k.name: getattr(item, k.name) for k in fields(item)}
+
+    return write_pair_items(specs, out_dir, make, size, log)
 
 
 def _augment(arrs: dict, rng: np.random.Generator, crop: int) -> dict:

@@ -25,7 +25,7 @@ from reroute.io.files import write_text_atomic
 from reroute.training.checkpoint import load_checkpoint, save_checkpoint
 from texture.export import cpu_name
 
-__all__ = ["export", "main"]
+__all__ = ["export", "export_main", "main"]
 
 
 def _data_summary(folder: str) -> dict:
@@ -64,11 +64,14 @@ def export(run: str | os.PathLike, out: str | os.PathLike, metrics: dict | None 
     return card
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m renderer.export", description=__doc__.split("\n")[0])
+def export_main(argv, prog: str, description: str, export_fn, keys: tuple[str, ...]) -> int:
+    """The command line of an export module: ``--run``, ``--out``, ``--metrics`` (a benchmark's
+    JSON, per-pair rows dropped), ``--extra`` (JSON merged into the card); calls
+    ``export_fn(run, out, metrics, extra)`` and prints the card's ``keys`` as one JSON line."""
+    p = argparse.ArgumentParser(prog=prog, description=description)
     p.add_argument("--run", required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--metrics", help="JSON of benchmarks/rerender_quality.py (per-pair rows dropped)")
+    p.add_argument("--metrics", help="JSON of the held-out benchmark (per-pair rows dropped)")
     p.add_argument("--extra", help="JSON object merged into the model card")
     a = p.parse_args(argv)
     metrics = None
@@ -76,9 +79,14 @@ def main(argv=None) -> int:
         raw = json.loads(Path(a.metrics).read_text())
         metrics = {k: ({kk: vv for kk, vv in v.items() if kk != "per_pair"} if isinstance(v, dict) else v)
                    for k, v in raw.items()}  # fmt: skip
-    card = export(a.run, a.out, metrics, json.loads(a.extra) if a.extra else None)
-    print(json.dumps({k: card[k] for k in ("file", "file_bytes", "parameters", "steps")}))
+    card = export_fn(a.run, a.out, metrics, json.loads(a.extra) if a.extra else None)
+    print(json.dumps({k: card[k] for k in keys}))
     return 0
+
+
+def main(argv=None) -> int:
+    return export_main(argv, "python -m renderer.export", __doc__.split("\n")[0], export,
+                       ("file", "file_bytes", "parameters", "steps"))  # fmt: skip
 
 
 if __name__ == "__main__":

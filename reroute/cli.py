@@ -95,7 +95,6 @@ def _cmd_transfer(args) -> int:
     if args.method == "dpt":
         return _transfer_dpt(args, out)
     # these import torch, anny and mediapipe: not at start-up
-    from reroute.correspondence.maps import iuv_to_rgb
     from reroute.pipelines.pose_transfer import PoseTransferPipeline
     from reroute.uv.atlas import continuous_to_atlas
 
@@ -110,12 +109,7 @@ def _cmd_transfer(args) -> int:
     res = pipe(args.source, args.target)
     _notes(res.notices)
     if args.debug_dir:
-        d = Path(args.debug_dir)
-        d.mkdir(parents=True, exist_ok=True)
-        for who, a in (("source", res.source), ("target", res.target)):
-            iuv = a.correspondence.to_iuv()
-            write_iuv(d / f"iuv_{who}.png", iuv)
-            save_image_atomic(d / f"iuv_{who}_vis.png", iuv_to_rgb(iuv))
+        d = _debug_iuv(Path(args.debug_dir), res)
         save_image_atomic(d / "texture_partial.png", res.partial_texture.to_uint8())
         save_image_atomic(d / "texture_completed.png", res.texture.to_uint8())
         atlas = continuous_to_atlas(res.texture.pixels, tile=128)
@@ -131,22 +125,29 @@ def _cmd_transfer(args) -> int:
     return 0
 
 
+def _debug_iuv(d: Path, res) -> Path:
+    """Create ``d`` and write both photos' IUV maps there (raw ``iuv_*.png``, viewable ``iuv_*_vis.png``)."""
+    # imports torch: not at start-up
+    from reroute.correspondence.maps import iuv_to_rgb
+
+    d.mkdir(parents=True, exist_ok=True)
+    for who, a in (("source", res.source), ("target", res.target)):
+        iuv = a.correspondence.to_iuv()
+        write_iuv(d / f"iuv_{who}.png", iuv)
+        save_image_atomic(d / f"iuv_{who}_vis.png", iuv_to_rgb(iuv))
+    return d
+
+
 def _transfer_dpt(args, out: Path) -> int:
     """``transfer --method dpt``: Dense Pose Transfer (texture and re-render options unused)."""
-    # these import torch, anny and mediapipe: not at start-up
-    from reroute.correspondence.maps import iuv_to_rgb
+    # imports torch, anny and mediapipe: not at start-up
     from reroute.pipelines.dpt import DensePoseTransferPipeline
 
     pipe = DensePoseTransferPipeline(size=args.size, checkpoint=args.dpt_checkpoint)
     res = pipe(args.source, args.target)
     _notes(res.notices)
     if args.debug_dir:
-        d = Path(args.debug_dir)
-        d.mkdir(parents=True, exist_ok=True)
-        for who, a in (("source", res.source), ("target", res.target)):
-            iuv = a.correspondence.to_iuv()
-            write_iuv(d / f"iuv_{who}.png", iuv)
-            save_image_atomic(d / f"iuv_{who}_vis.png", iuv_to_rgb(iuv))
+        d = _debug_iuv(Path(args.debug_dir), res)
         save_image_atomic(d / "dpt_predicted.png", res.predicted)
         save_image_atomic(d / "dpt_warped.png", res.warped)
         if res.atlas is not None:

@@ -656,6 +656,23 @@ def test_network_texture_completion_through_the_api(client):
     assert result is not None and Path(result).is_file()
 
 
+def test_dense_pose_transfer_through_the_api(client):
+    """The committed DPT checkpoint is in checkpoints/: the method is offered and runs its network."""
+    from gradio_client import handle_file
+
+    if not (ROOT / "checkpoints" / "dpt_cpu256.pt").is_file():
+        pytest.skip("needs the committed checkpoints/dpt_cpu256.pt")
+    source, target = EXAMPLES / "synthetic_turned.png", EXAMPLES / "synthetic_arms_down.png"
+    out = client.predict(handle_file(str(source)), handle_file(str(target)), "Dense Pose Transfer", 256,
+                         api_name="/transfer")  # fmt: skip
+    result, status, *maps = out
+    assert status.startswith("ok: pose transferred") and "Dense Pose Transfer network" in status, status
+    with Image.open(result) as im:
+        assert im.size == Image.open(target).size
+    # IUV maps, the inpainted atlas, the warping stream's output and both fits; no UV textures
+    assert [m is None for m in maps] == [False, False, True, True, False, False, False, False]
+
+
 # ------------------------------------------------------------ a server with the re-renderer
 
 

@@ -181,9 +181,9 @@ def test_cli_counts_missing_and_corrupt_and_writes_report(synth_df, tmp_path):
 def test_cli_errors_exit_2(synth_df, tmp_path):
     base = ["evaluate", "--dataset", "deepfashion", "--root", str(synth_df), "--pairs",
             "fashion-pairs-test.csv"]  # fmt: skip
-    for method, expect in (("dpt", "method dpt is not available"),
-                           ("magic", "unknown method")):  # fmt: skip
-        r = _cli(*base, "--method", method, "--out", str(tmp_path / method))
+    for method, extra, expect in (("dpt", ["--dpt-checkpoint", str(tmp_path / "none.pt")], "none.pt"),
+                                  ("magic", [], "unknown method")):  # fmt: skip
+        r = _cli(*base, "--method", method, "--out", str(tmp_path / method), *extra)
         assert r.returncode == 2, r.stderr
         lines = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
         assert len(lines) == 1 and expect in lines[0], r.stderr
@@ -212,6 +212,22 @@ def test_bodymap_method_runs_the_rerenderer_and_records_its_checkpoint(tmp_path)
     m = json.loads((tmp_path / "bm" / "metrics.json").read_text())
     assert m["method"] == "bodymap"
     assert m["checkpoints"]["checkpoints/rerenderer_cpu256.pt"] == sha256_file(ckpt)
+
+
+def test_dpt_method_runs_and_records_its_checkpoint(tmp_path):
+    from reroute.metrics.image import sha256_file
+
+    ckpt = REPO / "checkpoints" / "dpt_cpu256.pt"
+    real = REPO.parent / "shared" / "data" / "deepfashion"
+    if not ckpt.is_file() or not (real / "pairs.csv").is_file():
+        pytest.skip("needs the committed Dense Pose Transfer checkpoint and ../shared/data/deepfashion")
+    r = _cli("evaluate", "--dataset", "deepfashion", "--root", str(real), "--pairs", "pairs.csv",
+             "--method", "dpt", "--out", str(tmp_path / "dpt"), "--limit", "1", "--no-progress")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["counts"]["ok"] == 1, r.stdout
+    m = json.loads((tmp_path / "dpt" / "metrics.json").read_text())
+    assert m["method"] == "dpt" and m["checkpoints"]["checkpoints/dpt_cpu256.pt"] == sha256_file(ckpt)
+    assert m["metrics"]["ssim_patn"]["mean"] > 0.5
 
 
 def test_kill_and_resume_gives_each_pair_once_with_the_same_numbers(synth_df, tmp_path):

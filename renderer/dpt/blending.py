@@ -9,12 +9,13 @@ blending module returns the predictive output unchanged.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
 from renderer.dpt.predictive import ResBlock
+from reroute.training.checkpoint import dataclass_from_dict
 
 __all__ = ["BlendingConfig", "BlendingModule", "BLEND_IN_CHANNELS"]
 
@@ -36,8 +37,7 @@ class BlendingConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> BlendingConfig:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        return dataclass_from_dict(cls, d)
 
     def to_dict(self) -> dict:
         return asdict(self)

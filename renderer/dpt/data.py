@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from renderer.data import PairSpec, real_training_pairs
+from renderer.data import PairSpec, real_training_pairs, write_pair_items
 from reroute.errors import InputError
 from reroute.io.files import atomic_path
 
@@ -76,47 +76,27 @@ def _view(image: np.ndarray, corr) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return _pad(image, mode="edge"), _pad(corr.to_iuv()), _pad(corr.mask.astype(np.uint8))
 
 
+def _pair(src_view, tgt_view) -> tuple:
+    """Two (image, IUV, mask) views in :class:`DPTItem` field order."""
+    return src_view[0], tgt_view[0], src_view[1], tgt_view[1], src_view[2], tgt_view[2]
+
+
 def _write(dst: Path, kind: str, src_view, tgt_view) -> None:
-    item = DPTItem(src_view[0], tgt_view[0], src_view[1], tgt_view[1], src_view[2], tgt_view[2])
+    item = DPTItem(*_pair(src_view, tgt_view))
     with atomic_path(dst) as tmp, open(tmp, "wb") as f:
         np.savez_compressed(f, kind=np.array(kind), **{k.name: getattr(item, k.name) for k in fields(item)})
 
 
 def build_items(specs: list[PairSpec], out_dir: Path, log=print) -> dict:
-    """Analyse each photo once and write ``out_dir/NAME.npz`` per pair (kept if present).
+    """Analyse each photo once (256 px) and write ``out_dir/NAME.npz`` per pair (kept if
+    present; :func:`renderer.data.write_pair_items`). Returns counts
+    ``{"written", "skipped", "failed"}``."""
 
-    A photo with no usable person is skipped with a log line. Returns counts
-    ``{"written", "skipped", "failed"}``.
-    """
-    # imports anny and mediapipe: only when building items, not to read them
-    from reroute.correspondence.analyse import analyse_person
+    def make(s: PairSpec, a, b) -> dict:
+        item = DPTItem(*_pair(_view(a.image, a.correspondence), _view(b.image, b.correspondence)))
+        return {k.name: getattr(item, k.name) for k in fields(item)}
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    cache: dict[Path, tuple | str] = {}
-
-    def view(p: Path):
-        if p not in cache:
-            try:
-                a = analyse_person(p, size=SIDE, name=p.name)
-                cache[p] = _view(a.image, a.correspondence)
-            except InputError as e:
-                cache[p] = str(e)
-        return cache[p]
-
-    counts = {"written": 0, "skipped": 0, "failed": 0}
-    for s in specs:
-        dst = out_dir / f"{s.name}.npz"
-        if dst.is_file():
-            counts["skipped"] += 1
-            continue
-        a, b = view(s.source), view(s.target)
-        if isinstance(a, str) or isinstance(b, str):
-            log(f"skip {s.name}: {a if isinstance(a, str) else b}")
-            counts["failed"] += 1
-            continue
-        _write(dst, s.kind, a, b)
-        counts["written"] += 1
-    return counts
+    return write_pair_items(specs, out_dir, make, SIDE, log)
 
 
 def _flat_background(sample, colour: np.ndarray) -> np.ndarray:

@@ -11,7 +11,6 @@ built from, hardware, loss choices, and the held-out metrics of
 
 from __future__ import annotations
 
-import argparse
 import collections
 import json
 import os
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 
 from renderer.dpt.model import DensePoseTransfer, DPTConfig
+from renderer.export import export_main
 from reroute.io.files import write_text_atomic
 from reroute.training.checkpoint import load_checkpoint, save_checkpoint
 from texture.export import cpu_name
@@ -77,20 +77,8 @@ def export(run: str | os.PathLike, out: str | os.PathLike, metrics: dict | None 
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m renderer.dpt.export", description=__doc__.split("\n")[0])
-    p.add_argument("--run", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--metrics", help="JSON of benchmarks/dpt_quality.py (per-pair rows dropped)")
-    p.add_argument("--extra", help="JSON object merged into the model card")
-    a = p.parse_args(argv)
-    metrics = None
-    if a.metrics:
-        raw = json.loads(Path(a.metrics).read_text())
-        metrics = {k: ({kk: vv for kk, vv in v.items() if kk != "per_pair"} if isinstance(v, dict) else v)
-                   for k, v in raw.items()}  # fmt: skip
-    card = export(a.run, a.out, metrics, json.loads(a.extra) if a.extra else None)
-    print(json.dumps({k: card[k] for k in ("file", "file_bytes", "parameters")}))
-    return 0
+    return export_main(argv, "python -m renderer.dpt.export", __doc__.split("\n")[0], export,
+                       ("file", "file_bytes", "parameters"))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -21,11 +21,13 @@ items carry no keypoints.)
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from reroute.training.checkpoint import dataclass_from_dict
 
 __all__ = ["CONDITIONINGS", "PredictiveConfig", "PredictiveStream", "encode_iuv", "ResBlock"]
 
@@ -101,11 +103,7 @@ class PredictiveConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> PredictiveConfig:
-        names = {f.name for f in fields(cls)}
-        kw = {k: v for k, v in d.items() if k in names}
-        if "channels" in kw:
-            kw["channels"] = tuple(kw["channels"])
-        return cls(**kw).validate()
+        return dataclass_from_dict(cls, d).validate()
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -20,11 +20,13 @@ contribute (bilinear weights renormalised), so empty texels never darken a pixel
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from reroute.training.checkpoint import dataclass_from_dict
 
 __all__ = [
     "NUM_PARTS",
@@ -188,11 +190,7 @@ class InpaintingConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> InpaintingConfig:
-        names = {f.name for f in fields(cls)}
-        kw = {k: v for k, v in d.items() if k in names}
-        if "channels" in kw:
-            kw["channels"] = tuple(kw["channels"])
-        return cls(**kw).validate()
+        return dataclass_from_dict(cls, d).validate()
 
     def to_dict(self) -> dict:
         return asdict(self)

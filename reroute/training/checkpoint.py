@@ -19,7 +19,8 @@ import torch
 from reroute.errors import InputError
 from reroute.io.files import atomic_path
 
-__all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "save_checkpoint", "load_checkpoint", "plain_values"]
+__all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "save_checkpoint", "load_checkpoint", "plain_values",
+           "dataclass_from_dict"]
 
 CHECKPOINT_FORMAT = "reroute.checkpoint"
 
@@ -76,3 +77,17 @@ def plain_values(x):
     if x is None or isinstance(x, (bool, int, float, str)):
         return x
     return str(x)
+
+
+def dataclass_from_dict(cls, d: dict):
+    """``cls(**d)`` for a config dataclass read back from a checkpoint: unknown keys are
+    dropped and lists become tuples where the field's default is a tuple (JSON-like
+    checkpoint configs store tuples as lists)."""
+    import dataclasses
+
+    kw = {}
+    for f in dataclasses.fields(cls):
+        if f.name in d:
+            v = d[f.name]
+            kw[f.name] = tuple(v) if isinstance(f.default, tuple) and isinstance(v, list) else v
+    return cls(**kw)
