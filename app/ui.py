@@ -16,8 +16,11 @@ are absent and the classical path runs. The texture-completion network (a
 at start-up and offered in every tab that completes a texture; the neural
 re-renderer (a ``rerenderer*.pt`` checkpoint, :mod:`renderer`) is loaded once at
 start-up and offered in the pose-transfer tab (``rerenderer=True``; the ``ok:``
-status then gives its time); Dense Pose Transfer has no code yet and stays
-unavailable.
+status then gives its time); Dense Pose Transfer (a ``dpt*.pt`` checkpoint,
+:mod:`reroute.pipelines.dpt`) is offered as the pose-transfer tab's second method
+(``method="Dense Pose Transfer"``; completion and re-renderer do not apply; its
+``partial_texture`` and ``completed_texture`` outputs are ``None``, ``atlas`` is its
+inpainted 24-part atlas and ``warped`` its warping stream's output).
 
 API (``gradio_client``; photos as ``handle_file(path)``; every status starts
 with ``ok:`` or ``error:``, and image outputs are ``None`` on error)::

@@ -2,6 +2,8 @@
 
 * :mod:`reroute.pipelines.pose_transfer`: the source person in the target's
   pose (:class:`~reroute.pipelines.pose_transfer.PoseTransferPipeline`);
+* :mod:`reroute.pipelines.dpt`: pose transfer by Dense Pose Transfer
+  (:class:`~reroute.pipelines.dpt.DensePoseTransferPipeline`);
 * :mod:`reroute.pipelines.tryon`: the wearer in the donor's clothes
   (:class:`~reroute.pipelines.tryon.TryOnPipeline`);
 * :mod:`reroute.pipelines.novel_view`: a camera turning around the person
@@ -29,6 +31,7 @@ from reroute.pipelines.completion import (
     load_completion,
     run_completion,
 )
+from reroute.pipelines.dpt import DensePoseTransferPipeline, DPTResult
 from reroute.pipelines.novel_view import NovelViewConfig, NovelViewVideo, render_novel_views
 from reroute.pipelines.pose_transfer import PoseTransferPipeline, TransferResult
 from reroute.pipelines.registry import METHODS, TEXTURE_COMPLETIONS, TRYON_REGIONS
@@ -39,6 +42,8 @@ from reroute.pipelines.warmup import warm_up
 __all__ = [
     "PoseTransferPipeline",
     "TransferResult",
+    "DensePoseTransferPipeline",
+    "DPTResult",
     "TryOnPipeline",
     "TryOnResult",
     "try_on",
