@@ -18,7 +18,7 @@ target | PG2 or blank | BodyMap | each DPT variant for 12 pairs (side and back
 targets first); real photos: keep it out of git (``docs/dpt_grid.png`` is ignored).
 
     python benchmarks/dpt_quality.py --variant predictive=RUN/last.pt --variant full=checkpoints/dpt_cpu256.pt \\
-        [--set pg2 dev] [--grid docs/dpt_grid.png]
+        [--set pg2 dev] [--grid docs/dpt_grid.png] [--analysis-cache DIR]
 """
 
 from __future__ import annotations
@@ -32,6 +32,19 @@ from pose_transfer_quality import _pairs
 from rerender_quality import _metrics
 
 KEYS = ("ssim", "ssim_patn", "ms_ssim", "psnr")
+
+
+def _cell(image):
+    """A 256 x 256 cell: the image scaled to height 256 and centred on white."""
+    import cv2
+    import numpy as np
+
+    h, w = image.shape[:2]
+    im = cv2.resize(image, (max(1, round(w * 256 / h)), 256), interpolation=cv2.INTER_AREA)[:, :256]
+    out = np.full((256, 256, 3), 255, np.uint8)
+    x = (256 - im.shape[1]) // 2
+    out[:, x : x + im.shape[1]] = im
+    return out
 
 
 def _grid(rows: list[dict], methods: list[str], path: Path) -> None:
@@ -49,12 +62,12 @@ def _grid(rows: list[dict], methods: list[str], path: Path) -> None:
         ims = r["images"]
         cells = [ims["source"], ims["target"], ims.get("pg2", np.full_like(ims["target"], 255))]
         cells += [ims[m] for m in methods]
-        cells = [cv2.resize(c, (176, 256), interpolation=cv2.INTER_AREA) for c in cells]
+        cells = [_cell(c) for c in cells]
         lines.append(np.concatenate(cells, 1))
     sheet = np.concatenate(lines, 0)
     head = np.full((22, sheet.shape[1], 3), 255, np.uint8)
     for i, name in enumerate(["source", "target", "PG2", *methods]):
-        cv2.putText(head, name[:24], (i * 176 + 3, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(head, name[:30], (i * 256 + 3, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
     save_image_atomic(path, np.concatenate([head, sheet], 0))
 
 
@@ -100,6 +113,8 @@ def main() -> None:
     ap.add_argument("--set", nargs="+", choices=["pg2", "dev"], default=["pg2", "dev"])
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--grid", default=None, help="write the contact sheet here")
+    ap.add_argument("--analysis-cache", default=None, metavar="DIR",
+                    help="keep the photos' analyses here across runs (AnalysisCache's disk layer)")
     args = ap.parse_args()
     root = require(SHARED_DATA / "deepfashion")
 
@@ -108,7 +123,7 @@ def main() -> None:
     from reroute.pipelines.dpt import DensePoseTransferPipeline
     from reroute.pipelines.pose_transfer import PoseTransferPipeline
 
-    cache = AnalysisCache(256)
+    cache = AnalysisCache(256, args.analysis_cache)
     variants = dict(v.split("=", 1) for v in args.variant) or {"dpt-full": str(DEFAULT_CHECKPOINT)}
     runners = {}
     if not args.no_bodymap:
