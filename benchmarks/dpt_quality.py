@@ -14,8 +14,8 @@ pipeline (warp + neural re-renderer), PG2 (pg2 set) and the identity baseline
 (the source photo). Metrics against the real target: grayscale SSIM
 (scikit-image on ``rgb2gray``), PATN SSIM (no padding), MS-SSIM, PSNR
 (:func:`benchmarks.rerender_quality._metrics`). ``--grid PNG`` draws source |
-target | PG2 or blank | BodyMap | each DPT variant for 12 pairs (side and back
-targets first); real photos: keep it out of git (``docs/dpt_grid.png`` is ignored).
+target | PG2 or blank | BodyMap | each DPT variant for 6 dev pairs (side and back
+targets first) and 6 pg2 pairs; real photos: keep it out of git (``docs/dpt_grid.png`` is ignored).
 
     python benchmarks/dpt_quality.py --variant predictive=RUN/last.pt --variant full=checkpoints/dpt_cpu256.pt \\
         [--set pg2 dev] [--grid docs/dpt_grid.png] [--analysis-cache DIR]
@@ -56,7 +56,8 @@ def _grid(rows: list[dict], methods: list[str], path: Path) -> None:
     def view(r):
         return any(v in r["name"].split("__")[-1] for v in ("2side", "3back"))
 
-    picked = sorted(rows, key=lambda r: (not view(r), r["set"], r["name"]))[:12]
+    ordered = sorted(rows, key=lambda r: (not view(r), r["name"]))
+    picked = [r for r in ordered if r["set"] == "dev"][:6] + [r for r in ordered if r["set"] == "pg2"][:6]
     lines = []
     for r in picked:
         ims = r["images"]
