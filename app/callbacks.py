@@ -25,6 +25,7 @@ from reroute.errors import FitError, InputError
 from reroute.io.images import save_image_atomic
 from reroute.io.video import write_mp4
 from reroute.pipelines.completion import DEFAULT_COMPLETION
+from reroute.pipelines.dpt import DPTResult
 from reroute.pipelines.novel_view import NovelViewConfig, frame_strip, render_novel_views
 from reroute.pipelines.registry import APP_METHODS, TRYON_REGIONS
 from reroute.pipelines.retexture import extract_texture, read_texture, retexture
@@ -73,7 +74,7 @@ _STAGES = (
 _FIT_HINT = " (the landmarks found are drawn under 'Fitted bodies')."
 
 
-def intermediate_maps(res: TransferResult) -> list[np.ndarray]:
+def intermediate_maps(res: TransferResult | DPTResult) -> list[np.ndarray | None]:
     """The six viewable maps of a transfer, in the order of the app's outputs.
 
     Source IUV, target IUV (both :func:`reroute.pipelines.views.iuv_image`),
@@ -83,7 +84,7 @@ def intermediate_maps(res: TransferResult) -> list[np.ndarray]:
     the atlas is its warping stream's inpainted 24-part atlas and the warped image
     its warping stream's output.
     """
-    if not hasattr(res, "partial_texture"):  # a DPTResult
+    if isinstance(res, DPTResult):
         return [iuv_image(res.source.correspondence), iuv_image(res.target.correspondence), None, None,
                 res.atlas, res.warped]  # fmt: skip
     return [

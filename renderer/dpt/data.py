@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 
 from renderer.data import PairSpec, real_training_pairs, write_pair_items
 from reroute.errors import InputError
@@ -193,8 +194,6 @@ class DPTDataset(torch.utils.data.Dataset):
             t = {k.replace("source", "@").replace("target", "source").replace("@", "target"): v
                  for k, v in t.items()}  # fmt: skip
         if self.size != t["source"].shape[-1]:
-            from torch.nn import functional as F
-
             t = {k: (F.interpolate(v[None], size=(self.size, self.size), mode="area")[0]
                      if k in ("source", "target") else
                      F.interpolate(v[None], size=(self.size, self.size), mode="nearest")[0])

@@ -10,7 +10,8 @@ autoencoder (:mod:`renderer.dpt.warping`) and the blending module
 * ``predictive+warping+blending``: the warped source atlas without inpainting;
 * ``full``: predictive + warping with inpainting + blending.
 
-:func:`dpt_transfer_image` runs it on two analysed photos (numpy in, numpy out).
+:func:`dpt_transfer_image` runs it on one analysed photo pair (a uint8 photo and two
+:class:`~reroute.correspondence.maps.Correspondence` maps in, a :class:`DPTOutput` out).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from renderer.dpt.warping import (
     atlas_to_image,
     image_to_atlas,
 )
+from renderer.network import image_tensor
 from reroute.correspondence.maps import Correspondence
 from reroute.training.checkpoint import load_checkpoint
 
@@ -180,7 +182,7 @@ def dpt_transfer_image(model: DensePoseTransfer, source: np.ndarray, source_corr
     H, W = target_corr.shape
     side = max(*source_corr.shape, H, W)
     side += -side % 4
-    img = torch.from_numpy(np.ascontiguousarray(source.transpose(2, 0, 1))).float()[None] / 127.5 - 1
+    img = image_tensor(source)
 
     def pad(t, mode):
         return F.pad(t, (0, side - t.shape[-1], 0, side - t.shape[-2]), mode=mode)

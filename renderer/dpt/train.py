@@ -76,10 +76,10 @@ class DPTTaskConfig:
     freeze: bool = False
 
     def config_dict(self) -> dict:
-        out = {"model": self.model.to_dict(), "disc": asdict(self.disc), "loss": asdict(self.loss),
+        """Plain values, stored in checkpoints (rebuild the networks with :meth:`DPTConfig.from_dict`)."""
+        return {"model": self.model.to_dict(), "disc": asdict(self.disc), "loss": asdict(self.loss),
                "feature_net": self.feature_net, "data": self.data, "size": self.size, "freeze": self.freeze,
                "predictive_init": self.predictive_init, "inpainting_init": self.inpainting_init}  # fmt: skip
-        return out
 
 
 def _load_weights(module: torch.nn.Module, path: str, kind: str, prefix: str = "") -> None:

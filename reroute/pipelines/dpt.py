@@ -38,8 +38,9 @@ class DPTResult:
         image: (H, W, 3) uint8 RGB at the target photo's resolution.
         source, target: the two :class:`~reroute.correspondence.analyse.PersonAnalysis`.
         predicted: (h, w, 3) uint8, the predictive stream's output (working size).
-        warped: (h, w, 3) uint8, the warping stream's output (black where it has
-            no texel; zeros for variants without warping).
+        warped: (h, w, 3) uint8, the warping stream's output (mid-grey 127, i.e. 0 in
+            [-1, 1], on background, where no visible texel is near, and everywhere for
+            variants without warping).
         atlas: (4N, 6N, 3) uint8, the (inpainted) source atlas, or None.
         timings: seconds per stage (``pose``, ``fit``, ``render``, ``dpt``, ``total``).
         notices: messages for the user (e.g. a photo was downscaled).

@@ -99,50 +99,62 @@ class _Identity:
 _EVAL_CACHE_ITEMS = 64
 
 
+def _mediapipe_checkpoints() -> dict[str, str]:
+    """sha256 of the mediapipe pose models every fitted method runs (relative path -> hash)."""
+    out = {}
+    try:
+        import mediapipe
+
+        d = Path(mediapipe.__file__).parent / "modules"
+        for rel in ("pose_detection/pose_detection.tflite",
+                    "pose_landmark/pose_landmark_full.tflite"):  # fmt: skip
+            if (d / rel).is_file():
+                out[f"mediapipe/modules/{rel}"] = sha256_file(d / rel)
+    except ImportError:
+        pass
+    return out
+
+
+def _eval_cache(config) -> AnalysisCache:
+    """Each distinct photo analysed once per run (64 analyses in memory), and once across
+    runs when ``config.analysis_cache`` names a folder."""
+    return AnalysisCache(_EVAL_CACHE_ITEMS, getattr(config, "analysis_cache", None))
+
+
 class _Warp:
     """reroute's pose transfer (fit both photos, warp the completed UV texture), optionally
     followed by the neural re-renderer (``rerender="network"``: the ``bodymap`` method).
 
-    Each distinct photo is analysed once per run (an in-memory
-    :class:`~reroute.correspondence.cache.AnalysisCache` of 64 analyses),
-    and once across runs when ``config.analysis_cache`` names a folder.
+    Photos are analysed through one :class:`~reroute.correspondence.cache.AnalysisCache`
+    per run (:func:`_eval_cache`).
     """
 
     def __init__(self, config, size: tuple[int, int], rerender: str = "none"):
-        self.cache = AnalysisCache(_EVAL_CACHE_ITEMS, getattr(config, "analysis_cache", None))
+        self.cache = _eval_cache(config)
         self.pipe = PoseTransferPipeline(size=max(size), texture_size=config.texture_size,
                                          rerender=rerender, cache=self.cache)  # fmt: skip
         self.checkpoints = {}
         if rerender == "network":
             self.checkpoints[f"checkpoints/{RERENDER_CHECKPOINT.name}"] = sha256_file(RERENDER_CHECKPOINT)
-        try:
-            import mediapipe
-
-            d = Path(mediapipe.__file__).parent / "modules"
-            for rel in ("pose_detection/pose_detection.tflite",
-                        "pose_landmark/pose_landmark_full.tflite"):  # fmt: skip
-                if (d / rel).is_file():
-                    self.checkpoints[f"mediapipe/modules/{rel}"] = sha256_file(d / rel)
-        except ImportError:
-            pass
+        self.checkpoints |= _mediapipe_checkpoints()
 
     def __call__(self, source, target, target_keypoints=None):
         return self.pipe(source, target).image
 
 
 class _DPT(_Warp):
-    """Dense Pose Transfer (:class:`~reroute.pipelines.dpt.DensePoseTransferPipeline`) on the
-    same analyses as ``warp`` (each photo analysed once per run, as there).
+    """Dense Pose Transfer (:class:`~reroute.pipelines.dpt.DensePoseTransferPipeline`), its
+    photos analysed once per run as for ``warp`` (:func:`_eval_cache`).
 
     ``checkpoint``: a ``dpt`` checkpoint (default :data:`renderer.dpt.DEFAULT_CHECKPOINT`);
     the Table 4 variants are evaluated by passing theirs.
     """
 
     def __init__(self, config, size: tuple[int, int], checkpoint=None):
-        super().__init__(config, size)
+        self.cache = _eval_cache(config)
         ck = Path(checkpoint) if checkpoint else DPT_CHECKPOINT
         self.pipe = DensePoseTransferPipeline(size=max(size), checkpoint=str(ck), cache=self.cache)
-        self.checkpoints[f"checkpoints/{ck.name}"] = sha256_file(ck)
+        self.checkpoints = {f"checkpoints/{ck.name}": sha256_file(ck)} | _mediapipe_checkpoints()
 
 
 register_method("identity", "the source photo unchanged (baseline)", lambda cfg, size: _Identity())
