@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from renderer.dpt.blending import BlendingConfig, BlendingModule
+from renderer.dpt.data import DPTDataset
 from renderer.dpt.losses import (
     DPTLoss,
     DPTLossWeights,
@@ -22,7 +23,14 @@ from renderer.dpt.losses import (
     style_loss,
 )
 from renderer.dpt.model import PRESETS, VARIANTS, DensePoseTransfer, DPTConfig, load_dpt
-from renderer.dpt.predictive import CONDITIONINGS, PredictiveConfig, PredictiveStream, encode_iuv
+from renderer.dpt.predictive import (
+    CONDITIONINGS,
+    PredictiveConfig,
+    PredictiveStream,
+    encode_iuv,
+    encode_view,
+    keypoint_heatmaps,
+)
 from renderer.dpt.train import PRESETS as TRAIN_PRESETS
 from renderer.dpt.train import ToyDPTPairs, main
 from renderer.dpt.warping import (
@@ -34,6 +42,7 @@ from renderer.dpt.warping import (
     image_to_atlas,
     parts_atlas,
 )
+from reroute.body.detect import BLAZEPOSE_NAMES, COCO18_NAMES, coco18_keypoints
 from reroute.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,9 +94,14 @@ def test_paper_sizes():
 
 def test_conditionings_and_shape_errors():
     iuv = _iuv(2, 8)
+    kp = torch.rand(2, 18, 3) * 8
     for mode, ch in CONDITIONINGS.items():
-        enc = encode_iuv(iuv, mode)
+        enc = encode_view(iuv, mode, kp)
         assert enc.shape == (2, ch, 8, 8)
+    with pytest.raises(ValueError, match="needs keypoints"):
+        encode_view(iuv, "keypoints")
+    with pytest.raises(ValueError, match=r"keypoints: expected \(2, 18, 3\), got \(2, 17, 3\)"):
+        encode_view(iuv, "keypoints", kp[:, :17])
     parts = encode_iuv(iuv, "parts")
     assert torch.equal(parts.argmax(1), torch.round(iuv[:, 0] * 24).long())
     with pytest.raises(ValueError, match=r"expected \(B, 3, H, W\), got \(2, 2, 8, 8\)"):
@@ -99,6 +113,74 @@ def test_conditionings_and_shape_errors():
         m(torch.zeros(1, 3, 6, 6), _iuv(1, 6), _iuv(1, 6))
     with pytest.raises(ValueError, match=r"atlas pixels: expected \(1, 3, 64, 96\)"):
         InpaintingAutoencoder(InpaintingConfig(16, (4, 8), 8))(Atlas(torch.zeros(1, 3, 32, 48), torch.zeros(1, 1, 32, 48)))
+
+
+def test_keypoint_heatmaps_known_answers():
+    kp = torch.tensor([[[10.0, 20.0, 1.0], [40.0, 5.0, 0.5], [3.0, 3.0, 0.0]]])
+    h = keypoint_heatmaps(kp, 32, 64, sigma=2.0)
+    assert h.shape == (1, 3, 32, 64)
+    assert h[0, 0, 20, 10] == pytest.approx(1.0) and h[0, 0].argmax() == 20 * 64 + 10
+    assert h[0, 0, 20, 12] == pytest.approx(float(torch.exp(torch.tensor(-0.5))), abs=1e-6)  # one sigma
+    assert h[0, 1, 5, 40] == pytest.approx(0.5) and h[0, 2].abs().max() == 0
+    assert keypoint_heatmaps(kp, 256, 256)[0, 0, 20, 14] == pytest.approx(float(torch.exp(torch.tensor(-0.5))))
+    with pytest.raises(ValueError, match=r"expected \(B, K, 3\), got \(3, 3\)"):
+        keypoint_heatmaps(kp[0], 8, 8)
+
+
+def test_coco18_keypoints_from_blazepose():
+    pts = torch.arange(66, dtype=torch.float32).reshape(33, 2).numpy()
+    conf = torch.linspace(0, 1, 33).numpy()
+    kp = coco18_keypoints(pts, conf)
+    assert kp.shape == (18, 3) and kp.dtype.name == "float32"
+    for k, name in enumerate(COCO18_NAMES):
+        if name != "neck":
+            i = BLAZEPOSE_NAMES.index(name)
+            assert kp[k].tolist() == [*pts[i].tolist(), pytest.approx(float(conf[i]))]
+    ls, rs = BLAZEPOSE_NAMES.index("left_shoulder"), BLAZEPOSE_NAMES.index("right_shoulder")
+    assert kp[1, :2].tolist() == ((pts[ls] + pts[rs]) / 2).tolist() and kp[1, 2] == pytest.approx(conf[ls])
+    with pytest.raises(ValueError, match=r"\(33, 2\)"):
+        coco18_keypoints(pts[:17], conf[:17])
+
+
+def test_keypoint_conditioning_reads_keypoints_not_iuv():
+    torch.manual_seed(0)
+    m = DensePoseTransfer(DPTConfig.from_dict({**PRESETS["tiny"].to_dict(), "variant": "predictive",
+                                               "predictive": {"channels": [8, 8, 16], "res_blocks": 1,
+                                                              "conditioning": "keypoints"}})).eval()  # fmt: skip
+    assert m.needs_keypoints and m.predictive.encoder[0][0].in_channels == 3 + 2 * 18
+    ds = ToyDPTPairs(1, 32)
+    b = {k: v[None] for k, v in ds[0].items()}
+    args = (b["source"], b["source_iuv"])
+    with torch.no_grad():
+        out = m(*args, b["target_iuv"], b["source_keypoints"], b["target_keypoints"])
+        other_iuv = m(*args, _iuv(1, 32, 5), b["source_keypoints"], b["target_keypoints"])
+        moved = m(*args, b["target_iuv"], b["source_keypoints"], b["target_keypoints"] + 6)
+    assert torch.equal(out, other_iuv)  # the predictive stream sees no IUV
+    assert (out - moved).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="needs keypoints"):
+        m(*args, b["target_iuv"])
+
+
+def test_dataset_keypoints_resize_swap_and_old_items(tmp_path, capsys):
+    import numpy as np  # noqa: PLC0415 - only this test builds items by hand
+
+    rng = np.random.default_rng(0)
+    item = {f"{v}{k}": a for v in ("source", "target") for k, a in (
+        ("", rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)),
+        ("_iuv", rng.integers(0, 25, (256, 256, 3), dtype=np.uint8)),
+        ("_mask", rng.integers(0, 2, (256, 256), dtype=np.uint8)))}  # fmt: skip
+    kp_s, kp_t = np.float32([[127.5, 63.5, 1.0]] * 18), np.float32([[31.5, 0.0, 0.5]] * 18)
+    np.savez(tmp_path / "a.npz", kind=np.array("cross"), source_keypoints=kp_s, target_keypoints=kp_t, **item)
+    ds = DPTDataset(tmp_path, size=128, augment=False, swap=True)
+    assert ds[0]["source_keypoints"][0].tolist() == [63.5, 31.5, 1.0]  # pixel centres scale by 1/2
+    assert ds[1]["source_keypoints"][0].tolist() == [15.5, -0.25, 0.5]  # reversed pair
+    old = tmp_path / "old"
+    old.mkdir()
+    np.savez(old / "b.npz", kind=np.array("cross"), **item)
+    assert "source_keypoints" not in DPTDataset(old, augment=False)[0]
+    assert main(["--stage", "predictive", "--preset", "tiny", "--data", str(old),
+                 "--conditioning", "keypoints", "--out", str(tmp_path / "run"), "--no-progress"]) == 2  # fmt: skip
+    assert "needs items with keypoints" in capsys.readouterr().err
 
 
 def test_atlas_layout_round_trip():
@@ -210,6 +292,9 @@ def test_stages_train_and_chain_through_checkpoints(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["steps_run"] == 0
     with pytest.raises(InputError, match="'dpt_inpainting' checkpoint, expected 'dpt'"):
         load_dpt(i)
+    # the keypoints conditioning trains on items with keypoints (the toy pairs have them)
+    assert main(["--stage", "predictive", "--out", str(tmp_path / "k"), "--conditioning", "keypoints", *base]) == 0
+    assert load_dpt(tmp_path / "k/checkpoints/last.pt").needs_keypoints
 
 
 def test_presets_are_valid_and_vgg_terms_need_weights(tmp_path, monkeypatch, capsys):

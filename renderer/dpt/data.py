@@ -33,6 +33,7 @@ import torch
 from torch.nn import functional as F
 
 from renderer.data import PairSpec, real_training_pairs, write_pair_items
+from reroute.body.detect import coco18_keypoints
 from reroute.errors import InputError
 from reroute.io.files import atomic_path
 
@@ -51,6 +52,12 @@ class DPTItem:
         source_iuv, target_iuv: (H, W, 3) uint8 DensePose IUV (I in 0..24, U and V
             scaled by 255; 0 on background), reroute's correspondences.
         source_mask, target_mask: (H, W) uint8 {0, 1} person masks.
+        source_keypoints, target_keypoints: (18, 3) float32 OpenPose COCO-18
+            keypoints (x, y pixels, confidence in [0, 1];
+            :func:`reroute.body.detect.coco18_keypoints`): BlazePose's landmarks and
+            visibility on photos; the engine's keypoints on synthetic people
+            (confidence 1 visible, 0.5 occluded, 0 outside the image). None in
+            items built before keypoints were stored.
     """
 
     source: np.ndarray
@@ -59,6 +66,8 @@ class DPTItem:
     target_iuv: np.ndarray
     source_mask: np.ndarray
     target_mask: np.ndarray
+    source_keypoints: np.ndarray | None = None
+    target_keypoints: np.ndarray | None = None
 
 
 def dpt_training_pairs(root: Path) -> list[PairSpec]:
@@ -73,13 +82,26 @@ def _pad(a: np.ndarray, side: int = SIDE, mode: str = "constant") -> np.ndarray:
     return np.pad(a, [(0, ph), (0, pw)] + [(0, 0)] * (a.ndim - 2), mode=mode)
 
 
-def _view(image: np.ndarray, corr) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return _pad(image, mode="edge"), _pad(corr.to_iuv()), _pad(corr.mask.astype(np.uint8))
+def _view(image: np.ndarray, corr, keypoints: np.ndarray) -> tuple:
+    """(image, IUV, mask, keypoints) of one view, padded bottom/right to 256 (keypoints unmoved)."""
+    return (_pad(image, mode="edge"), _pad(corr.to_iuv()), _pad(corr.mask.astype(np.uint8)),
+            np.asarray(keypoints, np.float32))  # fmt: skip
 
 
 def _pair(src_view, tgt_view) -> tuple:
-    """Two (image, IUV, mask) views in :class:`DPTItem` field order."""
-    return src_view[0], tgt_view[0], src_view[1], tgt_view[1], src_view[2], tgt_view[2]
+    """Two (image, IUV, mask, keypoints) views in :class:`DPTItem` field order."""
+    return tuple(v[k] for k in range(4) for v in (src_view, tgt_view))
+
+
+def _photo_view(a) -> tuple:
+    """The view of a :class:`~reroute.correspondence.analyse.PersonAnalysis`."""
+    return _view(a.image, a.correspondence, coco18_keypoints(a.observation.landmarks, a.observation.visibility))
+
+
+def _synthetic_view(sample, background: np.ndarray) -> tuple:
+    """The view of a synthetic sample over a flat background colour (3,) uint8."""
+    kp = sample.keypoints_blazepose
+    return _view(_flat_background(sample, background), sample.correspondence, coco18_keypoints(kp[:, :2], kp[:, 2] / 2))
 
 
 def _write(dst: Path, kind: str, src_view, tgt_view) -> None:
@@ -94,7 +116,7 @@ def build_items(specs: list[PairSpec], out_dir: Path, log=print) -> dict:
     ``{"written", "skipped", "failed"}``."""
 
     def make(s: PairSpec, a, b) -> dict:
-        item = DPTItem(*_pair(_view(a.image, a.correspondence), _view(b.image, b.correspondence)))
+        item = DPTItem(*_pair(_photo_view(a), _photo_view(b)))
         return {k.name: getattr(item, k.name) for k in fields(item)}
 
     return write_pair_items(specs, out_dir, make, SIDE, log)
@@ -126,8 +148,7 @@ def build_synthetic(n: int, out_dir: Path, seed: int = 0) -> int:
             continue
         a, b = eng.sample(i, 0), eng.sample(i, 1)
         grey = np.random.default_rng((seed, i)).integers(200, 256, 1).astype(np.uint8).repeat(3)
-        _write(dst, "synthetic", _view(_flat_background(a, grey), a.correspondence),
-               _view(_flat_background(b, grey), b.correspondence))  # fmt: skip
+        _write(dst, "synthetic", _synthetic_view(a, grey), _synthetic_view(b, grey))
         written += 1
     return written
 
@@ -137,7 +158,8 @@ def item_tensors(z) -> dict[str, torch.Tensor]:
 
     Returns ``source``, ``target`` (3, H, W) float32 in [-1, 1];
     ``source_iuv``, ``target_iuv`` (3, H, W) float32: I / 24, U, V in [0, 1];
-    ``source_mask``, ``target_mask`` (1, H, W) float32 {0, 1}.
+    ``source_mask``, ``target_mask`` (1, H, W) float32 {0, 1};
+    ``source_keypoints``, ``target_keypoints`` (18, 3) float32 when the item has them.
     """
 
     def chw(a):
@@ -149,7 +171,19 @@ def item_tensors(z) -> dict[str, torch.Tensor]:
         iuv = chw(z[f"{v}_iuv"])
         out[f"{v}_iuv"] = torch.cat([iuv[:1] / 24, iuv[1:] / 255])
         out[f"{v}_mask"] = torch.from_numpy(np.ascontiguousarray(z[f"{v}_mask"])).float()[None]
+        if z.get(f"{v}_keypoints") is not None:
+            out[f"{v}_keypoints"] = torch.from_numpy(np.asarray(z[f"{v}_keypoints"], np.float32))
     return out
+
+
+def _resized(key: str, t: torch.Tensor, size: int) -> torch.Tensor:
+    """One item tensor at ``size`` x ``size``: photos area-resized, IUV and masks nearest,
+    keypoint pixel centres scaled."""
+    if key.endswith("_keypoints"):
+        s = size / SIDE
+        return torch.cat([(t[:, :2] + 0.5) * s - 0.5, t[:, 2:]], 1)
+    mode = "area" if key in ("source", "target") else "nearest"
+    return F.interpolate(t[None], size=(size, size), mode=mode)[0]
 
 
 class DPTDataset(torch.utils.data.Dataset):
@@ -184,7 +218,7 @@ class DPTDataset(torch.utils.data.Dataset):
     def _load(self, i: int) -> dict:
         if i not in self._cache:
             with np.load(self.paths[i]) as z:
-                self._cache[i] = item_tensors({f.name: z[f.name] for f in fields(DPTItem)})
+                self._cache[i] = item_tensors({f.name: z[f.name] for f in fields(DPTItem) if f.name in z})
         return self._cache[i]
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
@@ -194,10 +228,7 @@ class DPTDataset(torch.utils.data.Dataset):
             t = {k.replace("source", "@").replace("target", "source").replace("@", "target"): v
                  for k, v in t.items()}  # fmt: skip
         if self.size != t["source"].shape[-1]:
-            t = {k: (F.interpolate(v[None], size=(self.size, self.size), mode="area")[0]
-                     if k in ("source", "target") else
-                     F.interpolate(v[None], size=(self.size, self.size), mode="nearest")[0])
-                 for k, v in t.items()}  # fmt: skip
+            t = {k: _resized(k, v, self.size) for k, v in t.items()}
         if self.augment:
             g = torch.Generator().manual_seed(hash((self.seed, self.epoch, i)) % 2**31)
             gain = torch.empty(3, 1, 1).uniform_(0.85, 1.15, generator=g)

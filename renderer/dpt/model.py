@@ -105,10 +105,13 @@ class DPTOutput:
 class DensePoseTransfer(torch.nn.Module):
     """Predictive + warping streams + blending (the paper's Fig. 2).
 
-    ``forward(source, source_iuv, target_iuv)`` -> (B, 3, H, W) image in [-1, 1];
-    :meth:`run` returns every stream's output (:class:`DPTOutput`). Inputs:
-    source (B, 3, H, W) float32 in [-1, 1]; IUV maps (B, 3, H, W) float32
-    (I / 24, U, V in [0, 1]); H, W divisible by 4. Modules a variant does not use
+    ``forward(source, source_iuv, target_iuv, source_keypoints=None, target_keypoints=None)``
+    -> (B, 3, H, W) image in [-1, 1]; :meth:`run` returns every stream's output
+    (:class:`DPTOutput`). Inputs: source (B, 3, H, W) float32 in [-1, 1]; IUV maps
+    (B, 3, H, W) float32 (I / 24, U, V in [0, 1]); H, W divisible by 4; keypoints
+    (B, 18, 3) float32 (x, y pixels, confidence; OpenPose COCO-18), needed only by
+    the predictive stream's ``keypoints`` conditioning (the warping stream always
+    uses the IUV maps; :attr:`needs_keypoints`). Modules a variant does not use
     are not built (``inpainting`` only for ``full``, ``blending`` except for
     ``predictive``).
     """
@@ -120,11 +123,16 @@ class DensePoseTransfer(torch.nn.Module):
         self.inpainting = InpaintingAutoencoder(c.inpainting) if c.variant == "full" else None
         self.blending = BlendingModule(c.blending) if c.variant != "predictive" else None
 
-    def run(self, source, source_iuv, target_iuv) -> DPTOutput:
+    @property
+    def needs_keypoints(self) -> bool:
+        """Whether :meth:`run` needs keypoints (the ``keypoints`` conditioning)."""
+        return self.config.predictive.conditioning == "keypoints"
+
+    def run(self, source, source_iuv, target_iuv, source_keypoints=None, target_keypoints=None) -> DPTOutput:
         """All streams; see the class docstring."""
         check_inputs(source, source_iuv, target_iuv, step=4)
         c = self.config
-        pred = self.predictive(source, source_iuv, target_iuv)
+        pred = self.predictive(source, source_iuv, target_iuv, source_keypoints, target_keypoints)
         warped = torch.zeros_like(source)
         coverage = torch.zeros_like(source[:, :1])
         atlas = None
@@ -136,8 +144,8 @@ class DensePoseTransfer(torch.nn.Module):
         image = pred if self.blending is None else self.blending(pred, warped, coverage, target_iuv)
         return DPTOutput(image, pred, warped, coverage, atlas)
 
-    def forward(self, source, source_iuv, target_iuv) -> torch.Tensor:
-        return self.run(source, source_iuv, target_iuv).image
+    def forward(self, source, source_iuv, target_iuv, source_keypoints=None, target_keypoints=None):
+        return self.run(source, source_iuv, target_iuv, source_keypoints, target_keypoints).image
 
 
 def load_dpt(path, map_location="cpu") -> DensePoseTransfer:
@@ -161,7 +169,8 @@ def iuv_tensor(corr: Correspondence) -> torch.Tensor:
 
 @torch.no_grad()
 def dpt_transfer_image(model: DensePoseTransfer, source: np.ndarray, source_corr: Correspondence,
-                       target_corr: Correspondence) -> DPTOutput:  # fmt: skip
+                       target_corr: Correspondence, source_keypoints: np.ndarray | None = None,
+                       target_keypoints: np.ndarray | None = None) -> DPTOutput:  # fmt: skip
     """Pose transfer of one photo with Dense Pose Transfer (numpy photo in, streams out).
 
     Args:
@@ -169,12 +178,17 @@ def dpt_transfer_image(model: DensePoseTransfer, source: np.ndarray, source_corr
         source: (h, w, 3) uint8 RGB at the source's working size.
         source_corr: the source's :class:`Correspondence` (h, w).
         target_corr: the target's :class:`Correspondence` (H, W): the output's size.
+        source_keypoints, target_keypoints: (18, 3) float32 (x, y pixels of each
+            view's working size, confidence in [0, 1]) OpenPose COCO-18
+            (:func:`reroute.body.detect.coco18_keypoints`); needed when
+            ``model.needs_keypoints``, ignored otherwise.
     Returns:
         :class:`DPTOutput` with batch 1, its images cropped to (H, W) (the atlas
         whole). Both views are padded bottom/right (image edge replicated, IUV 0)
         to one square side divisible by 4, as training items are (256 x 256).
     Raises:
-        ValueError: the source image and its correspondences differ in size.
+        ValueError: the source image and its correspondences differ in size, or
+            keypoints are needed and missing.
     """
     model.eval()
     if source.shape[:2] != source_corr.shape:
@@ -187,7 +201,9 @@ def dpt_transfer_image(model: DensePoseTransfer, source: np.ndarray, source_corr
     def pad(t, mode):
         return F.pad(t, (0, side - t.shape[-1], 0, side - t.shape[-2]), mode=mode)
 
+    kps = [None if k is None else torch.as_tensor(np.asarray(k, np.float32))[None]
+           for k in (source_keypoints, target_keypoints)]  # fmt: skip
     out = model.run(pad(img, "replicate"), pad(iuv_tensor(source_corr), "constant"),
-                    pad(iuv_tensor(target_corr), "constant"))  # fmt: skip
+                    pad(iuv_tensor(target_corr), "constant"), *kps)  # fmt: skip
     crop = [t[..., :H, :W] for t in (out.image, out.predicted, out.warped, out.coverage)]
     return DPTOutput(*crop, out.atlas)

@@ -13,10 +13,11 @@ IUV tensor (B, 3, H, W) float32 = (I / 24, U, V), U and V in [0, 1]:
 * ``mask``: foreground (1 channel);
 * ``parts``: one-hot part index I, background included (25 channels);
 * ``iuv``: the IUV tensor itself (3 channels; the paper's choice);
-* ``parts_uv``: one-hot I and the U, V channels (27 channels).
-
-(The paper's keypoint-heatmap conditioning is not offered: reroute's training
-items carry no keypoints.)
+* ``parts_uv``: one-hot I and the U, V channels (27 channels);
+* ``keypoints``: no IUV at all, 18 Gaussian heatmaps of OpenPose's COCO
+  keypoints (:data:`reroute.body.detect.COCO18_NAMES`; BlazePose's landmarks on
+  photos, the engine's keypoints on synthetic people), as PG2 conditions on
+  (:func:`keypoint_heatmaps`).
 """
 
 from __future__ import annotations
@@ -29,10 +30,14 @@ from torch.nn import functional as F
 
 from reroute.training.checkpoint import dataclass_from_dict
 
-__all__ = ["CONDITIONINGS", "PredictiveConfig", "PredictiveStream", "encode_iuv", "ResBlock"]
+__all__ = ["CONDITIONINGS", "PredictiveConfig", "PredictiveStream", "encode_iuv", "encode_view",
+           "keypoint_heatmaps", "ResBlock"]
 
 #: conditioning name -> channels per IUV map
-CONDITIONINGS: dict[str, int] = {"mask": 1, "parts": 25, "iuv": 3, "parts_uv": 27}
+CONDITIONINGS: dict[str, int] = {"mask": 1, "parts": 25, "iuv": 3, "parts_uv": 27, "keypoints": 18}
+
+#: keypoints of the ``keypoints`` conditioning (OpenPose COCO-18)
+NUM_KEYPOINTS = 18
 
 
 def encode_iuv(iuv: torch.Tensor, mode: str = "iuv") -> torch.Tensor:
@@ -40,7 +45,7 @@ def encode_iuv(iuv: torch.Tensor, mode: str = "iuv") -> torch.Tensor:
 
     Args:
         iuv: (B, 3, H, W) float32: I / 24 (0 background, k / 24 part k), U, V in [0, 1].
-        mode: a key of :data:`CONDITIONINGS`.
+        mode: a key of :data:`CONDITIONINGS` other than ``keypoints``.
     Returns:
         (B, CONDITIONINGS[mode], H, W) float32 in [0, 1].
     Raises:
@@ -48,8 +53,8 @@ def encode_iuv(iuv: torch.Tensor, mode: str = "iuv") -> torch.Tensor:
     """
     if iuv.ndim != 4 or iuv.shape[1] != 3:
         raise ValueError(f"iuv: expected (B, 3, H, W), got {tuple(iuv.shape)}")
-    if mode not in CONDITIONINGS:
-        raise ValueError(f"conditioning must be one of {list(CONDITIONINGS)}, got {mode!r}")
+    if mode not in CONDITIONINGS or mode == "keypoints":
+        raise ValueError(f"IUV conditioning must be one of {list(CONDITIONINGS)[:-1]}, got {mode!r}")
     if mode == "iuv":
         return iuv
     part = torch.round(iuv[:, 0] * 24).long().clamp(0, 24)
@@ -57,6 +62,49 @@ def encode_iuv(iuv: torch.Tensor, mode: str = "iuv") -> torch.Tensor:
         return (part > 0).float()[:, None]
     onehot = F.one_hot(part, 25).permute(0, 3, 1, 2).to(iuv.dtype)
     return onehot if mode == "parts" else torch.cat([onehot, iuv[:, 1:]], 1)
+
+
+def keypoint_heatmaps(keypoints: torch.Tensor, height: int, width: int, sigma: float | None = None) -> torch.Tensor:
+    """Keypoints as Gaussian heatmaps (the ``keypoints`` conditioning).
+
+    Args:
+        keypoints: (B, K, 3) float32 (x, y, confidence): x, y in pixels of the
+            (height, width) image, pixel centres at integers; confidence in [0, 1]
+            scales the peak (0: an all-zero map, e.g. a keypoint not found).
+        height, width: map size (pixels).
+        sigma: Gaussian standard deviation in pixels; default ``max(height, width) / 64``
+            (4 px at 256, PG2's keypoint radius).
+    Returns:
+        (B, K, height, width) float32 in [0, 1], peak ``confidence`` at (x, y).
+    Raises:
+        ValueError: wrong shape.
+    """
+    if keypoints.ndim != 3 or keypoints.shape[-1] != 3:
+        raise ValueError(f"keypoints: expected (B, K, 3), got {tuple(keypoints.shape)}")
+    sigma = float(sigma or max(height, width) / 64)
+    kp = keypoints.float()
+    ys = torch.arange(height, dtype=torch.float32, device=kp.device)
+    xs = torch.arange(width, dtype=torch.float32, device=kp.device)
+    gy = torch.exp(-((ys[None, None] - kp[..., 1:2]) ** 2) / (2 * sigma**2))  # (B, K, H)
+    gx = torch.exp(-((xs[None, None] - kp[..., 0:1]) ** 2) / (2 * sigma**2))  # (B, K, W)
+    return kp[..., 2, None, None].clamp(0, 1) * gy[..., :, None] * gx[..., None, :]
+
+
+def encode_view(iuv: torch.Tensor, mode: str, keypoints: torch.Tensor | None = None) -> torch.Tensor:
+    """One view's conditioning: :func:`encode_iuv` of ``iuv``, or for ``mode ==
+    "keypoints"`` :func:`keypoint_heatmaps` of ``keypoints`` (B, 18, 3) at the IUV's size.
+
+    Returns (B, CONDITIONINGS[mode], H, W) float32 in [0, 1]. Raises ``ValueError``
+    when ``keypoints`` is needed and missing or not (B, 18, 3).
+    """
+    if mode != "keypoints":
+        return encode_iuv(iuv, mode)
+    B, _, H, W = iuv.shape
+    if keypoints is None:
+        raise ValueError("the keypoints conditioning needs keypoints (B, 18, 3) for both views")
+    if tuple(keypoints.shape) != (B, NUM_KEYPOINTS, 3):
+        raise ValueError(f"keypoints: expected {(B, NUM_KEYPOINTS, 3)}, got {tuple(keypoints.shape)}")
+    return keypoint_heatmaps(keypoints, H, W).to(iuv.dtype)
 
 
 class ResBlock(nn.Module):
@@ -116,9 +164,11 @@ class PredictiveConfig:
 class PredictiveStream(nn.Module):
     """Source image and the two IUV maps -> the target image (sec. 3.1).
 
-    ``forward(source, source_iuv, target_iuv)``: source (B, 3, H, W) float32 in
-    [-1, 1]; IUV maps (B, 3, H, W) as :func:`encode_iuv` takes them; H and W
-    divisible by 4. Returns (B, 3, H, W) float32 in (-1, 1) (tanh).
+    ``forward(source, source_iuv, target_iuv, source_keypoints=None, target_keypoints=None)``:
+    source (B, 3, H, W) float32 in [-1, 1]; IUV maps (B, 3, H, W) as
+    :func:`encode_iuv` takes them; H and W divisible by 4; keypoints (B, 18, 3)
+    (x, y pixels, confidence), used and required only by the ``keypoints``
+    conditioning. Returns (B, 3, H, W) float32 in (-1, 1) (tanh).
     Raises ``ValueError`` on wrong shapes (expected versus actual).
     """
 
@@ -130,10 +180,13 @@ class PredictiveStream(nn.Module):
         self.res = nn.Sequential(*[ResBlock(c2) for _ in range(c.res_blocks)])
         self.decoder = nn.Sequential(_deconv(c2, c1), _deconv(c1, c0), nn.Conv2d(c0, 3, 3, 1, 1), nn.Tanh())
 
-    def forward(self, source: torch.Tensor, source_iuv: torch.Tensor, target_iuv: torch.Tensor) -> torch.Tensor:
+    def forward(self, source: torch.Tensor, source_iuv: torch.Tensor, target_iuv: torch.Tensor,
+                source_keypoints: torch.Tensor | None = None,
+                target_keypoints: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
         check_inputs(source, source_iuv, target_iuv, step=4)
         mode = self.config.conditioning
-        x = torch.cat([source, encode_iuv(source_iuv, mode), encode_iuv(target_iuv, mode)], 1)
+        x = torch.cat([source, encode_view(source_iuv, mode, source_keypoints),
+                       encode_view(target_iuv, mode, target_keypoints)], 1)  # fmt: skip
         return self.decoder(self.res(self.encoder(x)))
 
 

@@ -120,6 +120,12 @@ class DPTTask:
         return MultiScaleDiscriminator(self.config.disc) if self.config.loss.adv > 0 else None
 
     def generate(self, G, batch):
+        if self.config.model.predictive.conditioning == "keypoints":
+            if "source_keypoints" not in batch:
+                raise InputError(f"the keypoints conditioning needs items with keypoints; {self.config.data} has none "
+                                 "(rebuild it with python -m renderer.dpt.data)")  # fmt: skip
+            return G(batch["source"], batch["source_iuv"], batch["target_iuv"], batch["source_keypoints"],
+                     batch["target_keypoints"])  # fmt: skip
         return G(batch["source"], batch["source_iuv"], batch["target_iuv"])
 
     def _d(self, D, images, batch, k: int):
@@ -188,8 +194,10 @@ class ToyDPTPairs(torch.utils.data.Dataset):
     """Procedural pairs without photos or anny (tests), consistent by construction.
 
     The "person" is a rectangle split into the 24 parts (a 4 x 6 grid, U and V
-    running across each cell); the target view is the source shifted right by
-    ``size // 8`` pixels, IUV and image alike. Items as :class:`renderer.dpt.data.DPTDataset`.
+    running across each cell) with 18 keypoints at the centres of its first 18
+    cells (confidence 1); the target view is the source shifted right by
+    ``size // 8`` pixels, IUV, image and keypoints alike. Items as
+    :class:`renderer.dpt.data.DPTDataset`.
     """
 
     def __init__(self, length: int, size: int = 32, seed: int = 0):
@@ -214,9 +222,12 @@ class ToyDPTPairs(torch.utils.data.Dataset):
         mask = (iuv[:1] > 0).float()
         bg = torch.full((3, s, s), 0.6)
         src = mask * img + (1 - mask) * bg
+        cell = torch.arange(18, dtype=torch.float32)
+        kp = torch.stack([x0 + (cell % 6 + 0.5) * w / 6, y0 + (cell // 6 + 0.5) * h / 4, torch.ones(18)], 1)
         return {"source": src, "target": torch.roll(src, shift, 2), "source_iuv": iuv,
                 "target_iuv": torch.roll(iuv, shift, 2), "source_mask": mask,
-                "target_mask": torch.roll(mask, shift, 2)}  # fmt: skip
+                "target_mask": torch.roll(mask, shift, 2), "source_keypoints": kp,
+                "target_keypoints": kp + torch.tensor([shift, 0.0, 0.0])}  # fmt: skip
 
 
 _NO_VGG = DPTLossWeights(perceptual=0.0, style=0.0)
@@ -266,7 +277,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--inpainting", help="checkpoint of the inpainting stage to start from")
     p.add_argument("--freeze", action="store_true", help="keep the pretrained streams fixed")
     p.add_argument("--style-weight", type=float)
-    p.add_argument("--conditioning", help="predictive stream conditioning (Table 3): mask, parts, iuv, parts_uv")
+    p.add_argument("--conditioning", help="predictive stream conditioning (Table 3): mask, parts, iuv, parts_uv, keypoints")
     add_train_options(p)
     return p.parse_args(argv)
 

@@ -18,7 +18,7 @@ import numpy as np
 from reroute.body.native import quiet_native
 from reroute.errors import NoPersonError, SeveralPersonsError
 
-__all__ = ["PersonObservation", "detect_person", "BLAZEPOSE_NAMES"]
+__all__ = ["PersonObservation", "detect_person", "BLAZEPOSE_NAMES", "COCO18_NAMES", "coco18_keypoints"]
 
 #: BlazePose's 33 landmark names, in order.
 BLAZEPOSE_NAMES: tuple[str, ...] = (
@@ -29,6 +29,42 @@ BLAZEPOSE_NAMES: tuple[str, ...] = (
     "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle", "left_heel",
     "right_heel", "left_foot_index", "right_foot_index",
 )  # fmt: skip
+
+#: OpenPose's 18 COCO keypoints (COCO 17 plus the neck), in OpenPose's order: the
+#: keypoint set of PG2 and Dense Pose Transfer's keypoint conditioning.
+COCO18_NAMES: tuple[str, ...] = (
+    "nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow",
+    "left_wrist", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle",
+    "right_eye", "left_eye", "right_ear", "left_ear",
+)  # fmt: skip
+
+
+def coco18_keypoints(points: np.ndarray, confidence: np.ndarray) -> np.ndarray:
+    """BlazePose's 33 landmarks as OpenPose's 18 COCO keypoints (:data:`COCO18_NAMES`).
+
+    Args:
+        points: (33, 2) float (x, y) in pixels, BlazePose order (:data:`BLAZEPOSE_NAMES`).
+        confidence: (33,) float in [0, 1] (BlazePose's visibility score).
+    Returns:
+        (18, 3) float32 (x, y, confidence): the neck is the midpoint of the
+        shoulders with the smaller of their two confidences.
+    Raises:
+        ValueError: wrong shapes.
+    """
+    points, confidence = np.asarray(points, np.float32), np.asarray(confidence, np.float32)
+    if points.shape != (33, 2) or confidence.shape != (33,):
+        raise ValueError(f"expected (33, 2) points and (33,) confidence, got {points.shape} and {confidence.shape}")
+    index = {n: i for i, n in enumerate(BLAZEPOSE_NAMES)}
+    out = np.zeros((18, 3), np.float32)
+    for k, name in enumerate(COCO18_NAMES):
+        if name == "neck":
+            ls, rs = index["left_shoulder"], index["right_shoulder"]
+            out[k, :2] = (points[ls] + points[rs]) / 2
+            out[k, 2] = min(confidence[ls], confidence[rs])
+        else:
+            out[k, :2], out[k, 2] = points[index[name]], confidence[index[name]]
+    return out
+
 
 _LOCK = threading.Lock()
 

@@ -6,7 +6,8 @@
    :class:`~reroute.correspondence.cache.AnalysisCache`): reroute's IUV takes the
    place of DensePose R-CNN's;
 3. run the network (:func:`renderer.dpt.model.dpt_transfer_image`): predictive
-   stream on (source photo, source IUV, target IUV), warping stream through the
+   stream on (source photo, source IUV, target IUV; or both views' BlazePose
+   keypoints as COCO-18 for a ``keypoints``-conditioned network), warping stream through the
    24-part atlas and its inpainting autoencoder, blending;
 4. resize to the target photo's resolution.
 """
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 
 from renderer.dpt import dpt_transfer_image, load_default_dpt
+from reroute.body.detect import coco18_keypoints
 from reroute.body.fit import FitConfig
 from reroute.correspondence.analyse import PersonAnalysis, analyse_people
 from reroute.correspondence.cache import AnalysisCache
@@ -116,7 +118,8 @@ class DensePoseTransferPipeline:
         t = time.perf_counter()
         timings = {k: src.timings.get(k, 0.0) + tgt.timings.get(k, 0.0) for k in ("pose", "fit", "render")}
         # 3. the network (both views padded to one square side, cropped back to the target's)
-        out = dpt_transfer_image(self.model, src.image, src.correspondence, tgt.correspondence)
+        kps = [coco18_keypoints(a.observation.landmarks, a.observation.visibility) for a in (src, tgt)]
+        out = dpt_transfer_image(self.model, src.image, src.correspondence, tgt.correspondence, *kps)
         image = _u8(out.image[0])
         atlas = _u8(out.atlas.pixels[0]) if out.atlas is not None else None
         timings["dpt"] = time.perf_counter() - t
