@@ -1,0 +1,1 @@
+"""BodyMap correspondence network (Ianina et al., CVPR 2022): network, losses, decoding."""

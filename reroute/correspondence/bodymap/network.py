@@ -1,0 +1,325 @@
+"""The BodyMap correspondence network (Ianina et al., CVPR 2022, sec. 3.2-3.4).
+
+Two vision-transformer encoders with separate weights, one on the RGB image and
+one on the initial correspondence map (reroute's template fit, in the role of
+the paper's CSE initialisation: its colour code and mask, 4 channels). Each
+has a patch embedding, a readout token and learned positional embeddings
+(bicubically resized for other input sizes). Tokens taken after four of the
+encoder's blocks are joined with their readout token ("project" readout of
+DPT, Ranftl et al. 2021), the two encoders' tokens concatenated and fused by a
+linear layer, reassembled into images at 4, 2, 1 and 1/2 times the patch grid,
+and fed to a convolutional fusion decoder (DPT's residual conv units and
+feature-fusion blocks). The head gives, per pixel at the input resolution,
+256-way scores for each of the three colour-code channels and a foreground
+logit (:class:`BodyMapOutput`).
+
+Variants (the paper's Table 5 ablation): ``full`` (both encoders), ``rgb``
+(the RGB encoder alone, no initial correspondences) and ``unet`` (a
+convolutional U-Net on the concatenated RGB and initial correspondences in
+place of the transformers, same head).
+
+Inputs: ``image`` (B, 3, H, W) float32 in [-1, 1]; ``init`` (B, 4, H, W) float32:
+the initial colour code in [0, 1] (0 on background) and its mask {0, 1}
+(:func:`init_tensor`). H and W divisible by ``2 * patch`` (``unet``: by 16).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from reroute.correspondence.maps import Correspondence
+from reroute.training.checkpoint import dataclass_from_dict
+
+__all__ = ["VARIANTS", "BodyMapConfig", "BodyMapOutput", "BodyMapNet", "PRESETS", "init_tensor", "INIT_CHANNELS",
+           "parameter_count"]
+
+#: the paper's Table 5 rows: both encoders, RGB only, U-Net backbone
+VARIANTS = ("full", "rgb", "unet")
+#: channels of the initial correspondence input: colour code (3) and mask (1)
+INIT_CHANNELS = 4
+
+
+@dataclass
+class BodyMapConfig:
+    """Architecture of :class:`BodyMapNet`.
+
+    Attributes:
+        variant: one of :data:`VARIANTS`.
+        image_size: side the positional embeddings are made for (pixels); other
+            sizes resize them.
+        patch: patch side (pixels).
+        dim: token width; ``depth`` transformer blocks of ``heads`` heads each.
+        hooks: the four blocks (0-based) whose tokens are reassembled, shallow to deep.
+        features: width of the fusion decoder (and of the U-Net's deepest level).
+        bins: levels per colour channel (256: the paper's quantisation).
+    """
+
+    variant: str = "full"
+    image_size: int = 384
+    patch: int = 16
+    dim: int = 768
+    depth: int = 12
+    heads: int = 12
+    hooks: tuple[int, int, int, int] = (2, 5, 8, 11)
+    features: int = 256
+    bins: int = 256
+
+    def validate(self) -> BodyMapConfig:
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
+        if self.dim % self.heads:
+            raise ValueError(f"dim {self.dim} must be divisible by heads {self.heads}")
+        h = list(self.hooks)
+        if len(h) != 4 or sorted(h) != h or not 0 <= h[0] <= h[-1] < self.depth:
+            raise ValueError(f"hooks must be four increasing block indices below depth {self.depth}, got {self.hooks}")
+        if self.image_size % (2 * self.patch):
+            raise ValueError(f"image_size {self.image_size} must be divisible by 2 * patch = {2 * self.patch}")
+        return self
+
+    @classmethod
+    def from_dict(cls, d: dict) -> BodyMapConfig:
+        return dataclass_from_dict(cls, d).validate()
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def step(self) -> int:
+        """Input sides must be multiples of this (pixels)."""
+        return 16 if self.variant == "unet" else 2 * self.patch
+
+
+#: ``tiny`` (tests, 32 px), ``cpu`` (the committed checkpoint, 256 px), ``paper`` (ViT-B/16 sizes, 384 px)
+PRESETS: dict[str, BodyMapConfig] = {
+    "tiny": BodyMapConfig(image_size=32, patch=8, dim=32, depth=4, heads=2, hooks=(0, 1, 2, 3), features=16),
+    "cpu": BodyMapConfig(image_size=256, patch=16, dim=128, depth=6, heads=4, hooks=(1, 2, 4, 5), features=64),
+    "paper": BodyMapConfig(),
+}
+
+
+@dataclass
+class BodyMapOutput:
+    """What :class:`BodyMapNet` returns.
+
+    Attributes:
+        logits: (B, 3, bins, H, W) float32 scores per colour channel over its
+            ``bins`` levels (level k is colour (k + 0.5) / bins); (B, 3, bins, N, 1)
+            when only N pixels were scored (``BodyMapNet.forward(..., pixels)``).
+        foreground: (B, 1, H, W) float32 foreground logit.
+    """
+
+    logits: torch.Tensor
+    foreground: torch.Tensor
+
+
+def init_tensor(corr: Correspondence) -> torch.Tensor:
+    """A :class:`Correspondence` as the network's initial input: (1, 4, H, W) float32,
+    its colour code in [0, 1] (0 on background) and its mask {0, 1}."""
+    c = np.concatenate([corr.colour * corr.mask[..., None], corr.mask[..., None]], -1).astype(np.float32)
+    return torch.from_numpy(np.ascontiguousarray(c.transpose(2, 0, 1)))[None]
+
+
+class ViTEncoder(nn.Module):
+    """Patch embedding, readout token, positional embeddings, pre-norm transformer blocks.
+
+    ``forward(x)``: (B, C, H, W) -> list of 4 token tensors (B, 1 + h * w, dim)
+    after the ``hooks`` blocks (readout first), h, w = H / patch, W / patch.
+    """
+
+    def __init__(self, in_channels: int, c: BodyMapConfig):
+        super().__init__()
+        self.c = c
+        self.embed = nn.Conv2d(in_channels, c.dim, c.patch, c.patch)
+        self.readout = nn.Parameter(torch.zeros(1, 1, c.dim))
+        g = c.image_size // c.patch
+        self.pos = nn.Parameter(torch.randn(1, 1 + g * g, c.dim) * 0.02)
+        self.blocks = nn.ModuleList(
+            nn.TransformerEncoderLayer(c.dim, c.heads, 4 * c.dim, 0.0, "gelu", batch_first=True, norm_first=True)
+            for _ in range(c.depth)
+        )
+
+    def _pos(self, h: int, w: int) -> torch.Tensor:
+        g = self.c.image_size // self.c.patch
+        if (h, w) == (g, g):
+            return self.pos
+        grid = self.pos[:, 1:].reshape(1, g, g, -1).permute(0, 3, 1, 2)
+        grid = F.interpolate(grid, size=(h, w), mode="bicubic", align_corners=False)
+        return torch.cat([self.pos[:, :1], grid.flatten(2).transpose(1, 2)], 1)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        t = self.embed(x)
+        h, w = t.shape[-2:]
+        t = torch.cat([self.readout.expand(len(t), -1, -1), t.flatten(2).transpose(1, 2)], 1) + self._pos(h, w)
+        out = []
+        for i, block in enumerate(self.blocks):
+            t = block(t)
+            if i in self.c.hooks:
+                out.append(t)
+        return out
+
+
+class ResidualConvUnit(nn.Module):
+    """DPT's residual conv unit: x + conv(relu(conv(relu(x)))), (B, C, H, W) -> same."""
+
+    def __init__(self, c: int):
+        super().__init__()
+        self.body = nn.Sequential(nn.ReLU(), nn.Conv2d(c, c, 3, 1, 1), nn.ReLU(), nn.Conv2d(c, c, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class FusionBlock(nn.Module):
+    """DPT's feature-fusion block: RCU(prev + RCU(skip)), then x2 bilinear upsampling and a 1x1 conv."""
+
+    def __init__(self, c: int):
+        super().__init__()
+        self.skip, self.out, self.proj = ResidualConvUnit(c), ResidualConvUnit(c), nn.Conv2d(c, c, 1)
+
+    def forward(self, prev: torch.Tensor | None, skip: torch.Tensor) -> torch.Tensor:
+        x = self.skip(skip) if prev is None else prev + self.skip(skip)
+        x = F.interpolate(self.out(x), scale_factor=2, mode="bilinear", align_corners=False)
+        return self.proj(x)
+
+
+def _resample(cin: int, cout: int, scale: float) -> nn.Sequential:
+    """1x1 projection, then x4 / x2 transposed conv, identity, or a stride-2 conv (``scale`` 4, 2, 1, 0.5)."""
+    proj = nn.Conv2d(cin, cout, 1)
+    if scale >= 2:
+        k = int(scale)
+        return nn.Sequential(proj, nn.ConvTranspose2d(cout, cout, k, k))
+    if scale == 1:
+        return nn.Sequential(proj)
+    return nn.Sequential(proj, nn.Conv2d(cout, cout, 3, 2, 1))
+
+
+class Reassemble(nn.Module):
+    """Tokens of one or two encoders -> four feature maps at 4, 2, 1 and 1/2 times the patch grid.
+
+    ``forward(tokens, h, w)``: tokens a list over encoders of 4 tensors (B, 1 + h*w, dim).
+    Returns 4 tensors (B, features, s*h, s*w), s = 4, 2, 1, 1/2.
+    """
+
+    SCALES = (4, 2, 1, 0.5)
+
+    def __init__(self, c: BodyMapConfig, encoders: int):
+        super().__init__()
+        widths = [max(c.features // 2, c.dim // 4), max(c.features // 2, c.dim // 2), c.dim, c.dim]
+        self.readout = nn.ModuleList(
+            nn.ModuleList(nn.Sequential(nn.Linear(2 * c.dim, c.dim), nn.GELU()) for _ in range(4))
+            for _ in range(encoders)
+        )
+        self.fuse = nn.ModuleList(nn.Linear(encoders * c.dim, c.dim) for _ in range(4))
+        self.resample = nn.ModuleList(_resample(c.dim, wd, s) for wd, s in zip(widths, self.SCALES, strict=True))
+        self.to_features = nn.ModuleList(nn.Conv2d(wd, c.features, 3, 1, 1, bias=False) for wd in widths)
+
+    def forward(self, tokens: list[list[torch.Tensor]], h: int, w: int) -> list[torch.Tensor]:
+        out = []
+        for k in range(4):
+            per_encoder = []
+            for e, toks in enumerate(tokens):
+                t = toks[k]
+                read = t[:, :1].expand(-1, t.shape[1] - 1, -1)
+                per_encoder.append(self.readout[e][k](torch.cat([t[:, 1:], read], -1)))
+            t = self.fuse[k](torch.cat(per_encoder, -1))
+            grid = t.transpose(1, 2).reshape(len(t), -1, h, w)
+            out.append(self.to_features[k](self.resample[k](grid)))
+        return out
+
+
+class UNetBackbone(nn.Module):
+    """The ``unet`` variant's backbone: four stride-2 levels on cat(image, init), widths
+    ``features / 8 .. features``; returns maps at 1/2, 1/4, 1/8, 1/16 of the input, each
+    projected to ``features`` channels (the fusion decoder's four inputs)."""
+
+    def __init__(self, c: BodyMapConfig):
+        super().__init__()
+        widths = [max(8, c.features // 8), max(8, c.features // 4), max(8, c.features // 2), c.features]
+        cin, self.down = 3 + INIT_CHANNELS, nn.ModuleList()
+        for wd in widths:
+            self.down.append(nn.Sequential(nn.Conv2d(cin, wd, 3, 2, 1), nn.BatchNorm2d(wd), nn.ReLU(True),
+                                           nn.Conv2d(wd, wd, 3, 1, 1), nn.BatchNorm2d(wd), nn.ReLU(True)))  # fmt: skip
+            cin = wd
+        self.to_features = nn.ModuleList(nn.Conv2d(wd, c.features, 3, 1, 1, bias=False) for wd in widths)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        out = []
+        for down, proj in zip(self.down, self.to_features, strict=True):
+            x = down(x)
+            out.append(proj(x))
+        return out
+
+
+class BodyMapNet(nn.Module):
+    """Image and initial correspondences -> per-pixel colour-code scores and foreground.
+
+    ``forward(image, init, pixels=None)``: image (B, 3, H, W) float32 in [-1, 1]; init
+    (B, 4, H, W) float32 (:func:`init_tensor`; ignored by the ``rgb`` variant); H, W
+    multiples of ``config.step``. Returns :class:`BodyMapOutput` at (H, W) (the
+    colour scores at ``pixels`` only when given).
+    Raises ``ValueError`` on wrong shapes (expected versus actual).
+    """
+
+    def __init__(self, config: BodyMapConfig | None = None):
+        super().__init__()
+        self.config = c = (config or BodyMapConfig()).validate()
+        if c.variant == "unet":
+            self.backbone = UNetBackbone(c)
+        else:
+            self.rgb = ViTEncoder(3, c)
+            self.corr = ViTEncoder(INIT_CHANNELS, c) if c.variant == "full" else None
+            self.reassemble = Reassemble(c, 2 if c.variant == "full" else 1)
+        self.fusion = nn.ModuleList(FusionBlock(c.features) for _ in range(4))
+        half = max(8, c.features // 2)
+        self.head = nn.Sequential(nn.Conv2d(c.features, half, 3, 1, 1), nn.ReLU(True))
+        self.pixel = nn.Sequential(nn.Conv2d(half, 32, 3, 1, 1), nn.ReLU(True))
+        self.scores = nn.Conv2d(32, 3 * c.bins, 1)
+        self.fg = nn.Conv2d(32, 1, 1)
+
+    def _check(self, image: torch.Tensor, init: torch.Tensor) -> None:
+        if image.ndim != 4 or image.shape[1] != 3:
+            raise ValueError(f"image: expected (B, 3, H, W), got {tuple(image.shape)}")
+        B, _, H, W = image.shape
+        if tuple(init.shape) != (B, INIT_CHANNELS, H, W):
+            raise ValueError(f"init: expected {(B, INIT_CHANNELS, H, W)}, got {tuple(init.shape)}")
+        s = self.config.step
+        if H % s or W % s:
+            raise ValueError(f"image sides must be multiples of {s}, got {(H, W)}")
+
+    def features(self, image: torch.Tensor, init: torch.Tensor) -> list[torch.Tensor]:
+        """The four decoder inputs, finest first."""
+        c = self.config
+        if c.variant == "unet":
+            return self.backbone(torch.cat([image, init], 1))
+        h, w = image.shape[-2] // c.patch, image.shape[-1] // c.patch
+        tokens = [self.rgb(image)] + ([self.corr(init)] if self.corr is not None else [])
+        return self.reassemble(tokens, h, w)
+
+    def forward(self, image: torch.Tensor, init: torch.Tensor, pixels: torch.Tensor | None = None) -> BodyMapOutput:
+        """See the class docstring; ``pixels`` (B, N) int64 flat indices ``y * W + x``:
+        score only those pixels (training: the 3 x 256 scores per pixel are the
+        costliest tensor), returned as ``logits`` (B, 3, bins, N, 1)."""
+        self._check(image, init)
+        feats = self.features(image, init)
+        x = None
+        for block, skip in zip(self.fusion, reversed(feats), strict=True):
+            x = block(x, skip)
+        x = F.interpolate(self.head(x), size=image.shape[-2:], mode="bilinear", align_corners=False)
+        x = self.pixel(x)
+        B, _, H, W = x.shape
+        if pixels is not None:
+            if pixels.ndim != 2 or pixels.shape[0] != B:
+                raise ValueError(f"pixels: expected ({B}, N), got {tuple(pixels.shape)}")
+            x_sel = torch.gather(x.flatten(2), 2, pixels[:, None].expand(-1, x.shape[1], -1))[..., None]
+            return BodyMapOutput(self.scores(x_sel).reshape(B, 3, self.config.bins, -1, 1), self.fg(x))
+        return BodyMapOutput(self.scores(x).reshape(B, 3, self.config.bins, H, W), self.fg(x))
+
+
+def parameter_count(model: nn.Module) -> int:
+    """Number of parameters."""
+    return int(sum(p.numel() for p in model.parameters()))

@@ -1,0 +1,222 @@
+"""The BodyMap correspondence network (reroute/correspondence/bodymap/): network, losses, data, training."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from reroute.correspondence.bodymap.data import BodyMapDataset, InitPerturbation, perturbed_init
+from reroute.correspondence.bodymap.decode import colour_targets
+from reroute.correspondence.bodymap.losses import (
+    BodyMapLoss,
+    BodyMapTargets,
+    consistency_loss,
+    detail_weights,
+    gather_targets,
+    geodesic_loss,
+    sample_pixels,
+    silhouette_iou_loss,
+    surface_landmarks,
+)
+from reroute.correspondence.bodymap.network import (
+    PRESETS,
+    VARIANTS,
+    BodyMapConfig,
+    BodyMapNet,
+    BodyMapOutput,
+    parameter_count,
+)
+from reroute.correspondence.bodymap.train import main
+from reroute.correspondence.fitted import render_correspondence
+from reroute.metrics.correspondence import part_iou
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _net(preset: str, variant: str, **over) -> BodyMapNet:
+    return BodyMapNet(BodyMapConfig.from_dict({**PRESETS[preset].to_dict(), "variant": variant, **over}))
+
+
+@pytest.mark.parametrize("preset, side", [("tiny", 32), ("cpu", 64)])
+def test_every_variant_shapes_and_gradients(preset, side):
+    torch.manual_seed(0)
+    for variant in VARIANTS:
+        m = _net(preset, variant)
+        image, init = torch.rand(2, 3, side, side) * 2 - 1, torch.rand(2, 4, side, side)
+        out = m(image, init)
+        assert out.logits.shape == (2, 3, 256, side, side) and out.foreground.shape == (2, 1, side, side)
+        (out.logits.logsumexp(2).mean() + out.foreground.mean()).backward()
+        first = m.backbone.down[0][0] if variant == "unet" else m.rgb.embed
+        assert first.weight.grad is not None and first.weight.grad.abs().sum() > 0, variant
+        if variant == "full":
+            assert m.corr.embed.weight.grad.abs().sum() > 0  # the initial correspondences are used
+        if variant == "rgb":  # the RGB-only network ignores them
+            with torch.no_grad():
+                a, b = m(image, init), m(image, torch.zeros_like(init))
+            assert torch.equal(a.logits, b.logits)
+        pixels = torch.tensor([[0, 5, side * side - 1]] * 2)
+        sel = m(image, init, pixels)
+        assert sel.logits.shape == (2, 3, 256, 3, 1)
+        with torch.no_grad():
+            full = m.eval()(image, init).logits.flatten(3)
+            assert torch.allclose(m(image, init, pixels).logits[..., 0], full[..., pixels[0]], atol=1e-5)
+
+
+def test_paper_sizes_and_shape_errors():
+    m = _net("paper", "full")
+    assert m.rgb.embed.weight.shape == (768, 3, 16, 16) and len(m.rgb.blocks) == 12
+    assert m.rgb.pos.shape == (1, 1 + 24 * 24, 768) and m.corr.embed.in_channels == 4
+    assert 150e6 < parameter_count(m) < 250e6  # two ViT-B/16 encoders and the decoder
+    with torch.no_grad():
+        out = m(torch.zeros(1, 3, 64, 96), torch.zeros(1, 4, 64, 96))  # positional embeddings resized
+    assert out.logits.shape == (1, 3, 256, 64, 96)
+    tiny = _net("tiny", "full")
+    with pytest.raises(ValueError, match=r"init: expected \(1, 4, 32, 32\), got \(1, 3, 32, 32\)"):
+        tiny(torch.zeros(1, 3, 32, 32), torch.zeros(1, 3, 32, 32))
+    with pytest.raises(ValueError, match="multiples of 16"):
+        tiny(torch.zeros(1, 3, 40, 40), torch.zeros(1, 4, 40, 40))
+    with pytest.raises(ValueError, match="variant must be one of"):
+        BodyMapConfig(variant="cnn").validate()
+
+
+@pytest.fixture(scope="module")
+def sample():
+    from reroute.synth.engine import SynthConfig, SyntheticEngine  # noqa: PLC0415 - anny loads only here
+
+    return SyntheticEngine(SynthConfig(size=128, multi_person_prob=0.0), seed=0).sample(0, 0)
+
+
+def _perfect(sample, noise: int = 0, seed: int = 0):
+    """Targets of ``sample`` and an output whose argmax levels are the truth +- ``noise``."""
+    c = sample.correspondence
+    colour = colour_targets(torch.from_numpy(c.colour).permute(2, 0, 1)[None].float())
+    vertex = torch.from_numpy(sample.vertex_index.astype(np.int64))[None]
+    part = torch.from_numpy(c.part.astype(np.int64))[None]
+    mask = torch.from_numpy(c.mask.astype(np.float32))[None, None]
+    g = torch.Generator().manual_seed(seed)
+    levels = (colour + torch.randint(-noise, noise + 1, colour.shape, generator=g)).clamp(0, 255)
+    logits = torch.nn.functional.one_hot(levels, 256).permute(0, 1, 4, 2, 3).float() * 30
+    return BodyMapOutput(logits, (mask * 2 - 1) * 30), BodyMapTargets(colour, mask, part, vertex)
+
+
+def test_losses_minimal_on_the_truth_and_growing_with_error(sample):
+    lm = surface_landmarks()
+    loss = BodyMapLoss(landmarks=lm)
+    values = []
+    for noise in (0, 4, 16, 48):
+        out, t = _perfect(sample, noise)
+        values.append({k: float(v) for k, v in loss.terms(out, t).items()})
+    exact = values[0]
+    assert exact["ce"] < 1e-6 and exact["silhouette"] < 1e-6
+    # the geodesic terms' floor is the soft assignment's spread over ~3 cm-apart landmarks
+    assert exact["geodesic"] < 0.04 and exact["consistency"] < 0.03
+    for k in ("ce", "geodesic", "consistency"):
+        assert all(a[k] < b[k] for a, b in zip(values, values[1:], strict=False)), (k, values)
+    assert values[-1]["geodesic"] > 0.1  # +-48 of 256 levels: decimetres off
+    out, t = _perfect(sample)
+    assert silhouette_iou_loss(-out.foreground, t.mask) > 0.99  # everything wrong
+    assert float(geodesic_loss(out.logits, torch.full_like(t.vertex, -1), lm)) == 0.0
+    assert float(consistency_loss(out.logits, torch.full_like(t.vertex, -1), lm)) == 0.0
+
+
+def test_detail_weights_and_pixel_sampling():
+    part = torch.tensor([[[0, 3, 4, 2], [23, 24, 1, 0]]])
+    assert detail_weights(part, 3.0).tolist() == [[[1, 3, 3, 1], [3, 3, 1, 1]]]
+    vertex = torch.tensor([[[-1, 7, -1, 9]], [[-1, -1, -1, -1]]])
+    px = sample_pixels(vertex, 50, torch.Generator().manual_seed(0))
+    assert px.shape == (2, 50) and set(px[0].tolist()) == {1, 3}  # only body pixels
+    assert set(px[1].tolist()) <= {0, 1, 2, 3}  # no body: anywhere
+    t = BodyMapTargets(torch.arange(24).reshape(1, 3, 2, 4), torch.ones(1, 1, 2, 4), part,
+                       torch.arange(8).reshape(1, 2, 4))  # fmt: skip
+    g = gather_targets(t, torch.tensor([[5, 0]]))
+    assert g.colour[0, :, :, 0].tolist() == [[5, 0], [13, 8], [21, 16]] and g.part[0, :, 0].tolist() == [24, 0]
+    assert g.vertex.shape == (1, 2, 1) and g.mask.shape == (1, 1, 2, 4)
+
+
+def test_perturbed_init_is_a_realistic_fit(sample):
+    true = np.where(sample.mask, sample.correspondence.part, 0)
+    none = perturbed_init(sample, InitPerturbation(0, 0, 0, 0, 0, 0, 0), np.random.default_rng(0))
+    # no noise: the true body rendered as the fit's maps are (only grazing slivers relabelled)
+    assert np.array_equal(none.part, render_correspondence(sample.body, sample.mask).part)
+    assert (none.part == true).mean() > 0.99
+    noisy = perturbed_init(sample, InitPerturbation(), np.random.default_rng(0))
+    iou = part_iou(noisy.part, true)
+    assert 0.3 < iou < 0.9, iou
+    assert (noisy.mask == sample.mask).mean() > 0.97  # extended to the (eroded or dilated) silhouette
+
+
+def test_dataset_items_and_reduction():
+    ds = BodyMapDataset(4, size=64, seed=1)
+    t = ds[1]
+    assert t["image"].shape == (3, 64, 64) and t["init"].shape == (4, 64, 64)
+    assert t["colour"].dtype == torch.int64 and t["colour"].shape == (3, 64, 64) and int(t["colour"].max()) < 256
+    assert t["vertex"].dtype == torch.int64 and int(t["vertex"].min()) == -1
+    fg = t["vertex"] >= 0
+    assert bool((t["mask"][0][fg] == 1).all()) and bool((t["part"][fg] > 0).all())
+    again = BodyMapDataset(4, size=64, seed=1)[1]
+    assert all(torch.equal(t[k], again[k]) for k in t)  # deterministic per (seed, index)
+
+
+def test_tiny_overfits_one_batch():
+    torch.manual_seed(0)
+    ds = BodyMapDataset(2, size=32, seed=2)
+    batch = {k: torch.stack([ds[i][k] for i in range(2)]) for k in ds[0]}
+    m = _net("tiny", "full")
+    loss_fn = BodyMapLoss(landmarks=surface_landmarks())
+    opt = torch.optim.Adam(m.parameters(), 2e-3)
+    t = BodyMapTargets(batch["colour"], batch["mask"], batch["part"], batch["vertex"])
+    losses = []
+    for _ in range(200):
+        opt.zero_grad()
+        terms = loss_fn.terms(m(batch["image"], batch["init"]), t)
+        loss_fn.total(terms).backward()
+        opt.step()
+        losses.append({k: float(v.detach()) for k, v in terms.items()})
+    first, last = losses[0], losses[-1]
+    assert last["ce"] < 0.1 * first["ce"] and last["silhouette"] < 0.6 * first["silhouette"], (first, last)
+    assert last["geodesic"] < 0.2 * first["geodesic"] and last["consistency"] < 0.2 * first["consistency"]
+
+
+def test_training_command_and_checkpoint(tmp_path, capsys):
+    assert main(["--preset", "tiny", "--out", str(tmp_path), "--no-progress", "--steps", "2"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["step"] == 2 and {"g/ce", "g/silhouette", "g/geodesic", "g/consistency"} <= set(summary["final_terms"])
+    ck = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
+    assert ck["kind"] == "bodymap" and BodyMapConfig.from_dict(ck["config"]["model"]) == PRESETS["tiny"]
+    assert main(["--preset", "tiny", "--out", str(tmp_path / "u"), "--size", "40", "--variant", "unet"]) == 2
+    assert "multiple of 16" in capsys.readouterr().err
+
+
+_RANKS = """
+import json, sys, torch, torch.distributed as dist
+from reroute.correspondence.bodymap.train import BodyMapTask, build_dataset, configs_from_args, parse_args
+from reroute.training.trainer import GANTrainer
+task_cfg, train_cfg = configs_from_args(parse_args(sys.argv[1:]))
+tr = GANTrainer(BodyMapTask(task_cfg), build_dataset(task_cfg), train_cfg)
+tr.fit()
+v = torch.cat([p.detach().flatten() for p in tr.G.parameters()])
+everyone = [torch.zeros_like(v) for _ in range(dist.get_world_size())]
+dist.all_gather(everyone, v)
+print(json.dumps({"rank": dist.get_rank(), "identical": all(torch.equal(everyone[0], x) for x in everyone)}))
+"""
+
+
+def test_torchrun_two_processes_gloo_identical_weights(tmp_path):
+    script = tmp_path / "ranks.py"
+    script.write_text(_RANKS)
+    torchrun = Path(sys.executable).with_name("torchrun")
+    cmd = [str(torchrun) if torchrun.exists() else "torchrun", "--standalone", "--nproc_per_node", "2", str(script),
+           "--preset", "tiny", "--out", str(tmp_path / "run"), "--steps", "2", "--no-progress"]  # fmt: skip
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    ranks = [json.loads(x) for x in r.stdout.splitlines() if x.startswith('{"rank"')]
+    assert sorted(x["rank"] for x in ranks) == [0, 1] and all(x["identical"] for x in ranks), r.stdout
+    assert torch.load(tmp_path / "run/checkpoints/last.pt", weights_only=True)["step"] == 2
