@@ -9,9 +9,11 @@ encoder's blocks are joined with their readout token ("project" readout of
 DPT, Ranftl et al. 2021), the two encoders' tokens concatenated and fused by a
 linear layer, reassembled into images at 4, 2, 1 and 1/2 times the patch grid,
 and fed to a convolutional fusion decoder (DPT's residual conv units and
-feature-fusion blocks). The head gives, per pixel at the input resolution,
-256-way scores for each of the three colour-code channels and a foreground
-logit (:class:`BodyMapOutput`).
+feature-fusion blocks). The head upsamples the decoder's features to the input
+resolution, joins them with the inputs themselves (so pixel-sharp edges of the
+photo and of the initial map reach it; reroute's addition) and gives, per
+pixel, 256-way scores for each of the three colour-code channels and a
+foreground logit (:class:`BodyMapOutput`).
 
 Variants (the paper's Table 5 ablation): ``full`` (both encoders), ``rgb``
 (the RGB encoder alone, no initial correspondences) and ``unet`` (a
@@ -277,7 +279,8 @@ class BodyMapNet(nn.Module):
         self.fusion = nn.ModuleList(FusionBlock(c.features) for _ in range(4))
         half = max(8, c.features // 2)
         self.head = nn.Sequential(nn.Conv2d(c.features, half, 3, 1, 1), nn.ReLU(True))
-        self.pixel = nn.Sequential(nn.Conv2d(half, 32, 3, 1, 1), nn.ReLU(True))
+        skip = 3 + (INIT_CHANNELS if c.variant != "rgb" else 0)  # the inputs themselves, at full resolution
+        self.pixel = nn.Sequential(nn.Conv2d(half + skip, 32, 3, 1, 1), nn.ReLU(True))
         self.scores = nn.Conv2d(32, 3 * c.bins, 1)
         self.fg = nn.Conv2d(32, 1, 1)
 
@@ -310,7 +313,8 @@ class BodyMapNet(nn.Module):
         for block, skip in zip(self.fusion, reversed(feats), strict=True):
             x = block(x, skip)
         x = F.interpolate(self.head(x), size=image.shape[-2:], mode="bilinear", align_corners=False)
-        x = self.pixel(x)
+        inputs = [image] if self.config.variant == "rgb" else [image, init]
+        x = self.pixel(torch.cat([x, *inputs], 1))
         B, _, H, W = x.shape
         if pixels is not None:
             if pixels.ndim != 2 or pixels.shape[0] != B:
