@@ -11,7 +11,6 @@ time from the run's log, loss choices, and the held-out metrics of
 
 from __future__ import annotations
 
-import argparse
 import collections
 import json
 import os
@@ -23,7 +22,7 @@ import torch
 from renderer.network import RerenderConfig, ReRenderer
 from reroute.io.files import write_text_atomic
 from reroute.training.checkpoint import load_checkpoint, save_checkpoint
-from texture.export import cpu_name
+from reroute.training.modelcard import cpu_name, export_main
 
 __all__ = ["export", "export_main", "main"]
 
@@ -62,26 +61,6 @@ def export(run: str | os.PathLike, out: str | os.PathLike, metrics: dict | None 
     card.update(extra or {})
     write_text_atomic(out.with_suffix(".json"), json.dumps(card, indent=1))
     return card
-
-
-def export_main(argv, prog: str, description: str, export_fn, keys: tuple[str, ...]) -> int:
-    """The command line of an export module: ``--run``, ``--out``, ``--metrics`` (a benchmark's
-    JSON, per-pair rows dropped), ``--extra`` (JSON merged into the card); calls
-    ``export_fn(run, out, metrics, extra)`` and prints the card's ``keys`` as one JSON line."""
-    p = argparse.ArgumentParser(prog=prog, description=description)
-    p.add_argument("--run", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--metrics", help="JSON of the held-out benchmark (per-pair rows dropped)")
-    p.add_argument("--extra", help="JSON object merged into the model card")
-    a = p.parse_args(argv)
-    metrics = None
-    if a.metrics:
-        raw = json.loads(Path(a.metrics).read_text())
-        metrics = {k: ({kk: vv for kk, vv in v.items() if kk != "per_pair"} if isinstance(v, dict) else v)
-                   for k, v in raw.items()}  # fmt: skip
-    card = export_fn(a.run, a.out, metrics, json.loads(a.extra) if a.extra else None)
-    print(json.dumps({k: card[k] for k in keys}))
-    return 0
 
 
 def main(argv=None) -> int:

@@ -13,29 +13,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 from pathlib import Path
 
 import torch
 
 from reroute.io.files import write_text_atomic
 from reroute.training.checkpoint import load_checkpoint, save_checkpoint
+from reroute.training.modelcard import cpu_name
 from texture.data import load_texture_cache
 from texture.evaluate import evaluate_heldout
 from texture.network import TextureNetConfig, TextureUNet
 
 __all__ = ["export", "cpu_name", "main"]
-
-
-def cpu_name() -> str:
-    """The CPU model from /proc/cpuinfo (or the platform's processor name)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def export(run: str | os.PathLike, out: str | os.PathLike, heldout: str | None,

@@ -20,10 +20,9 @@ import numpy as np
 import torch
 
 from renderer.dpt.model import DensePoseTransfer, DPTConfig
-from renderer.export import export_main
 from reroute.io.files import write_text_atomic
 from reroute.training.checkpoint import load_checkpoint, save_checkpoint
-from texture.export import cpu_name
+from reroute.training.modelcard import cpu_name, export_main
 
 __all__ = ["export", "main"]
 

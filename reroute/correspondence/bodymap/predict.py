@@ -1,0 +1,76 @@
+"""BodyMap inference: refine a photo's template-fit correspondences with the trained network.
+
+:func:`refine_correspondence` runs :class:`~reroute.correspondence.bodymap.network.BodyMapNet`
+on one photo and its fitted :class:`~reroute.correspondence.maps.Correspondence`
+(the initialisation) and decodes the prediction
+(:func:`~reroute.correspondence.bodymap.decode.decode_logits`): colour code ->
+nearest surface point -> part, per-part UV, continuous UV, with a confidence map.
+:func:`load_bodymap` reads a checkpoint of kind ``bodymap`` (``weights_only=True``).
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from reroute.correspondence.bodymap.decode import DecodedCorrespondence, decode_logits
+from reroute.correspondence.bodymap.network import BodyMapConfig, BodyMapNet, init_tensor
+from reroute.correspondence.maps import Correspondence
+from reroute.training.checkpoint import load_checkpoint
+
+__all__ = ["DEFAULT_CHECKPOINT", "load_bodymap", "load_default_bodymap", "refine_correspondence"]
+
+#: the committed CPU checkpoint (see its .json model card)
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[3] / "checkpoints" / "bodymap_cpu256.pt"
+
+
+def load_bodymap(path, map_location="cpu") -> BodyMapNet:
+    """A trained :class:`BodyMapNet` (EMA weights when present), eval mode.
+
+    Raises :class:`reroute.errors.InputError` for a missing or foreign file."""
+    ck = load_checkpoint(path, kind="bodymap", map_location=map_location)
+    model = BodyMapNet(BodyMapConfig.from_dict(ck["config"]["model"]))
+    model.load_state_dict(ck.get("ema") or ck["generator"])
+    return model.eval()
+
+
+@functools.lru_cache(maxsize=4)
+def load_default_bodymap(path: str | None = None) -> BodyMapNet:
+    """:func:`load_bodymap` of ``path`` (default :data:`DEFAULT_CHECKPOINT`), cached per path."""
+    return load_bodymap(str(path) if path else DEFAULT_CHECKPOINT)
+
+
+@torch.no_grad()
+def refine_correspondence(model: BodyMapNet, image: np.ndarray, init: Correspondence,
+                          threshold: float = 0.5) -> DecodedCorrespondence:  # fmt: skip
+    """The network's correspondences of one photo.
+
+    Args:
+        model: a :class:`BodyMapNet` (put in eval mode here).
+        image: (H, W, 3) uint8 RGB.
+        init: the template fit's :class:`Correspondence` of the same (H, W).
+        threshold: foreground probability above which a pixel is the person's.
+    Returns:
+        :class:`DecodedCorrespondence` (H, W): ``correspondence`` with part, per-part
+        UV, continuous UV, colour code and mask (``body_mask`` = ``mask``),
+        ``confidence`` (H, W) float32 in [0, 1], ``vertex`` (H, W) int64 (-1 background).
+        The inputs are padded bottom/right (image edge replicated, initial map 0) to
+        multiples of ``model.config.step`` and the outputs cropped back.
+    Raises:
+        ValueError: image and correspondences differ in size, or the image is not (H, W, 3) uint8.
+    """
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"image: expected (H, W, 3) uint8, got {image.shape} {image.dtype}")
+    if image.shape[:2] != init.shape:
+        raise ValueError(f"image {image.shape[:2]} and its correspondences {init.shape} differ")
+    model.eval()
+    H, W = init.shape
+    s = model.config.step
+    pad = (0, -W % s, 0, -H % s)
+    x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float()[None] / 127.5 - 1
+    out = model(F.pad(x, pad, mode="replicate"), F.pad(init_tensor(init), pad))
+    return decode_logits(out.logits[..., :H, :W], out.foreground[..., :H, :W], threshold)[0]
