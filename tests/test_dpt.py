@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -162,8 +163,6 @@ def test_keypoint_conditioning_reads_keypoints_not_iuv():
 
 
 def test_dataset_keypoints_resize_swap_and_old_items(tmp_path, capsys):
-    import numpy as np  # noqa: PLC0415 - only this test builds items by hand
-
     rng = np.random.default_rng(0)
     item = {f"{v}{k}": a for v in ("source", "target") for k, a in (
         ("", rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)),
@@ -356,6 +355,23 @@ def test_cli_transfer_method_dpt(tiny_dpt, tmp_path):
     r = _cli("transfer", "--source", str(src), "--target", str(tgt), "--out", str(out), "--method", "dpt",
              "--dpt-checkpoint", str(tmp_path / "none.pt"))  # fmt: skip
     assert r.returncode == 2 and "none.pt" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(not PG2.is_dir(), reason="needs ../shared/data/deepfashion/pg2_pairs")
+def test_pipeline_feeds_blazepose_keypoints_to_a_keypoint_model(tmp_path):
+    from dataclasses import replace  # noqa: PLC0415 - this test alone edits an analysis
+
+    from reroute.pipelines.dpt import DensePoseTransferPipeline  # noqa: PLC0415 - loads mediapipe
+
+    assert main(["--stage", "predictive", "--preset", "tiny", "--conditioning", "keypoints", "--out",
+                 str(tmp_path), "--steps", "2", "--no-progress"]) == 0  # fmt: skip
+    pipe = DensePoseTransferPipeline(size=128, checkpoint=str(tmp_path / "checkpoints/last.pt"))
+    src, tgt = sorted(PG2.glob("*_source.png"))[0], sorted(PG2.glob("*_target.png"))[0]
+    res = pipe(src, tgt)
+    assert res.image.shape[:2] == res.target.original_size
+    obs = res.target.observation
+    moved = replace(res.target, observation=replace(obs, landmarks=obs.landmarks + 10))
+    assert not np.array_equal(pipe.transfer(res.source, moved).predicted, res.predicted)
 
 
 def test_app_offers_dpt_when_its_checkpoint_loads(tiny_dpt, tmp_path):
