@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from reroute.correspondence.bodymap.data import BodyMapDataset, InitPerturbation, perturbed_init
-from reroute.correspondence.bodymap.decode import colour_targets
+from reroute.correspondence.bodymap.decode import colour_targets, decode_logits
 from reroute.correspondence.bodymap.losses import (
     BodyMapLoss,
     BodyMapTargets,
@@ -31,8 +31,10 @@ from reroute.correspondence.bodymap.network import (
     BodyMapConfig,
     BodyMapNet,
     BodyMapOutput,
+    init_tensor,
     parameter_count,
 )
+from reroute.correspondence.bodymap.predict import refine_correspondence
 from reroute.correspondence.bodymap.train import main
 from reroute.correspondence.fitted import render_correspondence
 from reroute.metrics.correspondence import part_iou
@@ -220,3 +222,28 @@ def test_torchrun_two_processes_gloo_identical_weights(tmp_path):
     ranks = [json.loads(x) for x in r.stdout.splitlines() if x.startswith('{"rank"')]
     assert sorted(x["rank"] for x in ranks) == [0, 1] and all(x["identical"] for x in ranks), r.stdout
     assert torch.load(tmp_path / "run/checkpoints/last.pt", weights_only=True)["step"] == 2
+
+
+def test_refine_correspondence_equals_decoding_the_full_output(sample):
+    from reroute.correspondence.maps import Correspondence  # noqa: PLC0415 - only this test crops a map
+
+    torch.manual_seed(0)
+    m = _net("tiny", "full").eval()
+    H, W = 56, 40  # not multiples of the network's step: padded and cropped back
+    c = sample.correspondence
+    init = Correspondence(*(getattr(c, k)[40 : 40 + H, 44 : 44 + W]
+                            for k in ("part", "part_uv", "uv", "colour", "mask", "body_mask")))  # fmt: skip
+    image = np.ascontiguousarray(sample.image[40 : 40 + H, 44 : 44 + W])
+    x = torch.from_numpy(image.transpose(2, 0, 1).copy()).float()[None] / 127.5 - 1
+    pad = (0, -W % 16, 0, -H % 16)
+    inputs = torch.nn.functional.pad(x, pad, mode="replicate"), torch.nn.functional.pad(init_tensor(init), pad)
+    with torch.no_grad():
+        m.fg.bias -= m(*inputs).foreground[..., :H, :W].median()  # about half the pixels foreground
+        out = m(*inputs)
+    a = refine_correspondence(m, image, init)
+    b = decode_logits(out.logits[..., :H, :W], out.foreground[..., :H, :W])[0]
+    assert 0 < a.correspondence.mask.sum() < H * W
+    assert np.array_equal(a.correspondence.mask, b.correspondence.mask) and np.array_equal(a.vertex, b.vertex)
+    assert np.allclose(a.confidence, b.confidence, atol=1e-6)
+    with pytest.raises(ValueError, match="differ"):
+        refine_correspondence(m, image[:-1], init)

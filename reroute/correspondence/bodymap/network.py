@@ -303,10 +303,8 @@ class BodyMapNet(nn.Module):
         tokens = [self.rgb(image)] + ([self.corr(init)] if self.corr is not None else [])
         return self.reassemble(tokens, h, w)
 
-    def forward(self, image: torch.Tensor, init: torch.Tensor, pixels: torch.Tensor | None = None) -> BodyMapOutput:
-        """See the class docstring; ``pixels`` (B, N) int64 flat indices ``y * W + x``:
-        score only those pixels (training: the 3 x 256 scores per pixel are the
-        costliest tensor), returned as ``logits`` (B, 3, bins, N, 1)."""
+    def pixel_features(self, image: torch.Tensor, init: torch.Tensor) -> torch.Tensor:
+        """The per-pixel features both heads read: (B, 32, H, W) (inputs as :meth:`forward`)."""
         self._check(image, init)
         feats = self.features(image, init)
         x = None
@@ -314,13 +312,25 @@ class BodyMapNet(nn.Module):
             x = block(x, skip)
         x = F.interpolate(self.head(x), size=image.shape[-2:], mode="bilinear", align_corners=False)
         inputs = [image] if self.config.variant == "rgb" else [image, init]
-        x = self.pixel(torch.cat([x, *inputs], 1))
-        B, _, H, W = x.shape
+        return self.pixel(torch.cat([x, *inputs], 1))
+
+    def score_pixels(self, x: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
+        """Colour scores (B, 3, bins, N, 1) of :meth:`pixel_features` ``x`` at ``pixels``
+        (B, N) int64 flat indices ``y * W + x``."""
+        B = x.shape[0]
+        if pixels.ndim != 2 or pixels.shape[0] != B:
+            raise ValueError(f"pixels: expected ({B}, N), got {tuple(pixels.shape)}")
+        x_sel = torch.gather(x.flatten(2), 2, pixels[:, None].expand(-1, x.shape[1], -1))[..., None]
+        return self.scores(x_sel).reshape(B, 3, self.config.bins, -1, 1)
+
+    def forward(self, image: torch.Tensor, init: torch.Tensor, pixels: torch.Tensor | None = None) -> BodyMapOutput:
+        """See the class docstring; ``pixels`` (B, N) int64 flat indices ``y * W + x``:
+        score only those pixels (training: the 3 x 256 scores per pixel are the
+        costliest tensor), returned as ``logits`` (B, 3, bins, N, 1)."""
+        x = self.pixel_features(image, init)
         if pixels is not None:
-            if pixels.ndim != 2 or pixels.shape[0] != B:
-                raise ValueError(f"pixels: expected ({B}, N), got {tuple(pixels.shape)}")
-            x_sel = torch.gather(x.flatten(2), 2, pixels[:, None].expand(-1, x.shape[1], -1))[..., None]
-            return BodyMapOutput(self.scores(x_sel).reshape(B, 3, self.config.bins, -1, 1), self.fg(x))
+            return BodyMapOutput(self.score_pixels(x, pixels), self.fg(x))
+        B, _, H, W = x.shape
         return BodyMapOutput(self.scores(x).reshape(B, 3, self.config.bins, H, W), self.fg(x))
 
 

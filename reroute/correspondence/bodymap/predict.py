@@ -2,8 +2,9 @@
 
 :func:`refine_correspondence` runs :class:`~reroute.correspondence.bodymap.network.BodyMapNet`
 on one photo and its fitted :class:`~reroute.correspondence.maps.Correspondence`
-(the initialisation) and decodes the prediction
-(:func:`~reroute.correspondence.bodymap.decode.decode_logits`): colour code ->
+(the initialisation) and decodes the prediction where the foreground is
+(:func:`~reroute.correspondence.bodymap.decode.expected_colour`,
+:func:`~reroute.correspondence.bodymap.decode.decode_colour_map`): colour code ->
 nearest surface point -> part, per-part UV, continuous UV, with a confidence map.
 :func:`load_bodymap` reads a checkpoint of kind ``bodymap`` (``weights_only=True``).
 """
@@ -17,7 +18,11 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from reroute.correspondence.bodymap.decode import DecodedCorrespondence, decode_logits
+from reroute.correspondence.bodymap.decode import (
+    DecodedCorrespondence,
+    decode_colour_map,
+    expected_colour,
+)
 from reroute.correspondence.bodymap.network import BodyMapConfig, BodyMapNet, init_tensor
 from reroute.correspondence.maps import Correspondence
 from reroute.training.checkpoint import load_checkpoint
@@ -72,5 +77,15 @@ def refine_correspondence(model: BodyMapNet, image: np.ndarray, init: Correspond
     s = model.config.step
     pad = (0, -W % s, 0, -H % s)
     x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float()[None] / 127.5 - 1
-    out = model(F.pad(x, pad, mode="replicate"), F.pad(init_tensor(init), pad))
-    return decode_logits(out.logits[..., :H, :W], out.foreground[..., :H, :W], threshold)[0]
+    feats = model.pixel_features(F.pad(x, pad, mode="replicate"), F.pad(init_tensor(init), pad))
+    prob = torch.sigmoid(model.fg(feats))[0, 0, :H, :W]
+    mask = prob > threshold
+    ys, xs = torch.nonzero(mask, as_tuple=True)
+    # colour scores only where the person is (the costliest head)
+    scores = model.score_pixels(feats, (ys * feats.shape[-1] + xs)[None])
+    colour, mass = expected_colour(scores)  # (1, 3, N, 1)
+    colour_map = np.zeros((H, W, 3), np.float32)
+    confidence = np.zeros((H, W), np.float32)
+    colour_map[ys.numpy(), xs.numpy()] = colour[0, :, :, 0].T.numpy()
+    confidence[ys.numpy(), xs.numpy()] = (mass[0, :, :, 0].prod(0) * prob[ys, xs]).numpy()
+    return decode_colour_map(colour_map, mask.numpy(), confidence)
