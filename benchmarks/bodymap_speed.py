@@ -1,11 +1,12 @@
 """BodyMap network inference time on this CPU at 256 and 512 px, and its parameter count.
 
-Per size (batch 1, ``torch.no_grad``, median of ``--repeats`` after one warm-up):
-``network`` (:class:`~reroute.correspondence.bodymap.network.BodyMapNet` forward,
-all pixels scored), ``decode`` (:func:`~reroute.correspondence.bodymap.decode.decode_logits`
-of scores peaked at a synthetic render's true colour code: the colours a trained
-network gives; an untrained network's off-body colours decode far slower) and
-their sum. The architecture is the committed checkpoint's (or the ``cpu``
+Per size (batch 1, ``torch.no_grad``, median of ``--repeats`` after one warm-up),
+the two steps of :func:`~reroute.correspondence.bodymap.predict.refine_correspondence`
+on a synthetic render: ``network`` (per-pixel features, foreground, colour scores
+at the person's pixels) and ``decode`` (windowed expectation and nearest surface
+point, :func:`~reroute.correspondence.bodymap.decode.decode_colour_map`, of scores
+peaked at the render's true colour code: the colours a trained network gives; an
+untrained network's off-body colours decode far slower), and their sum. The architecture is the committed checkpoint's (or the ``cpu``
 preset's, untrained, when it is absent). The template fit that makes the
 network's initial input is not included (see ``transfer_stages.py``).
 
@@ -39,9 +40,14 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=5)
     a = ap.parse_args()
+    import numpy as np
     import torch
 
-    from reroute.correspondence.bodymap.decode import colour_targets, decode_logits
+    from reroute.correspondence.bodymap.decode import (
+        colour_targets,
+        decode_colour_map,
+        expected_colour,
+    )
     from reroute.correspondence.bodymap.network import (
         PRESETS,
         BodyMapNet,
@@ -61,14 +67,26 @@ def main() -> None:
         s = SyntheticEngine(SynthConfig(size=size, texture_size=256), seed=7).sample(0, 0)
         image = torch.from_numpy(s.image.transpose(2, 0, 1).copy()).float()[None] / 127.5 - 1
         init = init_tensor(s.correspondence)
-        colour = torch.from_numpy(s.correspondence.colour.transpose(2, 0, 1).copy())[None]
-        logits = torch.nn.functional.one_hot(colour_targets(colour), 256).permute(0, 1, 4, 2, 3).float() * 10
-        fg = torch.from_numpy(s.correspondence.mask.astype("float32"))[None, None] * 20 - 10
+        c = s.correspondence
+        ys, xs = np.nonzero(c.mask)
+        pixels = torch.from_numpy(ys * size + xs)[None]
+        bins = colour_targets(torch.from_numpy(c.colour[ys, xs].T.copy())[None, :, :, None])  # (1, 3, N, 1)
+        scores = torch.nn.functional.one_hot(bins, 256).permute(0, 1, 4, 2, 3).float() * 10
+
+        def network(image=image, init=init, pixels=pixels):
+            feats = model.pixel_features(image, init)
+            return model.fg(feats), model.score_pixels(feats, pixels)
+
+        def decode(scores=scores, c=c, ys=ys, xs=xs):
+            colour, _ = expected_colour(scores)
+            cmap = np.zeros(c.mask.shape + (3,), np.float32)
+            cmap[ys, xs] = colour[0, :, :, 0].T.numpy()
+            return decode_colour_map(cmap, c.mask)
+
         with torch.no_grad():
-            net = _median_s(lambda image=image, init=init: model(image, init), a.repeats)
-            dec = _median_s(lambda logits=logits, fg=fg: decode_logits(logits, fg), a.repeats)
+            net, dec = _median_s(network, a.repeats), _median_s(decode, a.repeats)
         out[f"{size}px"] = {"network_s": net, "decode_s": dec, "total_s": round(net + dec, 4),
-                            "foreground_pixels": int(s.correspondence.mask.sum())}  # fmt: skip
+                            "foreground_pixels": int(len(ys))}  # fmt: skip
     out["peak_rss_mb"] = round(peak_rss_mb(), 1)
     emit(out)
 
