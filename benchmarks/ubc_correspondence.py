@@ -27,13 +27,17 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--coverage", choices=["densepose", "mask"], default="densepose",
                     help="as `correspond --coverage` (the headline part IoU uses it)")  # fmt: skip
+    ap.add_argument("--clean-keypoints", action="store_true",
+                    help="drop regions that contradict BlazePose's keypoints (Rong et al. 2019) before scoring")
     args = ap.parse_args()
     root = require(SHARED_DATA / "video" / "ubc_fashion_1")
     import cv2
     import numpy as np
 
+    from reroute.body.detect import coco18_keypoints
     from reroute.cli import DENSEPOSE_EXTEND
     from reroute.correspondence.analyse import analyse_person
+    from reroute.correspondence.cleaning import clean_with_keypoints
     from reroute.correspondence.fitted import render_correspondence
     from reroute.metrics.correspondence import part_iou
 
@@ -54,7 +58,11 @@ def main() -> None:
         # full person-mask coverage (what transfer uses), scored on labels only
         full = render_correspondence(body, m).to_iuv()[..., 0]
         extend = DENSEPOSE_EXTEND * max(H, W) if args.coverage == "densepose" else None
-        iuv = render_correspondence(body, m, extend_px=extend).to_iuv()
+        corr = render_correspondence(body, m, extend_px=extend)
+        if args.clean_keypoints:
+            obs = a.observation.scaled(H, W)
+            corr, _ = clean_with_keypoints(corr, coco18_keypoints(obs.landmarks, obs.visibility))
+        iuv = corr.to_iuv()
         agree = (iuv[..., 0] == ref[..., 0]) & (ref[..., 0] > 0)
         uv_err = (np.abs(iuv[..., 1:].astype(float) - ref[..., 1:]) / 255.0)[agree]
         fg = (iuv[..., 0] > 0), (ref[..., 0] > 0)
@@ -83,6 +91,7 @@ def main() -> None:
             if ok
             else None,
             "coverage": args.coverage,
+            "clean_keypoints": args.clean_keypoints,
             "mean_foreground_iou": round(float(np.mean([r["foreground_iou"] for r in ok])), 4)
             if ok
             else None,
