@@ -27,7 +27,7 @@ from reroute.io.video import write_mp4
 from reroute.pipelines.completion import DEFAULT_COMPLETION
 from reroute.pipelines.dpt import DPTResult
 from reroute.pipelines.novel_view import NovelViewConfig, frame_strip, render_novel_views
-from reroute.pipelines.registry import APP_METHODS, TRYON_REGIONS
+from reroute.pipelines.registry import APP_CORRESPONDENCES, APP_METHODS, TRYON_REGIONS
 from reroute.pipelines.retexture import extract_texture, read_texture, retexture
 from reroute.pipelines.tryon import TryOnPipeline
 from reroute.pipelines.views import (
@@ -40,6 +40,7 @@ from reroute.pipelines.views import (
 __all__ = [
     "N_OUTPUTS",
     "DEFAULT_METHOD",
+    "DEFAULT_CORRESPONDENCES",
     "DEFAULT_REGION",
     "intermediate_maps",
     "draw_landmarks",
@@ -60,6 +61,9 @@ N_OUTPUTS = 10
 
 DEFAULT_METHOD = next(iter(APP_METHODS))
 """The pose-transfer method offered first (``BodyMap re-rendering``)."""
+
+DEFAULT_CORRESPONDENCES = next(iter(APP_CORRESPONDENCES))
+"""The correspondences offered first (``fit``: the rendered template fit)."""
 
 DEFAULT_REGION = TRYON_REGIONS[0]
 """The try-on region offered first (``top``)."""
@@ -266,7 +270,8 @@ def _transfer_status(res: TransferResult, completion: Any) -> str:
     names = {"completion": f"{completion} completion"} if isinstance(completion, str) else {}
     names["rerender"] = "neural re-renderer"
     names["dpt"] = "Dense Pose Transfer network"
-    stages = ("pose", "fit", "render", "completion", "warp", "dpt")
+    names["bodymap"] = "BodyMap network"
+    stages = ("pose", "fit", "render", "bodymap", "completion", "warp", "dpt")
     if getattr(res, "rerendered", False):
         stages += ("rerender",)
     parts = ", ".join(f"{names.get(k, k)} {t[k]:.1f} s" for k in stages if k in t)
@@ -274,8 +279,10 @@ def _transfer_status(res: TransferResult, completion: Any) -> str:
 
 
 def _check_transfer_options(services: Services, method: Any, completion: Any, rerenderer: Any,
-                            resolution: Any, seed: Any) -> int:  # fmt: skip
-    """The working size of a valid ``/transfer`` request, else InputError (or ValueError)."""
+                            resolution: Any, seed: Any, correspondences: Any) -> tuple[int, str]:  # fmt: skip
+    """The working size and correspondence method (a name of
+    :data:`~reroute.pipelines.registry.CORRESPONDENCES`) of a valid ``/transfer`` request,
+    else InputError (or ValueError)."""
     if method not in tuple(APP_METHODS):
         raise InputError(f"unknown method {method!r}; choose one of {', '.join(APP_METHODS)}")
     if services.networks.get(method):
@@ -283,18 +290,25 @@ def _check_transfer_options(services: Services, method: Any, completion: Any, re
     services.check_completion(completion)
     if rerenderer and services.networks[RERENDERER]:
         raise InputError(f"the neural re-renderer is unavailable: {services.networks[RERENDERER]}")
+    if correspondences not in tuple(APP_CORRESPONDENCES):
+        raise InputError(f"unknown correspondences {correspondences!r}; "
+                         f"choose {' or '.join(APP_CORRESPONDENCES)}")  # fmt: skip
+    correspondence = services.check_correspondence(APP_CORRESPONDENCES[correspondences])
     size = services.check_resolution(resolution)
     int(seed)  # every path is deterministic so far; the seed is for sampling networks
-    return size
+    return size, correspondence
 
 
 def transfer_callback(services: Services, source, target, method=DEFAULT_METHOD,
                       resolution=256, completion=DEFAULT_COMPLETION, rerenderer=False, seed=0,
-                      progress=None) -> tuple:  # fmt: skip
+                      correspondences=DEFAULT_CORRESPONDENCES, progress=None) -> tuple:  # fmt: skip
     """``/transfer``: options checked, then :func:`run_transfer` at the chosen resolution,
     with the neural re-renderer when ``rerenderer`` is true (and its checkpoint loaded);
     method ``Dense Pose Transfer`` runs its own pipeline (completion and re-renderer
-    options do not apply to it).
+    options do not apply to it). ``correspondences`` (a label of
+    :data:`~reroute.pipelines.registry.APP_CORRESPONDENCES`): ``fit``, or ``BodyMap
+    network`` to refine both photos' fitted correspondences with the BodyMap network
+    (when its checkpoint loaded; the ``ok:`` status then gives its time).
 
     Returns:
         :data:`N_OUTPUTS` values (see :func:`run_transfer`); an unknown or
@@ -302,11 +316,12 @@ def transfer_callback(services: Services, source, target, method=DEFAULT_METHOD,
     """
     empty = (None,) * (N_OUTPUTS - 2)
     try:
-        size = _check_transfer_options(services, method, completion, rerenderer, resolution, seed)
+        size, how = _check_transfer_options(services, method, completion, rerenderer, resolution,
+                                            seed, correspondences)  # fmt: skip
         if APP_METHODS[method] == "dpt":
-            pipeline = services.dpt_pipeline_for(size)
+            pipeline = services.dpt_pipeline_for(size, how)
         else:
-            pipeline = services.pipeline_for(size, completion, bool(rerenderer))
+            pipeline = services.pipeline_for(size, completion, bool(rerenderer), how)
     except (InputError, TypeError, ValueError) as exc:
         err = exc if isinstance(exc, InputError) else InputError(str(exc))
         return (None, error_status(err), *empty)

@@ -2,11 +2,12 @@
 
 * :class:`AppLimits` and :class:`Deadline` keep one request from taking the app down;
 * :func:`find_texture_checkpoint`, :func:`find_rerenderer_checkpoint`,
-  :func:`find_dpt_checkpoint` and :func:`network_status` are the app's small checkpoint/model registry: which
+  :func:`find_dpt_checkpoint`, :func:`find_bodymap_checkpoint` and :func:`network_status`
+  are the app's small checkpoint/model registry: which
   learned networks a ``--checkpoints`` folder makes available, and why the
   others are not;
 * :class:`Services` is what every request shares: the pose-transfer pipelines
-  (made once per resolution, completion and re-rendering), one cache of analysed
+  (made once per resolution, completion, re-rendering and correspondence method), one cache of analysed
   photos (:class:`~reroute.correspondence.cache.AnalysisCache`, used by every tab
   and by those pipelines), the output folder;
 * :func:`warm_up` loads the shared models once at start-up
@@ -41,6 +42,12 @@ from reroute.pipelines.completion import (
     needs_checkpoint,
     run_completion,
 )
+from reroute.pipelines.correspondences import (
+    DEFAULT_CORRESPONDENCE,
+    LEARNED_CORRESPONDENCES,
+    check_correspondence,
+    load_correspondence,
+)
 from reroute.pipelines.dpt import DensePoseTransferPipeline
 from reroute.pipelines.pose_transfer import PoseTransferPipeline
 from reroute.pipelines.rerendering import LEARNED_RERENDERINGS, load_rerendering
@@ -57,6 +64,7 @@ __all__ = [
     "find_texture_checkpoint",
     "find_rerenderer_checkpoint",
     "find_dpt_checkpoint",
+    "find_bodymap_checkpoint",
     "network_status",
     "Services",
     "warm_up",
@@ -75,6 +83,9 @@ RERENDERER = "re-renderer"
 
 DPT = "Dense Pose Transfer"
 """Key of :func:`network_status` for Dense Pose Transfer (also its app method label)."""
+
+BODYMAP = "BodyMap network"
+"""Key of :func:`network_status` for the BodyMap correspondence network (also its app label)."""
 
 
 @dataclass(frozen=True)
@@ -211,6 +222,25 @@ def find_dpt_checkpoint(checkpoints: Path | str) -> tuple[Path | None, str | Non
     return _first_loading(sorted(folder.glob("dpt*.pt")), load, folder)
 
 
+def find_bodymap_checkpoint(checkpoints: Path | str) -> tuple[Path | None, str | None]:
+    """The BodyMap correspondence network's checkpoint of a checkpoints folder, loaded once.
+
+    Tries ``bodymap*.pt`` in name order and loads the first that is a ``bodymap``
+    checkpoint (:func:`reroute.pipelines.correspondences.load_correspondence`, cached
+    per path, so the app's requests share the one network).
+
+    Returns:
+        ``(path, None)`` when one loads, else ``(None, reason)`` (one sentence fragment).
+    """
+    folder = Path(checkpoints)
+
+    def load(path: Path) -> None:
+        for method in LEARNED_CORRESPONDENCES:
+            load_correspondence(method, str(path))
+
+    return _first_loading(sorted(folder.glob("bodymap*.pt")), load, folder)
+
+
 def network_status(checkpoints: Path | str) -> dict[str, str | None]:
     """Which learned networks can be used, and why not.
 
@@ -218,14 +248,15 @@ def network_status(checkpoints: Path | str) -> dict[str, str | None]:
         checkpoints: the checkpoints folder (``--checkpoints DIR``).
     Returns:
         ``{"texture completion": reason, "re-renderer": reason,
-        "Dense Pose Transfer": reason}``: ``None`` when usable (a checkpoint of
-        that network loads: :func:`find_texture_checkpoint`,
-        :func:`find_rerenderer_checkpoint`, :func:`find_dpt_checkpoint`), else
-        one sentence fragment saying why not.
+        "Dense Pose Transfer": reason, "BodyMap network": reason}``: ``None`` when
+        usable (a checkpoint of that network loads: :func:`find_texture_checkpoint`,
+        :func:`find_rerenderer_checkpoint`, :func:`find_dpt_checkpoint`,
+        :func:`find_bodymap_checkpoint`), else one sentence fragment saying why not.
     """
     folder = Path(checkpoints)
     return {TEXTURE_NETWORK: find_texture_checkpoint(folder)[1],
-            RERENDERER: find_rerenderer_checkpoint(folder)[1], DPT: find_dpt_checkpoint(folder)[1]}  # fmt: skip
+            RERENDERER: find_rerenderer_checkpoint(folder)[1], DPT: find_dpt_checkpoint(folder)[1],
+            BODYMAP: find_bodymap_checkpoint(folder)[1]}  # fmt: skip
 
 
 # ------------------------------------------------------------------ shared services
@@ -240,10 +271,12 @@ class Services:
             with ``size=`` for other resolutions when it accepts that keyword,
             with ``texture="network", texture_checkpoint=PATH`` for the
             network completion and with ``rerender="network",
-            rerender_checkpoint=PATH`` for the neural re-renderer; each call also
+            rerender_checkpoint=PATH`` for the neural re-renderer and with
+            ``correspondence="bodymap", bodymap_checkpoint=PATH`` for BodyMap
+            correspondences (only the keywords of what differs from the defaults); each call also
             passes ``cache=`` (:attr:`analysis_cache`) when the factory takes it
             (a factory that raises TypeError for it is called without it).
-            Pipelines are cached per (size, completion, re-renderer on).
+            Pipelines are cached per (size, completion, re-renderer on, correspondence method).
             Dense Pose Transfer has its own pipeline (:meth:`dpt_pipeline_for`).
         checkpoints: folder of trained weights.
         limits: :class:`AppLimits`.
@@ -262,13 +295,15 @@ class Services:
         self.pipeline_factory = pipeline_factory
         self.analysis_cache = AnalysisCache(max_items=cache_size)
         self.pipeline = self._make_pipeline()
-        self._pipelines: dict[tuple[int, str, bool], Any] = {
-            (getattr(self.pipeline, "size", 256), DEFAULT_COMPLETION, False): self.pipeline
-        }
+        self._pipelines: dict[tuple[int, str, bool, str], Any] = {
+            (getattr(self.pipeline, "size", 256), DEFAULT_COMPLETION, False,
+             DEFAULT_CORRESPONDENCE): self.pipeline
+        }  # fmt: skip
         self.checkpoints = Path(checkpoints)
         self.texture_checkpoint, _ = find_texture_checkpoint(self.checkpoints)
         self.rerender_checkpoint, _ = find_rerenderer_checkpoint(self.checkpoints)
         self.dpt_checkpoint, _ = find_dpt_checkpoint(self.checkpoints)
+        self.bodymap_checkpoint, _ = find_bodymap_checkpoint(self.checkpoints)
         self.networks = network_status(self.checkpoints)
         self.limits = limits or AppLimits()
         if workdir is None:
@@ -286,51 +321,80 @@ class Services:
         except TypeError:  # a factory without the keyword, e.g. a stand-in
             return self.pipeline_factory(**kwargs)
 
-    def pipeline_for(self, size: int, completion: str = DEFAULT_COMPLETION,
-                     rerender: bool = False) -> Any:  # fmt: skip
+    def pipeline_for(self, size: int, completion: str = DEFAULT_COMPLETION, rerender: bool = False,
+                     correspondence: str = DEFAULT_CORRESPONDENCE) -> Any:  # fmt: skip
         """The pose-transfer pipeline at ``size`` px with ``completion``, re-rendered by the
-        neural re-renderer when ``rerender`` (made once per combination).
+        neural re-renderer when ``rerender``, on ``correspondence`` (``fit`` or ``bodymap``)
+        correspondences (made once per combination).
 
         Raises:
             InputError: ``completion`` is unknown, or learned and no texture checkpoint
-                loads; ``rerender`` and no re-renderer checkpoint loads (the reason).
+                loads; ``rerender`` and no re-renderer checkpoint loads; ``correspondence``
+                is unknown, or learned and no BodyMap checkpoint loads (the reason).
         """
         self.check_completion(completion)
         self.check_rerenderer(rerender)
-        kwargs: dict[str, Any] = {"size": size}
+        kwargs: dict[str, Any] = {"size": size, **self._correspondence_kwargs(correspondence)}
         if needs_checkpoint(completion):
             kwargs.update(texture=completion, texture_checkpoint=str(self.texture_checkpoint))
         if rerender:
             kwargs.update(rerender="network", rerender_checkpoint=str(self.rerender_checkpoint))
-        key = (size, completion, bool(rerender))
+        key = (size, completion, bool(rerender), correspondence)
         with self._lock:
             if key not in self._pipelines:
                 try:
                     self._pipelines[key] = self._make_pipeline(**kwargs)
                 except TypeError:  # a factory without these keywords: its own size, classical
-                    if needs_checkpoint(completion) or rerender:
-                        what = ("the neural re-renderer" if rerender
-                                else f"{completion} texture completion")  # fmt: skip
-                        msg = f"{what} is unavailable: this pipeline cannot use it"
+                    wanted = [what for what, on in (
+                        ("the neural re-renderer", rerender),
+                        (f"{completion} texture completion", needs_checkpoint(completion)),
+                        (f"{correspondence} correspondences", correspondence != DEFAULT_CORRESPONDENCE),
+                    ) if on]  # fmt: skip
+                    if wanted:
+                        msg = f"{wanted[0]} is unavailable: this pipeline cannot use it"
                         raise InputError(msg) from None
                     return self.pipeline
             return self._pipelines[key]
 
-    def dpt_pipeline_for(self, size: int) -> DensePoseTransferPipeline:
-        """The Dense Pose Transfer pipeline at ``size`` px (made once per size; it shares
-        :attr:`analysis_cache` with the other pipelines).
+    def dpt_pipeline_for(self, size: int,
+                         correspondence: str = DEFAULT_CORRESPONDENCE) -> DensePoseTransferPipeline:  # fmt: skip
+        """The Dense Pose Transfer pipeline at ``size`` px on ``correspondence``
+        correspondences (made once per size and method; it shares :attr:`analysis_cache`
+        with the other pipelines).
 
         Raises:
-            InputError: no Dense Pose Transfer checkpoint loads (the reason).
+            InputError: no Dense Pose Transfer checkpoint loads; ``correspondence`` is
+                unknown, or learned and no BodyMap checkpoint loads (the reason).
         """
         if self.networks[DPT]:
             raise InputError(f"{DPT} is unavailable: {self.networks[DPT]}")
-        key = (size, "dpt", False)
+        how = self._correspondence_kwargs(correspondence)
+        key = (size, "dpt", False, correspondence)
         with self._lock:
             if key not in self._pipelines:
                 self._pipelines[key] = DensePoseTransferPipeline(
-                    size=size, checkpoint=str(self.dpt_checkpoint), cache=self.analysis_cache)
+                    size=size, checkpoint=str(self.dpt_checkpoint), cache=self.analysis_cache, **how)
             return self._pipelines[key]
+
+    def check_correspondence(self, correspondence: Any) -> str:
+        """``correspondence`` if it is a known and usable correspondence method
+        (``fit``, or ``bodymap`` when its checkpoint loaded).
+
+        Raises:
+            InputError: unknown, or learned and no BodyMap checkpoint loads (the reason).
+        """
+        check_correspondence(correspondence)
+        reason = self.networks[BODYMAP]
+        if correspondence in LEARNED_CORRESPONDENCES and reason:
+            raise InputError(f"the {BODYMAP} is unavailable: {reason}")
+        return correspondence
+
+    def _correspondence_kwargs(self, correspondence: str) -> dict[str, Any]:
+        """The pipeline keywords of ``correspondence`` (none for the default ``fit``)."""
+        self.check_correspondence(correspondence)
+        if correspondence == DEFAULT_CORRESPONDENCE:
+            return {}
+        return {"correspondence": correspondence, "bodymap_checkpoint": str(self.bodymap_checkpoint)}
 
     def check_rerenderer(self, rerender: Any) -> bool:
         """``bool(rerender)`` if the neural re-renderer is off or usable.

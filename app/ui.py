@@ -20,13 +20,17 @@ status then gives its time); Dense Pose Transfer (a ``dpt*.pt`` checkpoint,
 :mod:`reroute.pipelines.dpt`) is offered as the pose-transfer tab's second method
 (``method="Dense Pose Transfer"``; completion and re-renderer do not apply; its
 ``partial_texture`` and ``completed_texture`` outputs are ``None``, ``atlas`` is its
-inpainted 24-part atlas and ``warped`` its warping stream's output).
+inpainted 24-part atlas and ``warped`` its warping stream's output); the BodyMap
+correspondence network (a ``bodymap*.pt`` checkpoint, :mod:`reroute.correspondence.bodymap`)
+is offered in the pose-transfer tab as ``correspondences="BodyMap network"``: both
+photos' fitted correspondences are refined by it before either method runs (the
+``ok:`` status then gives its time as ``BodyMap network ... s``).
 
 API (``gradio_client``; photos as ``handle_file(path)``; every status starts
 with ``ok:`` or ``error:``, and image outputs are ``None`` on error)::
 
     /transfer    (source, target, method="BodyMap re-rendering", resolution=256,
-                  completion="classical", rerenderer=False, seed=0)
+                  completion="classical", rerenderer=False, seed=0, correspondences="fit")
                  -> (result, status, source_iuv, target_iuv, partial_texture,
                      completed_texture, atlas, warped, source_fit, target_fit)
     /try_on      (donor, wearer, region="top", resolution=256, pose_photos=None,
@@ -46,8 +50,10 @@ the ``ok:`` status names the completion used (``network completion ...``).
 ``poses`` is a list of ``(image, caption)`` gallery items; ``video`` is an
 H.264 MP4; ``texture`` is a continuous-UV texture (square) or a DensePose atlas
 (6 x 4 tiles, width = 1.5 x height), e.g. an edited ``/texture`` output.
+``correspondences`` is ``fit`` or ``BodyMap network`` (refused with its reason
+when no BodyMap checkpoint loads).
 The names come from :mod:`reroute.pipelines.registry` (``APP_METHODS``,
-``TEXTURE_COMPLETIONS``, ``TRYON_REGIONS``).
+``APP_CORRESPONDENCES``, ``TEXTURE_COMPLETIONS``, ``TRYON_REGIONS``).
 """
 
 from __future__ import annotations
@@ -69,6 +75,7 @@ import numpy as np
 from PIL import Image
 
 from app.callbacks import (
+    DEFAULT_CORRESPONDENCES,
     DEFAULT_METHOD,
     DEFAULT_REGION,
     novel_view_callback,
@@ -77,10 +84,15 @@ from app.callbacks import (
     transfer_callback,
     try_on_callback,
 )
-from app.services import RERENDERER, TEXTURE_NETWORK, AppLimits, Services, warm_up
+from app.services import BODYMAP, RERENDERER, TEXTURE_NETWORK, AppLimits, Services, warm_up
 from reroute.pipelines.completion import DEFAULT_COMPLETION, needs_checkpoint
 from reroute.pipelines.pose_transfer import PoseTransferPipeline
-from reroute.pipelines.registry import APP_METHODS, TEXTURE_COMPLETIONS, TRYON_REGIONS
+from reroute.pipelines.registry import (
+    APP_CORRESPONDENCES,
+    APP_METHODS,
+    TEXTURE_COMPLETIONS,
+    TRYON_REGIONS,
+)
 
 __all__ = ["build_app", "PhotoInput", "example_images", "EXAMPLES_DIR", "RESOLUTIONS"]
 
@@ -244,16 +256,34 @@ def _method_input(services: Services) -> gr.Radio:
     )  # fmt: skip
 
 
+def _correspondence_input(services: Services) -> gr.Radio:
+    """Correspondences: the fit, and the BodyMap network only when its checkpoint loaded
+    (else listed with the reason)."""
+    reason = services.networks[BODYMAP]
+    ckpt = services.bodymap_checkpoint
+    learned = [label for label in APP_CORRESPONDENCES if label != DEFAULT_CORRESPONDENCES]
+    how = f"unavailable: {reason}" if reason else f"refines the fit; from {ckpt.name if ckpt else ''}"
+    return gr.Radio(
+        [label for label in APP_CORRESPONDENCES if not (reason and label in learned)],
+        value=DEFAULT_CORRESPONDENCES, label="Correspondences",
+        info=f"{DEFAULT_CORRESPONDENCES} = the template fit rendered; "
+        + "; ".join(f"{label}: {how}" for label in learned),
+    )  # fmt: skip
+
+
 # ------------------------------------------------------------------ tabs
 # Gradio reads the callbacks' signatures (parameter names and defaults become
 # the API's); progress must be a gr.Progress default.
 
 
 def _transfer_options(services: Services) -> list[gr.components.Component]:
-    """The pose-transfer options: method, resolution, completion, re-renderer, seed."""
+    """The pose-transfer options: method, resolution, completion, re-renderer, seed,
+    correspondences."""
     net = services.networks
     with gr.Accordion("Options", open=False):
-        method = _method_input(services)
+        with gr.Row():
+            method = _method_input(services)
+            correspondences = _correspondence_input(services)
         with gr.Row():
             resolution = _resolution_input(services)
             completion = _completion_input(services)
@@ -267,7 +297,7 @@ def _transfer_options(services: Services) -> list[gr.components.Component]:
                 value=0, precision=0, label="Seed",
                 info="for the learned networks; the classical path is deterministic",
             )  # fmt: skip
-    return [method, resolution, completion, rerenderer, seed]
+    return [method, resolution, completion, rerenderer, seed, correspondences]
 
 
 def _transfer_maps() -> list[gr.Image]:
@@ -292,9 +322,9 @@ def _transfer_tab(services: Services, examples: bool) -> None:
     """The "Pose transfer" tab and its ``/transfer`` endpoint."""
 
     def transfer(source, target, method, resolution, completion, rerenderer, seed,
-                 progress=gr.Progress()):  # noqa: B008  # fmt: skip
+                 correspondences=DEFAULT_CORRESPONDENCES, progress=gr.Progress()):  # noqa: B008  # fmt: skip
         return transfer_callback(services, source, target, method, resolution, completion,
-                                 rerenderer, seed, progress)  # fmt: skip
+                                 rerenderer, seed, correspondences, progress)  # fmt: skip
 
     with gr.Tab("Pose transfer", id="transfer"):
         with gr.Row():

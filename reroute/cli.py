@@ -10,7 +10,7 @@ same rule (one ``error:`` line, exit 2).
 
 Start-up stays light: torch, anny and mediapipe are imported inside the command
 functions, so ``python -m reroute --help`` and argument errors answer in well under a
-second. The names ``--texture``, ``--rerender`` and ``--region`` take come from
+second. The names ``--texture``, ``--rerender``, ``--correspondence`` and ``--region`` take come from
 :mod:`reroute.pipelines.registry`, which imports torch (~3-4 s): a command checks them
 after its cheap checks (output extension, ranges, the photos), and a command's
 ``--help`` lists them (so ``try-on --help`` takes a few seconds).
@@ -79,6 +79,18 @@ def _completion(method: str, checkpoint: str | None) -> Callable:
     return completion_function(method, checkpoint)
 
 
+def _correspondence(args) -> dict:
+    """``{"correspondence": NAME, "bodymap_checkpoint": PATH}`` of ``--correspondence`` and
+    ``--bodymap-checkpoint``, the name checked and a BodyMap network loaded now, so a missing
+    checkpoint fails (one ``error:`` line) before any photo is processed."""
+    # the correspondence methods import torch
+    from reroute.pipelines.correspondences import load_correspondence
+
+    method = _check_choice("--correspondence", args.correspondence, _registry().CORRESPONDENCES)
+    load_correspondence(method, args.bodymap_checkpoint)
+    return {"correspondence": method, "bodymap_checkpoint": args.bodymap_checkpoint}
+
+
 def _notes(notices: list[str]) -> None:
     for n in notices:
         print(f"note: {n}", file=sys.stderr)
@@ -92,8 +104,9 @@ def _cmd_transfer(args) -> int:
     out = _check_out(args.out)
     _check_range("--size", args.size, MIN_SIDE, MAX_SIDE, " px")
     _check_choice("--method", args.method, TRANSFER_METHODS)
+    how = _correspondence(args)
     if args.method == "dpt":
-        return _transfer_dpt(args, out)
+        return _transfer_dpt(args, out, how)
     # these import torch, anny and mediapipe: not at start-up
     from reroute.pipelines.pose_transfer import PoseTransferPipeline
     from reroute.uv.atlas import continuous_to_atlas
@@ -105,6 +118,7 @@ def _cmd_transfer(args) -> int:
         texture_checkpoint=args.texture_checkpoint,
         rerender=_check_choice("--rerender", args.rerender, _registry().RERENDERINGS),
         rerender_checkpoint=args.rerender_checkpoint,
+        **how,
     )
     res = pipe(args.source, args.target)
     _notes(res.notices)
@@ -121,6 +135,7 @@ def _cmd_transfer(args) -> int:
         (d / "timings.json").write_text(json.dumps(res.timings, indent=1))
     save_image_atomic(out, res.image)
     print(json.dumps({"out": str(out), "rerendered": res.rerendered,
+                      "correspondence": how["correspondence"],
                       "timings_s": _timings(res.timings)}))  # fmt: skip
     return 0
 
@@ -138,12 +153,13 @@ def _debug_iuv(d: Path, res) -> Path:
     return d
 
 
-def _transfer_dpt(args, out: Path) -> int:
-    """``transfer --method dpt``: Dense Pose Transfer (texture and re-render options unused)."""
+def _transfer_dpt(args, out: Path, how: dict) -> int:
+    """``transfer --method dpt``: Dense Pose Transfer (texture and re-render options unused;
+    ``how``: the correspondence options of :func:`_correspondence`)."""
     # imports torch, anny and mediapipe: not at start-up
     from reroute.pipelines.dpt import DensePoseTransferPipeline
 
-    pipe = DensePoseTransferPipeline(size=args.size, checkpoint=args.dpt_checkpoint)
+    pipe = DensePoseTransferPipeline(size=args.size, checkpoint=args.dpt_checkpoint, **how)
     res = pipe(args.source, args.target)
     _notes(res.notices)
     if args.debug_dir:
@@ -154,27 +170,34 @@ def _transfer_dpt(args, out: Path) -> int:
             save_image_atomic(d / "dpt_atlas.png", res.atlas)
         (d / "timings.json").write_text(json.dumps(res.timings, indent=1))
     save_image_atomic(out, res.image)
-    print(json.dumps({"out": str(out), "method": "dpt", "timings_s": _timings(res.timings)}))
+    print(json.dumps({"out": str(out), "method": "dpt", "correspondence": how["correspondence"],
+                      "timings_s": _timings(res.timings)}))  # fmt: skip
     return 0
 
 
 def _cmd_correspond(args) -> int:
     out = _check_out(args.out, (".png",))
+    how = _correspondence(args)  # a missing BodyMap checkpoint fails before the photo is read
     # these import torch, anny and mediapipe: not at start-up
     from reroute.correspondence.analyse import analyse_person
     from reroute.correspondence.fitted import render_correspondence
 
     loaded = load_image(args.image, name=args.image)
-    a = analyse_person(loaded, size=args.size, name=args.image)
+    a = analyse_person(loaded, size=args.size, name=args.image, **how)
     _notes(a.notices)
 
     H, W = a.original_size
-    # render at the photo's resolution: exact, not an upsampled label map
-    mask = cv2.resize(a.observation.mask, (W, H), interpolation=cv2.INTER_LINEAR) > 0.5
-    extend = DENSEPOSE_EXTEND * max(H, W) if args.coverage == "densepose" else None
-    corr = render_correspondence(a.body.resized(W, H), mask, extend_px=extend)
+    if how["correspondence"] == "fit":
+        # render at the photo's resolution: exact, not an upsampled label map
+        mask = cv2.resize(a.observation.mask, (W, H), interpolation=cv2.INTER_LINEAR) > 0.5
+        extend = DENSEPOSE_EXTEND * max(H, W) if args.coverage == "densepose" else None
+        corr = render_correspondence(a.body.resized(W, H), mask, extend_px=extend)
+    else:  # the network's map at the working size (its own foreground), nearest-neighbour resized
+        corr = a.correspondence.resized(H, W)
     write_iuv(out, corr.to_iuv())
-    print(json.dumps({"out": str(out), "keypoint_error_px": round(a.body.keypoint_error_px, 2)}))
+    print(json.dumps({"out": str(out), "correspondence": how["correspondence"],
+                      "keypoint_error_px": round(a.body.keypoint_error_px, 2),
+                      "timings_s": _timings(a.timings)}))  # fmt: skip
     return 0
 
 
@@ -190,7 +213,7 @@ def _cmd_evaluate(args) -> int:
         fid_reference=args.fid_reference, lpips_weights=args.lpips_weights,
         inception_weights=args.inception_weights, ssd_weights=args.ssd_weights,
         texture_size=args.texture_size, analysis_cache=args.analysis_cache,
-        dpt_checkpoint=args.dpt_checkpoint, progress=not args.no_progress,
+        dpt_checkpoint=args.dpt_checkpoint, progress=not args.no_progress, **_correspondence(args),
     )  # fmt: skip
     summary = run_evaluation(cfg)
     if summary.rank == 0 and summary.metrics is not None:
@@ -263,14 +286,15 @@ def _cmd_eval_correspondence(args) -> int:
             def predict(rec):
                 return rec.iuv
 
-        else:  # reroute's own front end: BlazePose + anny fit + render
+        else:  # reroute's own front end: BlazePose + anny fit + render (+ the BodyMap network)
+            how = _front_end(args)
 
             def predict(rec):
                 # imports anny and mediapipe, only for this method
                 from reroute.correspondence.analyse import analyse_person
 
                 try:
-                    a = analyse_person(rec.image, size=rec.image.shape[0], name=rec.name)
+                    a = analyse_person(rec.image, size=rec.image.shape[0], name=rec.name, **how)
                 except InputError:  # no person found, several persons, failed fit
                     return None
                 return a.correspondence.to_iuv()
@@ -287,6 +311,18 @@ def _cmd_eval_correspondence(args) -> int:
     return 0
 
 
+def _front_end(args) -> dict:
+    """The analysis options of ``eval-correspondence --method reroute|bodymap``: the fit, or
+    the fit refined by the BodyMap network (``--bodymap-checkpoint``, loaded now so a missing
+    file fails before any image is analysed)."""
+    # the correspondence methods import torch
+    from reroute.pipelines.correspondences import load_correspondence
+
+    method = "bodymap" if args.method == "bodymap" else "fit"
+    load_correspondence(method, args.bodymap_checkpoint)
+    return {"correspondence": method, "bodymap_checkpoint": args.bodymap_checkpoint}
+
+
 def _eval_temporal(args, out: Path) -> int:
     """``eval-correspondence --temporal``: consistency over frame intervals on a synthetic
     walking sequence (reroute.synth.video, reroute.metrics.temporal)."""
@@ -296,7 +332,7 @@ def _eval_temporal(args, out: Path) -> int:
     from reroute.synth.video import SyntheticVideo, VideoConfig
 
     if args.method == "pred":
-        raise InputError("--temporal needs --method ground-truth or --method reroute")
+        raise InputError("--temporal needs --method ground-truth, reroute or bodymap")
     try:
         intervals = tuple(int(k) for k in args.intervals.split(","))
     except ValueError:
@@ -315,13 +351,14 @@ def _eval_temporal(args, out: Path) -> int:
             return vertices_from_iuv(s.iuv)
 
     else:
+        how = _front_end(args)
 
         def predict(s):
             # imports mediapipe, only for this method
             from reroute.correspondence.analyse import analyse_person
 
             try:
-                a = analyse_person(s.image, size=s.image.shape[0], name=f"frame {s.view}")
+                a = analyse_person(s.image, size=s.image.shape[0], name=f"frame {s.view}", **how)
             except InputError:
                 return None
             return vertices_from_iuv(a.correspondence.to_iuv())
@@ -347,9 +384,10 @@ def _cmd_try_on(args) -> int:
     from reroute.pipelines.tryon import TryOnPipeline
 
     complete = _completion(args.texture, args.texture_checkpoint)
-    # a missing re-renderer checkpoint fails here, before any fit
+    # a missing re-renderer or BodyMap checkpoint fails here, before any fit
     pipe = TryOnPipeline(size=args.size, texture_size=args.texture_size, complete=complete,
-                         rerender=rerender, rerender_checkpoint=args.rerender_checkpoint)  # fmt: skip
+                         rerender=rerender, rerender_checkpoint=args.rerender_checkpoint,
+                         **_correspondence(args))  # fmt: skip
     res = pipe(donor.pixels, wearer.pixels, region)
     _notes([f"{a.path}: {a.notice}" for a in (donor, wearer) if a.notice] + res.notices)
     save_image_atomic(out, res.image)
@@ -377,10 +415,11 @@ def _cmd_novel_view(args) -> int:
     loaded = load_image(args.photo, name=args.photo)  # the photo before any model runs
     complete = _completion(args.texture, args.texture_checkpoint)
     rerender = _check_choice("--rerender", args.rerender, _registry().RERENDERINGS)
-    # a missing re-renderer checkpoint fails here, before the fit
+    # a missing re-renderer or BodyMap checkpoint fails here, before the fit
     load_rerendering(rerender, args.rerender_checkpoint)
+    how = _correspondence(args)
     t0 = time.perf_counter()
-    a = analyse_person(loaded, size=args.size, name=args.photo)
+    a = analyse_person(loaded, size=args.size, name=args.photo, **how)
     _notes(a.notices)
     t = time.perf_counter()
     texture = complete(image_to_uv(a.image, a.correspondence, args.texture_size))
@@ -420,6 +459,7 @@ def _cli_regions() -> dict[str, str]:
 _LISTED: dict[str, Callable[[], object]] = {
     "texture": lambda: _registry().TEXTURE_COMPLETIONS,
     "rerender": lambda: _registry().RERENDERINGS,
+    "correspondence": lambda: _registry().CORRESPONDENCES,
     "region": _cli_regions,
 }
 
@@ -468,6 +508,14 @@ def _add_rerender_options(p: argparse.ArgumentParser, default: str = "none") -> 
     p.add_argument("--rerender-checkpoint", help="re-renderer checkpoint (default: the committed one)")
 
 
+def _add_correspondence_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--correspondence", default="fit", metavar="NAME",
+                   help="how the correspondences are made: {names} (default %(default)s; "
+                   "bodymap refines the fit with the BodyMap network)")  # fmt: skip
+    p.add_argument("--bodymap-checkpoint", metavar="PATH",
+                   help="BodyMap network checkpoint (default: checkpoints/bodymap_cpu256.pt)")  # fmt: skip
+
+
 def _add_transfer(sub) -> None:
     t = sub.add_parser("transfer", help="re-render the source person in the target person's pose")
     t.add_argument("--source", required=True, help="photo of the person to re-render")
@@ -481,6 +529,7 @@ def _add_transfer(sub) -> None:
                    "--texture and --rerender do not apply) (default %(default)s)")  # fmt: skip
     t.add_argument("--dpt-checkpoint", help="Dense Pose Transfer checkpoint (default: the committed one)")
     t.add_argument("--debug-dir", help="write intermediate maps (IUV, textures, warp) here")
+    _add_correspondence_options(t)
     t.set_defaults(func=_cmd_transfer)
 
 
@@ -494,6 +543,7 @@ def _add_try_on(sub) -> None:
     t.add_argument("--size", type=int, default=256, help="working size, longer side in px")
     _add_texture_options(t)
     _add_rerender_options(t)
+    _add_correspondence_options(t)
     t.set_defaults(func=_cmd_try_on)
 
 
@@ -510,6 +560,7 @@ def _add_novel_view(sub) -> None:
     v.add_argument("--fps", type=float, default=24.0, help="frame rate")
     _add_texture_options(v)
     _add_rerender_options(v)
+    _add_correspondence_options(v)
     v.set_defaults(func=_cmd_novel_view)
 
 
@@ -521,8 +572,10 @@ def _add_correspond(sub) -> None:
     c.add_argument(
         "--coverage", choices=["densepose", "mask"], default="densepose",
         help="densepose: body surface plus 1.6%% of the image size around it, as DensePose "
-        "R-CNN labels; mask: the whole person mask (hair, loose clothes)",
+        "R-CNN labels; mask: the whole person mask (hair, loose clothes); --correspondence "
+        "fit only (bodymap writes the network's own foreground)",
     )  # fmt: skip
+    _add_correspondence_options(c)
     c.set_defaults(func=_cmd_correspond)
 
 
@@ -556,9 +609,13 @@ def _add_eval_correspondence(sub) -> None:
     e.add_argument("--gt", help="a synthetic set (reroute synth) or a folder of reference IUV PNGs")
     e.add_argument("--pred", help="folder of predicted IUV PNGs (same file names)")
     e.add_argument(
-        "--method", choices=("pred", "reroute", "ground-truth"), default="pred",
-        help="on a synthetic set: read --pred, run reroute's front end, or the GT itself",
+        "--method", choices=("pred", "reroute", "bodymap", "ground-truth"), default="pred",
+        help="on a synthetic set: read --pred, run reroute's front end (the fit), the fit "
+        "refined by the BodyMap network, or the GT itself",
     )  # fmt: skip
+    e.add_argument("--bodymap-checkpoint", metavar="PATH",
+                   help="--method bodymap: the network's checkpoint "
+                   "(default: checkpoints/bodymap_cpu256.pt)")  # fmt: skip
     e.add_argument("--limit", type=int, help="evaluate the first N images only")
     e.add_argument(
         "--temporal", action="store_true",
@@ -611,6 +668,7 @@ def _add_evaluate(sub) -> None:
     )  # fmt: skip
     e.add_argument("--dpt-checkpoint", help="Dense Pose Transfer checkpoint of the dpt method "
                    "(default: checkpoints/dpt_cpu256.pt)")  # fmt: skip
+    _add_correspondence_options(e)
     e.add_argument("--no-progress", action="store_true", help="no progress bar or warnings")
     e.set_defaults(func=_cmd_evaluate)
 

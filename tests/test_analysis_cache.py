@@ -71,7 +71,7 @@ def _assert_same(a: PersonAnalysis, b: PersonAnalysis) -> None:
 def test_disk_format_covers_every_field():
     scalars = {
         "": {"original_size", "notices", "timings", "cached", "observation", "body",
-             "correspondence"},
+             "correspondence", "correspondence_method"},
         "observation": {"image_size"},
         "body": {"camera"} | set(BODY_SCALARS),
         "correspondence": set(),
@@ -150,7 +150,7 @@ def counted(monkeypatch):
     """analyse_people replaced by :func:`_tiny_analysis`; returns the list of photos analysed."""
     calls = []
 
-    def fake(photos, *, size, names, fit_config):
+    def fake(photos, *, size, names, fit_config, **how):  # how: the correspondence method
         calls.extend((int(p.pixels[0, 0, 0]), size, fit_config) for p in photos)
         return [_tiny_analysis(p) for p in photos]
 

@@ -82,7 +82,8 @@ def test_unavailable_networks_are_refused_with_their_reason(tmp_path):
 
     status = network_status(tmp_path / "ckpt")
     assert status == {k: f"no checkpoint in {tmp_path / 'ckpt'}/ yet"
-                      for k in ("texture completion", "re-renderer", "Dense Pose Transfer")}  # fmt: skip
+                      for k in ("texture completion", "re-renderer", "Dense Pose Transfer",
+                                "BodyMap network")}  # fmt: skip
     (tmp_path / "ckpt").mkdir()
     (tmp_path / "ckpt" / "texture_unet.safetensors").write_bytes(b"x")
     reason = network_status(tmp_path / "ckpt")["texture completion"]

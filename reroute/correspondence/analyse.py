@@ -6,6 +6,13 @@ the photo (:mod:`reroute.io.images`), find its one person with BlazePose
 (:mod:`reroute.body.fit`) and render the fitted body's correspondences
 (:mod:`reroute.correspondence.fitted`). The result is a
 :class:`PersonAnalysis`.
+
+Correspondence methods (:data:`CORRESPONDENCES`, chosen by ``correspondence=``):
+``fit`` keeps the fitted body's rendered correspondences; ``bodymap`` refines them
+with the BodyMap network (:mod:`reroute.correspondence.bodymap`, the fit's map as
+its initialisation, :func:`~reroute.correspondence.bodymap.predict.refine_correspondence`),
+which needs a checkpoint (default ``checkpoints/bodymap_cpu256.pt``,
+:func:`load_correspondence_model`).
 """
 
 from __future__ import annotations
@@ -21,11 +28,67 @@ import numpy as np
 from reroute.body.detect import PersonObservation, detect_person
 from reroute.body.fit import FitConfig, fit_bodies
 from reroute.body.posed import FittedBody
+from reroute.correspondence.bodymap.network import BodyMapNet
+from reroute.correspondence.bodymap.predict import load_default_bodymap, refine_correspondence
 from reroute.correspondence.fitted import render_correspondence
 from reroute.correspondence.maps import Correspondence
+from reroute.errors import InputError
 from reroute.io.images import LoadedImage, load_image
 
-__all__ = ["PersonAnalysis", "analyse_people", "analyse_person"]
+__all__ = [
+    "CORRESPONDENCES",
+    "DEFAULT_CORRESPONDENCE",
+    "LEARNED_CORRESPONDENCES",
+    "PersonAnalysis",
+    "analyse_people",
+    "analyse_person",
+    "check_correspondence",
+    "load_correspondence_model",
+]
+
+#: correspondence method name -> one line (the CLI's ``--correspondence`` choices)
+CORRESPONDENCES: dict[str, str] = {
+    "fit": "the fitted anny body's rendered correspondences, extended to the person mask",
+    "bodymap": "the fit's correspondences refined by the BodyMap network "
+    "(Ianina et al. CVPR 2022; checkpoints/bodymap_cpu256.pt)",
+}
+#: the correspondence method used when none is asked for
+DEFAULT_CORRESPONDENCE = "fit"
+#: methods that run a trained network, so need a loadable checkpoint
+LEARNED_CORRESPONDENCES: tuple[str, ...] = ("bodymap",)
+
+
+def check_correspondence(method: object) -> str:
+    """``method`` if it names a correspondence method of :data:`CORRESPONDENCES`.
+
+    Raises:
+        InputError: unknown name (one sentence naming the choices).
+    """
+    if method not in tuple(CORRESPONDENCES):
+        raise InputError(f"unknown correspondence method {method!r}; "
+                         f"choose {' or '.join(CORRESPONDENCES)}")  # fmt: skip
+    return str(method)
+
+
+def load_correspondence_model(method: str,
+                              checkpoint: str | os.PathLike | None = None) -> BodyMapNet | None:  # fmt: skip
+    """Check ``method`` and, for a learned one, load its network now (cached per path).
+
+    Args:
+        method: a name of :data:`CORRESPONDENCES`.
+        checkpoint: the BodyMap checkpoint (``.pt``, kind ``"bodymap"``); ``None`` for
+            :data:`~reroute.correspondence.bodymap.predict.DEFAULT_CHECKPOINT`. Ignored for ``fit``.
+    Returns:
+        The :class:`~reroute.correspondence.bodymap.network.BodyMapNet` in eval mode (CPU),
+        shared by every caller with the same path; ``None`` for ``fit``.
+    Raises:
+        InputError: unknown method, or the checkpoint is missing or not a ``bodymap``
+            one (one line naming the file).
+    """
+    check_correspondence(method)
+    if method not in LEARNED_CORRESPONDENCES:
+        return None
+    return load_default_bodymap(str(checkpoint) if checkpoint else None)
 
 
 @dataclass
@@ -39,11 +102,16 @@ class PersonAnalysis:
         body: the fitted :class:`~reroute.body.posed.FittedBody` (working size camera).
         correspondence: :class:`~reroute.correspondence.maps.Correspondence` (h, w).
         notices: messages for the user, e.g. that the photo was downscaled.
-        timings: seconds per stage (``pose``, ``fit``, ``render``); served from an
+        timings: seconds per stage (``pose``, ``fit``, ``render``, and ``bodymap`` for
+            BodyMap correspondences); served from an
             :class:`~reroute.correspondence.cache.AnalysisCache`, those are 0 and
             ``cache`` is the seconds spent finding it.
         cached: whether it was served from an
             :class:`~reroute.correspondence.cache.AnalysisCache` (False when analysed now).
+        correspondence_method: how ``correspondence`` was made, a name of
+            :data:`CORRESPONDENCES` (``bodymap``: refined by the network; its
+            ``mask`` and ``body_mask`` are then the network's predicted foreground,
+            and ``timings["bodymap"]`` its seconds).
     """
 
     image: np.ndarray
@@ -54,6 +122,7 @@ class PersonAnalysis:
     notices: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     cached: bool = False
+    correspondence_method: str = DEFAULT_CORRESPONDENCE
 
 
 def _working_size(h: int, w: int, size: int) -> tuple[int, int]:
@@ -62,7 +131,8 @@ def _working_size(h: int, w: int, size: int) -> tuple[int, int]:
 
 
 def analyse_person(photo, *, size: int | None = 256, name: str = "photo",
-                   fit_config: FitConfig | None = None) -> PersonAnalysis:  # fmt: skip
+                   fit_config: FitConfig | None = None, correspondence: str = DEFAULT_CORRESPONDENCE,
+                   bodymap_checkpoint: str | os.PathLike | None = None) -> PersonAnalysis:  # fmt: skip
     """Load a photo, detect its person, fit anny and render the correspondences.
 
     Args:
@@ -71,36 +141,60 @@ def analyse_person(photo, *, size: int | None = 256, name: str = "photo",
         size: working size (longer side, pixels); ``None`` keeps the photo's size.
         name: how to call the photo in messages.
         fit_config: the fit's schedule; defaults to :class:`~reroute.body.fit.FitConfig`.
+        correspondence: ``fit`` (the rendered fit) or ``bodymap`` (the fit refined by
+            the BodyMap network at the working size; see :data:`CORRESPONDENCES`).
+        bodymap_checkpoint: the BodyMap checkpoint for ``bodymap`` (``None``: the
+            committed ``checkpoints/bodymap_cpu256.pt``).
     Returns:
         :class:`PersonAnalysis`.
     Raises:
-        InputError: not an image, too small, no person, several persons, failed fit.
+        InputError: unknown ``correspondence``, a missing or foreign BodyMap checkpoint
+            (checked before the photo is read), not an image, too small, no person,
+            several persons, failed fit.
     """
-    return analyse_people([photo], size=size, names=[name], fit_config=fit_config)[0]
+    return analyse_people([photo], size=size, names=[name], fit_config=fit_config,
+                          correspondence=correspondence,
+                          bodymap_checkpoint=bodymap_checkpoint)[0]  # fmt: skip
+
+
+def _refine(model: BodyMapNet, images: list[np.ndarray], corrs: list[Correspondence],
+            timings: list[dict[str, float]]) -> list[Correspondence]:  # fmt: skip
+    """Each photo's fitted correspondences refined by the BodyMap network (``timings["bodymap"]``)."""
+    out = []
+    for img, corr, tm in zip(images, corrs, timings, strict=True):
+        t = time.perf_counter()
+        out.append(refine_correspondence(model, img, corr).correspondence)
+        tm["bodymap"] = time.perf_counter() - t
+    return out
 
 
 def analyse_people(photos: list, *, size: int | None = 256, names: list[str] | None = None,
-                   fit_config: FitConfig | None = None) -> list[PersonAnalysis]:  # fmt: skip
+                   fit_config: FitConfig | None = None, correspondence: str = DEFAULT_CORRESPONDENCE,
+                   bodymap_checkpoint: str | os.PathLike | None = None) -> list[PersonAnalysis]:  # fmt: skip
     """:func:`analyse_person` for several photos, their bodies fitted as one batch.
 
     Each photo is loaded and its person detected in turn (so the first bad
     photo is the one reported), then every body is fitted at once
     (:func:`~reroute.body.fit.fit_bodies`: one optimiser step serves all), then
-    the correspondence maps are rendered (one thread per photo). Each analysis's
-    ``timings["fit"]`` and ``timings["render"]`` are its share of the batch's time.
+    the correspondence maps are rendered (one thread per photo) and, with
+    ``correspondence="bodymap"``, refined by the network one photo at a time. Each
+    analysis's ``timings["fit"]`` and ``timings["render"]`` are its share of the
+    batch's time; ``timings["bodymap"]`` (bodymap only) its own network time.
 
     Args:
         photos: paths, bytes, PIL images, (H, W, 3) uint8 arrays or
             :class:`~reroute.io.images.LoadedImage`.
-        size, fit_config: as for :func:`analyse_person`.
+        size, fit_config, correspondence, bodymap_checkpoint: as for :func:`analyse_person`.
         names: how to call each photo in messages (default ``"photo 1"``, ...).
     Returns:
         one :class:`PersonAnalysis` per photo, in order.
     Raises:
-        InputError: not an image, too small, no person, several persons, failed
-            fit (the message names the photo).
+        InputError: unknown ``correspondence`` or an unloadable BodyMap checkpoint
+            (before any photo is read), not an image, too small, no person, several
+            persons, failed fit (the message names the photo).
         ValueError: ``names`` has another length than ``photos``.
     """
+    model = load_correspondence_model(correspondence, bodymap_checkpoint)
     names = list(names) if names is not None else [f"photo {i + 1}" for i in range(len(photos))]
     if len(names) != len(photos):
         raise ValueError(f"names: expected {len(photos)}, got {len(names)}")
@@ -133,10 +227,14 @@ def analyse_people(photos: list, *, size: int | None = 256, names: list[str] | N
             corrs = list(pool.map(lambda bo: render_correspondence(bo[0], bo[1].mask > 0.5),
                                   zip(bodies, observations, strict=True)))  # fmt: skip
     share = (time.perf_counter() - t) / len(bodies)
+    for tm in timings:
+        tm["render"] = share
+    if model is not None:
+        corrs = _refine(model, images, corrs, timings)
     out = []
     for photo, name, img, obs, body, corr, tm in zip(loaded, names, images, observations, bodies,
                                                      corrs, timings, strict=True):  # fmt: skip
-        tm["render"] = share
         notices = [f"{name}: {photo.notice}"] if photo.notice else []
-        out.append(PersonAnalysis(img, photo.pixels.shape[:2], obs, body, corr, notices, tm))
+        out.append(PersonAnalysis(img, photo.pixels.shape[:2], obs, body, corr, notices, tm,
+                                  correspondence_method=correspondence))  # fmt: skip
     return out

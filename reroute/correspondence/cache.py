@@ -2,8 +2,12 @@
 
 :class:`AnalysisCache` wraps :func:`~reroute.correspondence.analyse.analyse_people`
 (detect, fit, render; the photos not cached are fitted in one batch). The key is the SHA-1 of the loaded
-pixels and their shape, the working size and every field of the
-:class:`~reroute.body.fit.FitConfig` (``None`` means the default config), so
+pixels and their shape, the working size, every field of the
+:class:`~reroute.body.fit.FitConfig` (``None`` means the default config) and,
+for a correspondence method other than ``fit``, the method and the SHA-1 of its
+checkpoint's bytes (so a ``bodymap`` analysis is never served for a ``fit``
+request, nor one of another BodyMap checkpoint; a ``fit`` key is the same as
+before the option existed, so older folders stay valid), so
 the same photo uploaded twice, used as source and as target, or repeated
 across an evaluation's pairs is analysed once. The cache keeps the
 ``max_items`` most recently used analyses in memory (the app's, shared by all
@@ -16,7 +20,7 @@ What a caller gets back: a shallow copy of the stored
 ``notices`` list and ``timings`` dict, and ``cached`` telling where it came
 from. Served from the cache, ``cached`` is True and ``timings`` is
 ``{"pose": 0.0, "fit": 0.0, "render": 0.0, "cache": s}`` (``s``: seconds spent
-finding it, memory or disk); freshly analysed, ``cached`` is False and
+finding it, memory or disk; a ``bodymap`` analysis also has ``"bodymap": 0.0``); freshly analysed, ``cached`` is False and
 ``timings`` are the analysis's own. The arrays are shared with the stored
 analysis: treat them as read-only (every pipeline does). Notices that come from
 loading the photo (e.g. that it was downscaled) are re-made with the caller's
@@ -28,7 +32,8 @@ per array field (``image``, ``observation.landmarks``, ``body.vertices``,
 ``correspondence.part``, ...; see :data:`ARRAY_FIELDS`), dtypes and shapes as
 in the dataclasses, plus ``meta``: a JSON string with ``format_version`` and
 the scalar fields (sizes, camera, the body's :data:`BODY_SCALARS`, the
-analysis's own notices and timings). Files are written atomically
+analysis's own notices and timings, and ``correspondence_method``; a file
+without it, written before the option existed, reads back as ``fit``). Files are written atomically
 (:func:`reroute.io.files.write_atomic`) and read with
 ``np.load(..., allow_pickle=False)``; an unreadable, incomplete or
 other-version file is a miss and is overwritten. The files do not notice a
@@ -38,6 +43,7 @@ folder after changing it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -55,7 +61,15 @@ from reroute.body.detect import PersonObservation
 from reroute.body.fit import FitConfig
 from reroute.body.posed import FittedBody
 from reroute.body.raster import Camera
-from reroute.correspondence.analyse import PersonAnalysis, analyse_people
+from reroute.correspondence.analyse import (
+    DEFAULT_CORRESPONDENCE,
+    LEARNED_CORRESPONDENCES,
+    PersonAnalysis,
+    analyse_people,
+    check_correspondence,
+    load_correspondence_model,
+)
+from reroute.correspondence.bodymap.predict import DEFAULT_CHECKPOINT as BODYMAP_CHECKPOINT
 from reroute.correspondence.maps import Correspondence
 from reroute.errors import InputError
 from reroute.io.files import write_atomic
@@ -64,6 +78,7 @@ from reroute.io.images import LoadedImage, load_image
 __all__ = [
     "AnalysisCache",
     "analysis_key",
+    "checkpoint_digest",
     "to_arrays",
     "from_arrays",
     "ARRAY_FIELDS",
@@ -91,17 +106,65 @@ BODY_SCALARS: tuple[str, ...] = ("phenotypes", "keypoint_error_px", "losses", "s
 _CACHED_TIMINGS = ("pose", "fit", "render")
 
 
-def analysis_key(photo: LoadedImage, size: int | None, fit_config: FitConfig | None = None) -> str:
-    """The cache key of ``photo`` analysed at ``size`` with ``fit_config``: 40 hex digits.
-
-    SHA-1 of the pixels (``(H, W, 3)`` uint8) and their shape, the working size
-    and every :class:`~reroute.body.fit.FitConfig` field (``None``: the defaults).
-    """
-    cfg = asdict(fit_config if fit_config is not None else FitConfig())
-    h = hashlib.sha1(np.ascontiguousarray(photo.pixels).tobytes())
-    h.update(json.dumps([list(photo.pixels.shape), str(photo.pixels.dtype), size, cfg],
-                        sort_keys=True).encode())  # fmt: skip
+@functools.lru_cache(maxsize=16)
+def _file_sha1(path: str, mtime_ns: int, size: int) -> str:
+    """SHA-1 of a file's bytes (cached per path, modification time and size)."""
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
     return h.hexdigest()
+
+
+def checkpoint_digest(path: str | Path | None = None) -> str:
+    """SHA-1 (40 hex digits) of a BodyMap checkpoint's bytes; ``None``: the committed
+    default (:data:`~reroute.correspondence.bodymap.predict.DEFAULT_CHECKPOINT`).
+
+    Computed once per (path, modification time, size), so a checkpoint trained
+    again under the same name gets a new digest.
+
+    Raises:
+        InputError: the file does not exist (one line naming it).
+    """
+    p = Path(path) if path else BODYMAP_CHECKPOINT
+    try:
+        st = p.stat()
+    except OSError:
+        raise InputError(f"checkpoint {p} does not exist") from None
+    return _file_sha1(str(p.resolve()), st.st_mtime_ns, st.st_size)
+
+
+def analysis_key(photo: LoadedImage, size: int | None, fit_config: FitConfig | None = None,
+                 correspondence: str = DEFAULT_CORRESPONDENCE,
+                 bodymap_checkpoint: str | Path | None = None) -> str:  # fmt: skip
+    """The cache key of ``photo`` analysed at ``size`` with ``fit_config`` and
+    ``correspondence``: 40 hex digits.
+
+    SHA-1 of the pixels (``(H, W, 3)`` uint8) and their shape, the working size,
+    every :class:`~reroute.body.fit.FitConfig` field (``None``: the defaults) and,
+    for a learned correspondence method (``bodymap``), the method and
+    :func:`checkpoint_digest` of ``bodymap_checkpoint`` (ignored for ``fit``, whose
+    keys are those of format 1 before the option existed).
+
+    Raises:
+        InputError: an unknown method, or a learned one whose checkpoint does not exist.
+    """
+    check_correspondence(correspondence)
+    cfg = asdict(fit_config if fit_config is not None else FitConfig())
+    fields: list[Any] = [list(photo.pixels.shape), str(photo.pixels.dtype), size, cfg]
+    if correspondence in LEARNED_CORRESPONDENCES:
+        fields.append({"correspondence": correspondence,
+                       "checkpoint_sha1": checkpoint_digest(bodymap_checkpoint)})  # fmt: skip
+    h = hashlib.sha1(np.ascontiguousarray(photo.pixels).tobytes())
+    h.update(json.dumps(fields, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def _zero_timings(hit: PersonAnalysis, **extra: float) -> dict[str, float]:
+    """The timings of a cache hit: every stage of ``hit`` (at least :data:`_CACHED_TIMINGS`,
+    ``bodymap`` too for a refined one) at 0, then ``extra``."""
+    stages = (*_CACHED_TIMINGS, *(k for k in hit.timings if k not in _CACHED_TIMINGS))
+    return dict.fromkeys((k for k in stages if k != "cache"), 0.0) | extra
 
 
 def _load_notice(photo: LoadedImage, name: str) -> list[str]:
@@ -144,26 +207,33 @@ class AnalysisCache:
     # ------------------------------------------------------------ lookups
 
     def get_or_analyse(self, photo: Any, *, size: int | None = 256, name: str = "photo",
-                       fit_config: FitConfig | None = None) -> PersonAnalysis:  # fmt: skip
+                       fit_config: FitConfig | None = None,
+                       correspondence: str = DEFAULT_CORRESPONDENCE,
+                       bodymap_checkpoint: str | Path | None = None) -> PersonAnalysis:  # fmt: skip
         """The analysis of ``photo`` at ``size``: from memory, from disk, else analysed now.
 
         Args:
             photo: a :class:`~reroute.io.images.LoadedImage` (anything else is loaded
                 with :func:`~reroute.io.images.load_image` first).
-            size, name, fit_config: as for :func:`~reroute.correspondence.analyse.analyse_person`.
+            size, name, fit_config, correspondence, bodymap_checkpoint: as for
+                :func:`~reroute.correspondence.analyse.analyse_person` (the method and
+                checkpoint are part of the key: see :func:`analysis_key`).
         Returns:
             :class:`~reroute.correspondence.analyse.PersonAnalysis` (a copy; see the module
             docstring for ``cached`` and ``timings``).
         Raises:
-            InputError: as :func:`~reroute.correspondence.analyse.analyse_person` (not an
-                image, no person, several persons, failed fit); nothing is cached then.
+            InputError: as :func:`~reroute.correspondence.analyse.analyse_person` (unknown
+                correspondence method or missing checkpoint, not an image, no person,
+                several persons, failed fit); nothing is cached then.
         """
-        return self.get_or_analyse_many([photo], size=size, names=[name],
-                                        fit_config=fit_config)[0]  # fmt: skip
+        return self.get_or_analyse_many([photo], size=size, names=[name], fit_config=fit_config,
+                                        correspondence=correspondence,
+                                        bodymap_checkpoint=bodymap_checkpoint)[0]  # fmt: skip
 
     def get_or_analyse_many(self, photos: list, *, size: int | None = 256,
-                            names: list[str] | None = None,
-                            fit_config: FitConfig | None = None) -> list[PersonAnalysis]:  # fmt: skip
+                            names: list[str] | None = None, fit_config: FitConfig | None = None,
+                            correspondence: str = DEFAULT_CORRESPONDENCE,
+                            bodymap_checkpoint: str | Path | None = None) -> list[PersonAnalysis]:  # fmt: skip
         """:meth:`get_or_analyse` for several photos; those not cached are analysed
         together (:func:`~reroute.correspondence.analyse.analyse_people`: one batched
         fit), a photo given twice once.
@@ -171,18 +241,23 @@ class AnalysisCache:
         Args:
             photos: as ``photo`` of :meth:`get_or_analyse`, one per entry.
             names: how to call each photo in messages (default ``"photo 1"``, ...).
-            size, fit_config: as for :meth:`get_or_analyse`.
+            size, fit_config, correspondence, bodymap_checkpoint: as for :meth:`get_or_analyse`.
         Returns:
             one analysis (a copy) per photo, in order.
         Raises:
-            InputError: as :func:`~reroute.correspondence.analyse.analyse_people`;
-                nothing from this call is cached then.
+            InputError: as :func:`~reroute.correspondence.analyse.analyse_people` (the
+                method and its checkpoint are checked first); nothing from this call is
+                cached then.
         """
         t0 = time.perf_counter()
+        # an unknown method or a missing checkpoint fails here, before any photo is read
+        load_correspondence_model(correspondence, bodymap_checkpoint)
+        how = {"fit_config": fit_config, "correspondence": correspondence,
+               "bodymap_checkpoint": bodymap_checkpoint}  # fmt: skip
         names = list(names) if names is not None else [f"photo {i + 1}" for i in range(len(photos))]
         loaded = [p if isinstance(p, LoadedImage) else load_image(p, name=n)
                   for p, n in zip(photos, names, strict=True)]  # fmt: skip
-        keys = [analysis_key(p, size, fit_config) for p in loaded]
+        keys = [analysis_key(p, size, **how) for p in loaded]
         out: list[PersonAnalysis | None] = [None] * len(loaded)
         todo: dict[str, int] = {}  # key -> first photo that needs analysing
         for i, key in enumerate(keys):
@@ -190,7 +265,7 @@ class AnalysisCache:
             if hit is None:
                 todo.setdefault(key, i)
                 continue
-            timings = dict.fromkeys(_CACHED_TIMINGS, 0.0)
+            timings = _zero_timings(hit)
             timings["cache"] = time.perf_counter() - t0
             out[i] = replace(hit, notices=_load_notice(loaded[i], names[i]) + hit.notices,
                              timings=timings, cached=True)  # fmt: skip
@@ -200,7 +275,7 @@ class AnalysisCache:
             first = list(todo.values())
             stored_by_key: dict[str, PersonAnalysis] = {}
             fresh = analyse_people([loaded[i] for i in first], size=size,
-                                   names=[names[i] for i in first], fit_config=fit_config)  # fmt: skip
+                                   names=[names[i] for i in first], **how)  # fmt: skip
             for i, res in zip(first, fresh, strict=True):
                 own = _load_notice(loaded[i], names[i])
                 stored = replace(res, notices=[n for n in res.notices if n not in own],
@@ -219,7 +294,7 @@ class AnalysisCache:
                     out[i] = replace(stored_by_key[key],
                                      notices=_load_notice(loaded[i], names[i])
                                      + stored_by_key[key].notices,
-                                     timings=dict.fromkeys((*_CACHED_TIMINGS, "cache"), 0.0),
+                                     timings=_zero_timings(stored_by_key[key], cache=0.0),
                                      cached=True)  # fmt: skip
         return out  # type: ignore[return-value]
 
@@ -242,20 +317,26 @@ class AnalysisCache:
         return hit
 
     def contains(self, photo: LoadedImage, size: int | None = 256,
-                 fit_config: FitConfig | None = None) -> bool:  # fmt: skip
-        """Whether :meth:`get_or_analyse` would serve ``photo`` at ``size`` without analysing.
+                 fit_config: FitConfig | None = None, correspondence: str = DEFAULT_CORRESPONDENCE,
+                 bodymap_checkpoint: str | Path | None = None) -> bool:  # fmt: skip
+        """Whether :meth:`get_or_analyse` would serve ``photo`` at ``size`` (with
+        ``fit_config`` and ``correspondence``) without analysing.
 
         True when it is in memory or has a file in ``directory`` (not opened:
         an unreadable file still says True).
+
+        Raises:
+            InputError: see :func:`analysis_key`.
         """
-        key = analysis_key(photo, size, fit_config)
+        key = analysis_key(photo, size, fit_config, correspondence, bodymap_checkpoint)
         with self._lock:
             if key in self._items:
                 return True
         return self.directory is not None and self._path(key).is_file()
 
     def __contains__(self, item: LoadedImage | tuple) -> bool:
-        """``photo in cache`` (default size 256) or ``(photo, size[, fit_config]) in cache``."""
+        """``photo in cache`` (default size 256) or ``(photo, size[, fit_config[,
+        correspondence[, bodymap_checkpoint]]]) in cache``."""
         if isinstance(item, tuple):
             return self.contains(*item)
         return self.contains(item)
@@ -323,6 +404,7 @@ def to_arrays(a: PersonAnalysis) -> dict[str, np.ndarray]:
         "original_size": [int(v) for v in a.original_size],
         "notices": [str(n) for n in a.notices],
         "timings": {str(k): float(v) for k, v in a.timings.items()},
+        "correspondence_method": str(a.correspondence_method),
         "observation.image_size": [int(v) for v in a.observation.image_size],
         "body.camera": {
             "focal": float(cam.focal),
@@ -360,4 +442,6 @@ def from_arrays(d: dict[str, np.ndarray]) -> PersonAnalysis:
                       **{f: meta[f"body.{f}"] for f in BODY_SCALARS})  # fmt: skip
     corr = Correspondence(**arrays("correspondence"))
     return PersonAnalysis(arrays("")["image"], tuple(meta["original_size"]), obs, body, corr,
-                          list(meta["notices"]), dict(meta["timings"]))  # fmt: skip
+                          list(meta["notices"]), dict(meta["timings"]),
+                          correspondence_method=meta.get("correspondence_method",
+                                                         DEFAULT_CORRESPONDENCE))  # fmt: skip

@@ -130,6 +130,12 @@ class EvalConfig:
             distinct photo of one run is still analysed once); ``dpt`` reads it too.
         dpt_checkpoint: the ``dpt`` method's checkpoint (e.g. a Table 4 variant);
             None: the committed ``checkpoints/dpt_cpu256.pt``.
+        correspondence: ``fit`` (the rendered template fit) or ``bodymap`` (the fit
+            refined by the BodyMap network) for the ``warp``, ``bodymap`` and ``dpt``
+            methods; part of the analysis cache's key and, when not ``fit``, of the
+            run's settings (``run.json``: a resumed run must use the same).
+        bodymap_checkpoint: the BodyMap checkpoint; None: the committed
+            ``checkpoints/bodymap_cpu256.pt`` (a missing file fails before any pair).
         progress: show a progress bar on stderr.
     """
 
@@ -151,6 +157,8 @@ class EvalConfig:
     texture_size: int = 256
     analysis_cache: str | None = None
     dpt_checkpoint: str | None = None
+    correspondence: str = "fit"
+    bodymap_checkpoint: str | None = None
     progress: bool = True
 
 
@@ -298,7 +306,7 @@ def _process_pair(pair: PosePair, size, patn_pad, method, netm) -> tuple[dict, n
 
 
 def _run_settings(config: EvalConfig, pl: PairList, size, patn_pad) -> dict:
-    return {
+    settings = {
         "dataset": config.dataset,
         "root": str(Path(config.root).resolve()),
         "pairs_file": str(Path(pl.pairs_file).resolve()) if pl.pairs_file else None,
@@ -308,6 +316,13 @@ def _run_settings(config: EvalConfig, pl: PairList, size, patn_pad) -> dict:
         "mvc_seed": config.mvc_seed if config.dataset == "mvc" else None,
         "mvc_test_items": config.mvc_test_items if config.dataset == "mvc" else None,
     }
+    # correspondences other than the fit are recorded; a fit run's settings stay as they
+    # were before the option existed, so older runs still resume
+    if config.correspondence != "fit":
+        ck = config.bodymap_checkpoint
+        settings["correspondence"] = config.correspondence
+        settings["bodymap_checkpoint"] = str(Path(ck).resolve()) if ck else None
+    return settings
 
 
 def _prepare_out(out: Path, settings: dict) -> None:

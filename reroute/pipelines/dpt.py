@@ -3,8 +3,9 @@
 1. check and load both photos (before any model runs);
 2. find the one person in each, fit anny and render the correspondences
    (:func:`reroute.correspondence.analyse.analyse_people`, or an
-   :class:`~reroute.correspondence.cache.AnalysisCache`): reroute's IUV takes the
-   place of DensePose R-CNN's;
+   :class:`~reroute.correspondence.cache.AnalysisCache`; refined by the BodyMap
+   network with ``correspondence="bodymap"``): reroute's IUV takes the place of
+   DensePose R-CNN's;
 3. run the network (:func:`renderer.dpt.model.dpt_transfer_image`): predictive
    stream on (source photo, source IUV, target IUV; or both views' BlazePose
    keypoints as COCO-18 for a ``keypoints``-conditioned network), warping stream through the
@@ -28,6 +29,7 @@ from reroute.correspondence.analyse import PersonAnalysis, analyse_people
 from reroute.correspondence.cache import AnalysisCache
 from reroute.errors import InputError
 from reroute.io.images import load_image, to_uint8
+from reroute.pipelines.correspondences import DEFAULT_CORRESPONDENCE, load_correspondence
 
 __all__ = ["DPTResult", "DensePoseTransferPipeline"]
 
@@ -44,7 +46,8 @@ class DPTResult:
             [-1, 1], on background, where no visible texel is near, and everywhere for
             variants without warping).
         atlas: (4N, 6N, 3) uint8, the (inpainted) source atlas, or None.
-        timings: seconds per stage (``pose``, ``fit``, ``render``, ``dpt``, ``total``).
+        timings: seconds per stage (``pose``, ``fit``, ``render``, ``bodymap`` with BodyMap
+            correspondences, ``dpt``, ``total``).
         notices: messages for the user (e.g. a photo was downscaled).
     """
 
@@ -73,18 +76,25 @@ class DensePoseTransferPipeline:
             file fails before any photo is read.
         fit_config: schedule of the body fit.
         cache: an :class:`~reroute.correspondence.cache.AnalysisCache` for step 2.
+        correspondence: ``fit`` or ``bodymap`` (both photos' correspondences refined by
+            the BodyMap network before the DPT network sees them).
+        bodymap_checkpoint: the BodyMap checkpoint (default: the committed one); loaded now.
     Raises:
-        InputError: size below 64, or the checkpoint is missing or not a ``dpt`` one.
+        InputError: size below 64, the checkpoint is missing or not a ``dpt`` one, an
+            unknown correspondence method, or a missing or foreign BodyMap checkpoint.
     """
 
     texture = None  # no UV texture completion in this method (the app's status reads it)
 
     def __init__(self, size: int = 256, checkpoint: str | None = None, fit_config: FitConfig | None = None,
-                 cache: AnalysisCache | None = None):  # fmt: skip
+                 cache: AnalysisCache | None = None, correspondence: str = DEFAULT_CORRESPONDENCE,
+                 bodymap_checkpoint: str | None = None):  # fmt: skip
         if size < 64:
             raise InputError(f"--size must be at least 64 px, got {size}")
         self.size, self.fit_config, self.cache = size, fit_config, cache
         self.model = load_default_dpt(str(checkpoint) if checkpoint else None)
+        load_correspondence(correspondence, bodymap_checkpoint)  # before any photo is read
+        self.correspondence, self.bodymap_checkpoint = correspondence, bodymap_checkpoint
 
     def __call__(self, source, target, progress=None) -> DPTResult:
         """Run pose transfer on two photos (paths, bytes, PIL images or uint8 arrays).
@@ -102,11 +112,12 @@ class DensePoseTransferPipeline:
         if progress:
             progress(0.0, "pose, fit and render: both photos")
         names = ["source photo", "target photo"]
+        how = {"size": self.size, "names": names, "fit_config": self.fit_config,
+               "correspondence": self.correspondence, "bodymap_checkpoint": self.bodymap_checkpoint}
         if self.cache is None:
-            src, tgt = analyse_people([src_img, tgt_img], size=self.size, names=names, fit_config=self.fit_config)
+            src, tgt = analyse_people([src_img, tgt_img], **how)
         else:
-            src, tgt = self.cache.get_or_analyse_many([src_img, tgt_img], size=self.size, names=names,
-                                                      fit_config=self.fit_config)  # fmt: skip
+            src, tgt = self.cache.get_or_analyse_many([src_img, tgt_img], **how)
         if progress:
             progress(0.9, "Dense Pose Transfer network")
         res = self.transfer(src, tgt)
@@ -116,7 +127,9 @@ class DensePoseTransferPipeline:
     def transfer(self, src: PersonAnalysis, tgt: PersonAnalysis) -> DPTResult:
         """Steps 3-4 on two analysed photos."""
         t = time.perf_counter()
-        timings = {k: src.timings.get(k, 0.0) + tgt.timings.get(k, 0.0) for k in ("pose", "fit", "render")}
+        refined = ("bodymap",) if "bodymap" in src.timings | tgt.timings else ()
+        stages = ("pose", "fit", "render", *refined)
+        timings = {k: src.timings.get(k, 0.0) + tgt.timings.get(k, 0.0) for k in stages}
         # 3. the network (both views padded to one square side, cropped back to the target's)
         kps = [coco18_keypoints(a.observation.landmarks, a.observation.visibility) for a in (src, tgt)]
         out = dpt_transfer_image(self.model, src.image, src.correspondence, tgt.correspondence, *kps)

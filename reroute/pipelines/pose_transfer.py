@@ -8,6 +8,7 @@ Pose transfer (Ianina et al., CVPR 2022, sec. 5):
    (steps 2-3: :func:`reroute.correspondence.analyse.analyse_people`, both
    bodies fitted in one batch, or an
    :class:`~reroute.correspondence.cache.AnalysisCache` that analyses each photo once);
+   with ``correspondence="bodymap"`` the BodyMap network refines both maps;
 4. lift the source photo into the continuous UV texture (partial + visibility);
 5. complete the texture (classical: mirror fill + push-pull; or the texture
    completion network of :mod:`texture`);
@@ -36,6 +37,7 @@ from reroute.correspondence.cache import AnalysisCache
 from reroute.errors import InputError
 from reroute.io.images import load_image, to_uint8
 from reroute.pipelines.compose import alpha_blend, flow_weight, inpaint_background, soft_mask
+from reroute.pipelines.correspondences import DEFAULT_CORRESPONDENCE, load_correspondence
 from reroute.pipelines.rerendering import DEFAULT_RERENDERING, load_rerendering
 from reroute.uv.texture import UVTexture
 from reroute.uv.warp import correspondence_flow, image_to_uv, sample_image, uv_to_image
@@ -59,8 +61,9 @@ class TransferResult:
         texture: the completed texture (T, T).
         warped: (h, w, 3) uint8, the completed texture warped to the target's
             correspondences, at the working size (white background).
-        timings: seconds per stage: pose, fit, render (both photos summed; 0 for a
-            photo served from an analysis cache, see ``source.cached``),
+        timings: seconds per stage: pose, fit, render, and bodymap with BodyMap
+            correspondences (both photos summed; 0 for a photo served from an
+            analysis cache, see ``source.cached``),
             warp (lift + warp back + composite), completion, rerender (0 when
             off), total.
         notices: messages for the user.
@@ -103,6 +106,16 @@ class PoseTransferPipeline:
         cache: an :class:`~reroute.correspondence.cache.AnalysisCache` for steps 2-3
             (a photo seen before, as source or target, is not analysed again);
             ``None`` analyses both photos on every call.
+        correspondence: ``fit`` (the rendered fit) or ``bodymap`` (both photos' fitted
+            correspondences refined by the BodyMap network at the working size;
+            ``timings["bodymap"]`` gives its seconds).
+        bodymap_checkpoint: the BodyMap checkpoint (default: the committed
+            ``checkpoints/bodymap_cpu256.pt``); loaded now, so a missing file fails
+            before any photo is read.
+
+    Raises:
+        InputError: size under 64, unknown texture, re-rendering or correspondence
+            method, or a missing or foreign checkpoint of a chosen network.
 
     Call it with two photos (paths, bytes, PIL images or uint8 arrays); see
     :meth:`__call__`.
@@ -112,7 +125,9 @@ class PoseTransferPipeline:
                  fit_config: FitConfig | None = None, texture: str = "classical",
                  texture_checkpoint: str | None = None, direct: bool = True,
                  rerender: str = DEFAULT_RERENDERING, rerender_checkpoint: str | None = None,
-                 cache: AnalysisCache | None = None):  # fmt: skip
+                 cache: AnalysisCache | None = None,
+                 correspondence: str = DEFAULT_CORRESPONDENCE,
+                 bodymap_checkpoint: str | None = None):  # fmt: skip
         if size < 64:
             raise InputError(f"--size must be at least 64 px, got {size}")
         if texture not in TEXTURE_METHODS:
@@ -125,6 +140,10 @@ class PoseTransferPipeline:
         self.rerender = rerender
         # an unknown name or a missing re-renderer checkpoint fails here, before any fit
         self.rerenderer = load_rerendering(rerender, rerender_checkpoint)
+        # likewise an unknown correspondence method or a missing BodyMap checkpoint
+        load_correspondence(correspondence, bodymap_checkpoint)
+        self.correspondence = correspondence
+        self.bodymap_checkpoint = bodymap_checkpoint
         self.size = size
         self.texture_size = texture_size
         self.fit_config = fit_config
@@ -155,12 +174,13 @@ class PoseTransferPipeline:
         # 2-3. person, fit, correspondences
         report(0.0, "pose, fit and render: both photos")
         names = ["source photo", "target photo"]
+        how = {"size": self.size, "names": names, "fit_config": self.fit_config,
+               "correspondence": self.correspondence,
+               "bodymap_checkpoint": self.bodymap_checkpoint}  # fmt: skip
         if self.cache is None:
-            src, tgt = analyse_people([src_img, tgt_img], size=self.size, names=names,
-                                      fit_config=self.fit_config)  # fmt: skip
+            src, tgt = analyse_people([src_img, tgt_img], **how)
         else:
-            src, tgt = self.cache.get_or_analyse_many([src_img, tgt_img], size=self.size,
-                                                      names=names, fit_config=self.fit_config)  # fmt: skip
+            src, tgt = self.cache.get_or_analyse_many([src_img, tgt_img], **how)
         report(0.9, "warp and complete the texture")
         res = self.transfer(src, tgt)
         res.timings["total"] = time.perf_counter() - t0
@@ -174,8 +194,9 @@ class PoseTransferPipeline:
             :class:`TransferResult` (``timings["total"]`` covers these steps only).
         """
         t0 = time.perf_counter()
-        timings = {k: src.timings.get(k, 0.0) + tgt.timings.get(k, 0.0)
-                   for k in ("pose", "fit", "render")}  # fmt: skip
+        refined = ("bodymap",) if "bodymap" in src.timings | tgt.timings else ()
+        stages = ("pose", "fit", "render", *refined)
+        timings = {k: src.timings.get(k, 0.0) + tgt.timings.get(k, 0.0) for k in stages}
         # 4. lift the source into UV
         t = time.perf_counter()
         partial = image_to_uv(src.image, src.correspondence, self.texture_size)

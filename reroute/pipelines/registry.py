@@ -10,6 +10,10 @@ The CLI, the batch evaluation and the app all take their choices from here:
   ``dpt`` the trained pipelines), each a :class:`MethodInfo`; a trained
   method plugs in with :func:`register_method` once its checkpoint exists;
 * :data:`APP_METHODS`: the app's labels for the methods it offers;
+* :data:`CORRESPONDENCES`: how a photo's correspondences are made (``fit`` the
+  rendered template fit, ``bodymap`` the fit refined by the BodyMap network of
+  :mod:`reroute.correspondence.bodymap`), and :data:`APP_CORRESPONDENCES` the
+  app's labels for them;
 * :data:`TRYON_REGIONS`: what try-on can swap (keys of
   :data:`reroute.pipelines.tryon.REGIONS`).
 """
@@ -23,8 +27,10 @@ from pathlib import Path
 from renderer import DEFAULT_CHECKPOINT as RERENDER_CHECKPOINT
 from renderer import RERENDER_METHODS
 from renderer.dpt import DEFAULT_CHECKPOINT as DPT_CHECKPOINT
+from reroute.correspondence.bodymap.predict import DEFAULT_CHECKPOINT as BODYMAP_CHECKPOINT
 from reroute.correspondence.cache import AnalysisCache
 from reroute.metrics.image import sha256_file
+from reroute.pipelines.correspondences import CORRESPONDENCES, DEFAULT_CORRESPONDENCE
 from reroute.pipelines.dpt import DensePoseTransferPipeline
 from reroute.pipelines.pose_transfer import PoseTransferPipeline
 from reroute.pipelines.tryon import REGIONS
@@ -37,6 +43,8 @@ __all__ = [
     "METHODS",
     "register_method",
     "APP_METHODS",
+    "CORRESPONDENCES",
+    "APP_CORRESPONDENCES",
     "TRYON_REGIONS",
 ]
 
@@ -45,6 +53,9 @@ TEXTURE_COMPLETIONS: dict[str, str] = TEXTURE_METHODS
 
 #: re-rendering name -> one-line description (owned by :mod:`renderer`)
 RERENDERINGS: dict[str, str] = RERENDER_METHODS
+
+# CORRESPONDENCES (imported above): correspondence method name -> one-line description
+# (owned by reroute.correspondence.analyse)
 
 #: try-on region names, in the order the app lists them
 TRYON_REGIONS: tuple[str, ...] = tuple(REGIONS)
@@ -115,6 +126,20 @@ def _mediapipe_checkpoints() -> dict[str, str]:
     return out
 
 
+def _correspondence_options(config) -> dict:
+    """``correspondence`` and ``bodymap_checkpoint`` of an evaluation config (default: the fit)."""
+    return {"correspondence": getattr(config, "correspondence", None) or DEFAULT_CORRESPONDENCE,
+            "bodymap_checkpoint": getattr(config, "bodymap_checkpoint", None)}  # fmt: skip
+
+
+def _bodymap_checkpoints(how: dict) -> dict[str, str]:
+    """``{checkpoints/<name>: sha256}`` of the BodyMap network when ``how`` uses it, else ``{}``."""
+    if how["correspondence"] == DEFAULT_CORRESPONDENCE:
+        return {}
+    ck = Path(how["bodymap_checkpoint"]) if how["bodymap_checkpoint"] else BODYMAP_CHECKPOINT
+    return {f"checkpoints/{ck.name}": sha256_file(ck)}
+
+
 def _eval_cache(config) -> AnalysisCache:
     """Each distinct photo analysed once per run (64 analyses in memory), and once across
     runs when ``config.analysis_cache`` names a folder."""
@@ -126,17 +151,19 @@ class _Warp:
     followed by the neural re-renderer (``rerender="network"``: the ``bodymap`` method).
 
     Photos are analysed through one :class:`~reroute.correspondence.cache.AnalysisCache`
-    per run (:func:`_eval_cache`).
+    per run (:func:`_eval_cache`), with ``config.correspondence`` (``fit`` or ``bodymap``,
+    ``config.bodymap_checkpoint``) when the config has it.
     """
 
     def __init__(self, config, size: tuple[int, int], rerender: str = "none"):
         self.cache = _eval_cache(config)
+        how = _correspondence_options(config)
         self.pipe = PoseTransferPipeline(size=max(size), texture_size=config.texture_size,
-                                         rerender=rerender, cache=self.cache)  # fmt: skip
+                                         rerender=rerender, cache=self.cache, **how)  # fmt: skip
         self.checkpoints = {}
         if rerender == "network":
             self.checkpoints[f"checkpoints/{RERENDER_CHECKPOINT.name}"] = sha256_file(RERENDER_CHECKPOINT)
-        self.checkpoints |= _mediapipe_checkpoints()
+        self.checkpoints |= _bodymap_checkpoints(how) | _mediapipe_checkpoints()
 
     def __call__(self, source, target, target_keypoints=None):
         return self.pipe(source, target).image
@@ -153,8 +180,10 @@ class _DPT(_Warp):
     def __init__(self, config, size: tuple[int, int], checkpoint=None):
         self.cache = _eval_cache(config)
         ck = Path(checkpoint) if checkpoint else DPT_CHECKPOINT
-        self.pipe = DensePoseTransferPipeline(size=max(size), checkpoint=str(ck), cache=self.cache)
-        self.checkpoints = {f"checkpoints/{ck.name}": sha256_file(ck)} | _mediapipe_checkpoints()
+        how = _correspondence_options(config)
+        self.pipe = DensePoseTransferPipeline(size=max(size), checkpoint=str(ck), cache=self.cache, **how)
+        self.checkpoints = ({f"checkpoints/{ck.name}": sha256_file(ck)} | _bodymap_checkpoints(how)
+                            | _mediapipe_checkpoints())  # fmt: skip
 
 
 register_method("identity", "the source photo unchanged (baseline)", lambda cfg, size: _Identity())
@@ -188,3 +217,8 @@ register_method(
 
 #: the app's method labels -> names in :data:`METHODS`
 APP_METHODS: dict[str, str] = {"BodyMap re-rendering": "warp", "Dense Pose Transfer": "dpt"}
+
+#: the app's correspondence labels -> names in :data:`CORRESPONDENCES` (the first is the default)
+APP_CORRESPONDENCES: dict[str, str] = {"fit": "fit", "BodyMap network": "bodymap"}
+assert set(APP_CORRESPONDENCES.values()) == set(CORRESPONDENCES)
+assert APP_CORRESPONDENCES[next(iter(APP_CORRESPONDENCES))] == DEFAULT_CORRESPONDENCE

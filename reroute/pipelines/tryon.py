@@ -41,6 +41,7 @@ from reroute.correspondence.maps import Correspondence
 from reroute.errors import InputError
 from reroute.io.images import load_image, to_uint8
 from reroute.pipelines.compose import inpaint_background, texture_over_photo
+from reroute.pipelines.correspondences import DEFAULT_CORRESPONDENCE, load_correspondence
 from reroute.pipelines.rerendering import DEFAULT_RERENDERING, load_rerendering
 from reroute.uv.texture import UVTexture, texel_parts, texel_points
 from reroute.uv.warp import image_to_uv, uv_to_image
@@ -235,8 +236,8 @@ class TryOnResult:
             poses, each (H_i, W_i, 3) uint8 (empty unless asked for).
         texture_mask: (T, T) float32 in [0, 1], the texels taken from the donor
             (:func:`garment_texture_mask`).
-        timings: seconds per stage (pose, fit, render, lift, completion,
-            composite, rerender (0 when off), total).
+        timings: seconds per stage (pose, fit, render, bodymap with BodyMap
+            correspondences, lift, completion, composite, rerender (0 when off), total).
         notices: messages for the user.
         rerendered: whether ``image`` (and ``poses``) come from the neural re-renderer.
     """
@@ -346,17 +347,24 @@ class TryOnPipeline:
         rerender: ``"none"`` or ``"network"``: re-render the result (and every
             extra pose) with the neural re-renderer (see :func:`try_on`).
         rerender_checkpoint: the re-renderer checkpoint (default: the committed one).
+        correspondence: ``fit`` or ``bodymap`` (every photo's fitted correspondences
+            refined by the BodyMap network) for the default ``analyse``; a caller's own
+            ``analyse`` decides for itself.
+        bodymap_checkpoint: the BodyMap checkpoint (default: the committed one).
 
     Raises:
-        InputError: size under 64, unknown ``rerender``, or a missing or foreign
-            re-renderer checkpoint (loaded here, before any fit).
+        InputError: size under 64, unknown ``rerender`` or ``correspondence``, or a
+            missing or foreign re-renderer or BodyMap checkpoint (loaded here, before
+            any fit).
     """
 
     def __init__(self, size: int = 256, texture_size: int = 256,
                  fit_config: FitConfig | None = None,
                  complete: Callable[[UVTexture], UVTexture] | None = None,
                  rerender: str = DEFAULT_RERENDERING,
-                 rerender_checkpoint: str | None = None):  # fmt: skip
+                 rerender_checkpoint: str | None = None,
+                 correspondence: str = DEFAULT_CORRESPONDENCE,
+                 bodymap_checkpoint: str | None = None):  # fmt: skip
         if size < 64:
             raise InputError(f"size must be at least 64 px, got {size}")
         self.size = size
@@ -367,6 +375,9 @@ class TryOnPipeline:
         self.rerenderer = load_rerendering(rerender, rerender_checkpoint)
         self.rerender = rerender
         self.rerender_checkpoint = rerender_checkpoint
+        load_correspondence(correspondence, bodymap_checkpoint)  # before any fit, too
+        self.correspondence = correspondence
+        self.bodymap_checkpoint = bodymap_checkpoint
 
     def __call__(self, donor, wearer, region: str = "top", *, extra_poses=(),
                  analyse: Callable[..., PersonAnalysis] | None = None,
@@ -381,7 +392,7 @@ class TryOnPipeline:
                 also rendered in each of their poses (BodyMap supp. fig. 5).
             analyse: ``analyse(loaded_image, name=...) -> PersonAnalysis``;
                 defaults to :func:`~reroute.correspondence.analyse.analyse_person` at ``size``
-                (the app passes a cached one).
+                with this pipeline's ``correspondence`` (the app passes a cached one).
             progress: ``progress(fraction, stage)`` callback.
         Returns:
             :class:`TryOnResult` (``image`` at the wearer photo's resolution; re-rendered,
@@ -398,7 +409,9 @@ class TryOnPipeline:
         if analyse is None:
 
             def analyse(img, name):
-                return analyse_person(img, size=self.size, name=name, fit_config=self.fit_config)
+                return analyse_person(img, size=self.size, name=name, fit_config=self.fit_config,
+                                      correspondence=self.correspondence,
+                                      bodymap_checkpoint=self.bodymap_checkpoint)  # fmt: skip
 
         t0 = time.perf_counter()
         step(0.0, "checking the photos")
@@ -424,7 +437,8 @@ class TryOnPipeline:
                 img = _rerender(model, img, res.texture, a, e.pixels.shape[:2])
             res.poses.append(img)
             res.notices.extend(a.notices)
-        for k in ("pose", "fit", "render"):
+        refined = ("bodymap",) if "bodymap" in d.timings | w.timings else ()
+        for k in ("pose", "fit", "render", *refined):
             res.timings[k] = d.timings.get(k, 0.0) + w.timings.get(k, 0.0)
         res.timings["total"] = time.perf_counter() - t0
         step(1.0, "done")
