@@ -27,10 +27,15 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--coverage", choices=["densepose", "mask"], default="densepose",
                     help="as `correspond --coverage` (the headline part IoU uses it)")  # fmt: skip
+    ap.add_argument("--correspondence", choices=["fit", "bodymap"], default="fit",
+                    help="bodymap: the network's own foreground (--coverage does not apply)")
+    ap.add_argument("--bodymap-checkpoint", default=None)
+    ap.add_argument("--video", default="ubc_fashion_1", help="a folder of ../shared/data/video with *_IUV.png")
+    ap.add_argument("--first", type=int, default=0, help="only frames numbered from this one (held-out frames)")
     ap.add_argument("--clean-keypoints", action="store_true",
                     help="drop regions that contradict BlazePose's keypoints (Rong et al. 2019) before scoring")
     args = ap.parse_args()
-    root = require(SHARED_DATA / "video" / "ubc_fashion_1")
+    root = require(SHARED_DATA / "video" / args.video)
     import cv2
     import numpy as np
 
@@ -42,13 +47,15 @@ def main() -> None:
     from reroute.metrics.correspondence import part_iou
 
     frames = sorted(p for p in root.glob("frame*.png") if not p.stem.endswith("_IUV"))
-    frames = [p for p in frames if (root / f"{p.stem}_IUV.png").exists()][:: args.stride]
+    frames = [p for p in frames if (root / f"{p.stem}_IUV.png").exists() and int(p.stem[5:]) >= args.first]
+    frames = frames[:: args.stride]
     rows = []
     t0 = time.perf_counter()
     for p in frames:
         ref = cv2.imread(str(root / f"{p.stem}_IUV.png"))
         try:
-            a = analyse_person(p, size=args.size, name=p.name)
+            a = analyse_person(p, size=args.size, name=p.name, correspondence=args.correspondence,
+                               bodymap_checkpoint=args.bodymap_checkpoint)  # fmt: skip
         except Exception as e:  # a failed frame counts, with its reason
             rows.append({"frame": p.stem, "error": str(e)})
             continue
@@ -58,7 +65,8 @@ def main() -> None:
         # full person-mask coverage (what transfer uses), scored on labels only
         full = render_correspondence(body, m).to_iuv()[..., 0]
         extend = DENSEPOSE_EXTEND * max(H, W) if args.coverage == "densepose" else None
-        corr = render_correspondence(body, m, extend_px=extend)
+        corr = (render_correspondence(body, m, extend_px=extend) if args.correspondence == "fit"
+                else a.correspondence.resized(H, W))  # fmt: skip
         if args.clean_keypoints:
             obs = a.observation.scaled(H, W)
             corr, _ = clean_with_keypoints(corr, coco18_keypoints(obs.landmarks, obs.visibility))
@@ -92,6 +100,8 @@ def main() -> None:
             else None,
             "coverage": args.coverage,
             "clean_keypoints": args.clean_keypoints,
+            "correspondence": args.correspondence,
+            "video": args.video,
             "mean_foreground_iou": round(float(np.mean([r["foreground_iou"] for r in ok])), 4)
             if ok
             else None,
