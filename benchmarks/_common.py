@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import resource
+import statistics
 import sys
+import time
 from pathlib import Path
 
 os.environ.setdefault("GLOG_minloglevel", "2")
@@ -33,3 +35,15 @@ def emit(obj) -> None:
         obj = dict(obj, host={"cpus": os.cpu_count(),
                               "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()]})  # fmt: skip
     print(json.dumps(obj, indent=1))
+
+
+def median_seconds(fn, repeats: int, warmup: int = 1) -> float:
+    """Median wall time (s, 4 decimals) of ``repeats`` calls of ``fn`` after ``warmup`` calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return round(statistics.median(times), 4)

@@ -17,20 +17,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 
-from _common import emit, peak_rss_mb
-
-
-def _median_s(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return round(statistics.median(times), 4)
+from _common import emit, median_seconds, peak_rss_mb
 
 
 def main() -> None:
@@ -84,7 +72,7 @@ def main() -> None:
             return decode_colour_map(cmap, c.mask)
 
         with torch.no_grad():
-            net, dec = _median_s(network, a.repeats), _median_s(decode, a.repeats)
+            net, dec = median_seconds(network, a.repeats), median_seconds(decode, a.repeats)
         out[f"{size}px"] = {"network_s": net, "decode_s": dec, "total_s": round(net + dec, 4),
                             "foreground_pixels": int(len(ys))}  # fmt: skip
     out["peak_rss_mb"] = round(peak_rss_mb(), 1)

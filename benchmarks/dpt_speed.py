@@ -16,21 +16,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 
-from _common import emit, peak_rss_mb
-
-
-def _median_s(fn, repeats: int) -> float:
-    for _ in range(2):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return round(statistics.median(times), 4)
+from _common import emit, median_seconds, peak_rss_mb
 
 
 def main() -> None:
@@ -72,7 +59,7 @@ def main() -> None:
                 stages["inpainting"] = lambda: model.inpainting(atlas)
             if model.blending is not None:
                 stages["blending"] = lambda: model.blending(pred, warped, cover, iuv)
-            result[f"threads_{n}"] = {k: _median_s(f, args.repeats) for k, f in stages.items()}
+            result[f"threads_{n}"] = {k: median_seconds(f, args.repeats, warmup=2) for k, f in stages.items()}
     result["peak_rss_mb"] = round(peak_rss_mb(), 1)
     emit(result)
 

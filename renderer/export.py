@@ -17,12 +17,10 @@ import os
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from renderer.network import RerenderConfig, ReRenderer
-from reroute.io.files import write_text_atomic
 from reroute.training.checkpoint import load_checkpoint, save_checkpoint
-from reroute.training.modelcard import cpu_name, export_main
+from reroute.training.modelcard import export_main, hardware, write_card
 
 __all__ = ["export", "export_main", "main"]
 
@@ -52,15 +50,11 @@ def export(run: str | os.PathLike, out: str | os.PathLike, metrics: dict | None 
         "config": ck["config"], "steps": int(ck["step"]),
         "weights": "EMA of generator weights" if ck.get("ema") else "generator weights",
         "data": _data_summary(data) if data and Path(data).is_dir() else data,
-        "hardware": {"cpu": cpu_name(), "cpu_count": os.cpu_count(), "gpu": None, "torch": torch.__version__},
+        "hardware": hardware(),
         "final_logged_losses": scalars[-1] if scalars else None,
         "perceptual_loss": "none: ImageNet VGG19 weights are not available on this machine",
     }  # fmt: skip
-    if metrics:
-        card["heldout"] = metrics
-    card.update(extra or {})
-    write_text_atomic(out.with_suffix(".json"), json.dumps(card, indent=1))
-    return card
+    return write_card(out, card, metrics, extra)
 
 
 def main(argv=None) -> int:

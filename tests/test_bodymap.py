@@ -14,6 +14,7 @@ import torch
 
 from reroute.correspondence.bodymap.data import BodyMapDataset, InitPerturbation, perturbed_init
 from reroute.correspondence.bodymap.decode import colour_targets, decode_logits
+from reroute.correspondence.bodymap.export import main as export_main
 from reroute.correspondence.bodymap.losses import (
     BodyMapLoss,
     BodyMapTargets,
@@ -34,7 +35,7 @@ from reroute.correspondence.bodymap.network import (
     init_tensor,
     parameter_count,
 )
-from reroute.correspondence.bodymap.predict import refine_correspondence
+from reroute.correspondence.bodymap.predict import load_bodymap, refine_correspondence
 from reroute.correspondence.bodymap.train import main
 from reroute.correspondence.fitted import render_correspondence
 from reroute.metrics.correspondence import part_iou
@@ -192,6 +193,10 @@ def test_training_command_and_checkpoint(tmp_path, capsys):
     assert summary["step"] == 2 and {"g/ce", "g/silhouette", "g/geodesic", "g/consistency"} <= set(summary["final_terms"])
     ck = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
     assert ck["kind"] == "bodymap" and BodyMapConfig.from_dict(ck["config"]["model"]) == PRESETS["tiny"]
+    assert export_main(["--run", str(tmp_path), "--out", str(tmp_path / "bm.pt"), "--extra", '{"note": "x"}']) == 0
+    card = json.loads((tmp_path / "bm.json").read_text())
+    assert card["steps"] == 2 and card["parameters"] == parameter_count(load_bodymap(tmp_path / "bm.pt"))
+    assert card["hardware"]["cpu_count"] == os.cpu_count() and card["note"] == "x" and card["variant"] == "full"
     assert main(["--preset", "tiny", "--out", str(tmp_path / "u"), "--size", "40", "--variant", "unet"]) == 2
     assert "multiple of 16" in capsys.readouterr().err
 

@@ -11,10 +11,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 from pathlib import Path
 
-__all__ = ["cpu_name", "export_main"]
+import torch
+
+from reroute.io.files import write_text_atomic
+
+__all__ = ["cpu_name", "hardware", "write_card", "export_main"]
 
 
 def cpu_name() -> str:
@@ -26,6 +31,21 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def hardware() -> dict:
+    """The card's hardware entry: CPU model and count, GPU (None: CPU training), torch version."""
+    return {"cpu": cpu_name(), "cpu_count": os.cpu_count(), "gpu": None, "torch": torch.__version__}
+
+
+def write_card(out: str | os.PathLike, card: dict, metrics: dict | None = None, extra: dict | None = None) -> dict:
+    """Add the held-out ``metrics`` (as ``heldout``) and ``extra`` to ``card`` and write it
+    atomically beside the checkpoint ``out`` as ``OUT.json``; returns the card."""
+    if metrics:
+        card["heldout"] = metrics
+    card.update(extra or {})
+    write_text_atomic(Path(out).with_suffix(".json"), json.dumps(card, indent=1))
+    return card
 
 
 def export_main(argv, prog: str, description: str, export_fn, keys: tuple[str, ...]) -> int:

@@ -11,16 +11,12 @@ when given).
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
-import torch
-
 from reroute.correspondence.bodymap.network import BodyMapConfig, BodyMapNet, parameter_count
-from reroute.io.files import write_text_atomic
 from reroute.training.checkpoint import load_checkpoint, save_checkpoint
-from reroute.training.modelcard import cpu_name, export_main
+from reroute.training.modelcard import export_main, hardware, write_card
 
 __all__ = ["export", "main"]
 
@@ -45,13 +41,9 @@ def export(run: str | os.PathLike, out: str | os.PathLike, metrics: dict | None 
         "data": {"kind": "synthetic anny people rendered on the fly (reroute.synth.engine, seed 0), "
                          "initial correspondences from the perturbed true body (perturbation in config)",
                  "real_frames": "none used for training"},
-        "hardware": {"cpu": cpu_name(), "cpu_count": os.cpu_count(), "gpu": None, "torch": torch.__version__},
+        "hardware": hardware(),
     }  # fmt: skip
-    if metrics:
-        card["heldout"] = metrics
-    card.update(extra or {})
-    write_text_atomic(out.with_suffix(".json"), json.dumps(card, indent=1))
-    return card
+    return write_card(out, card, metrics, extra)
 
 
 def main(argv=None) -> int:
