@@ -163,7 +163,7 @@ def test_cli_temporal_ground_truth(tmp_path, capsys) -> None:
     assert k12["skipped"] and k120["skipped"]
     assert res["ground_truth_floor"][0]["mean_cm"] <= k1["mean_cm"] + 0.5
     assert main(["eval-correspondence", "--temporal", "--out", str(tmp_path / "x.json")]) == 2
-    assert "--method ground-truth or --method reroute" in capsys.readouterr().err
+    assert "--temporal needs --method ground-truth, reroute or bodymap" in capsys.readouterr().err
     assert main(["eval-correspondence", "--temporal", "--method", "ground-truth",
                  "--intervals", "1,x", "--out", str(tmp_path / "x.json")]) == 2  # fmt: skip
     assert not (tmp_path / "x.json").exists()
