@@ -63,7 +63,7 @@ def main() -> None:
 
         def network(image=image, init=init, pixels=pixels):
             feats = model.pixel_features(image, init)
-            return model.fg(feats), model.score_pixels(feats, pixels)
+            return model.foreground(feats, init), model.score_pixels(feats, pixels, init)
 
         def decode(scores=scores, c=c, ys=ys, xs=xs):
             colour, _ = expected_colour(scores)

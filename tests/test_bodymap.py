@@ -171,7 +171,7 @@ def test_tiny_overfits_one_batch():
     torch.manual_seed(0)
     ds = BodyMapDataset(2, size=32, seed=2)
     batch = {k: torch.stack([ds[i][k] for i in range(2)]) for k in ds[0]}
-    m = _net("tiny", "full")
+    m = _net("tiny", "full", init_prior=False)  # learning from scratch, not from the initialisation
     loss_fn = BodyMapLoss(landmarks=surface_landmarks())
     opt = torch.optim.Adam(m.parameters(), 2e-3)
     t = BodyMapTargets(batch["colour"], batch["mask"], batch["part"], batch["vertex"])
@@ -252,3 +252,19 @@ def test_refine_correspondence_equals_decoding_the_full_output(sample):
     assert np.allclose(a.confidence, b.confidence, atol=1e-6)
     with pytest.raises(ValueError, match="differ"):
         refine_correspondence(m, image[:-1], init)
+
+
+def test_untrained_network_reproduces_its_initialisation():
+    """The init prior: before training, the scores peak within one level of the initial colour
+    code on the initial mask, and the foreground is the initial mask."""
+    torch.manual_seed(0)
+    t = BodyMapDataset(2, size=64, seed=2)[0]
+    for variant in ("full", "unet"):
+        m = _net("tiny", variant).eval()
+        with torch.no_grad():
+            out = m(t["image"][None], t["init"][None])
+        on = t["init"][3] > 0
+        near = (out.logits.argmax(2)[0] - colour_targets(t["init"][None, :3])[0]).abs() <= 1
+        assert bool(near[:, on].all()) and torch.equal(out.foreground[0, 0] > 0, on), variant
+    rgb = _net("tiny", "rgb")
+    assert not rgb.uses_prior and not hasattr(rgb, "prior_log_sharpness")

@@ -59,6 +59,12 @@ class BodyMapConfig:
         hooks: the four blocks (0-based) whose tokens are reassembled, shallow to deep.
         features: width of the fusion decoder (and of the U-Net's deepest level).
         bins: levels per colour channel (256: the paper's quantisation).
+        init_prior: add to the colour scores a prior peaked at the initial colour code,
+            ``-s * (level - c_init)^2`` on the initial map's mask with a learned sharpness
+            ``s`` (``prior_sharpness`` at the start), and ``3 * (2 m_init - 1)`` (learned
+            weight) to the foreground logit: the network starts as the identity on its
+            initialisation and learns corrections (reroute's addition, for CPU-scale
+            training; the ``rgb`` variant has no initialisation and no prior).
     """
 
     variant: str = "full"
@@ -70,6 +76,8 @@ class BodyMapConfig:
     hooks: tuple[int, int, int, int] = (2, 5, 8, 11)
     features: int = 256
     bins: int = 256
+    init_prior: bool = True
+    prior_sharpness: float = 20000.0
 
     def validate(self) -> BodyMapConfig:
         if self.variant not in VARIANTS:
@@ -283,6 +291,15 @@ class BodyMapNet(nn.Module):
         self.pixel = nn.Sequential(nn.Conv2d(half + skip, 32, 3, 1, 1), nn.ReLU(True))
         self.scores = nn.Conv2d(32, 3 * c.bins, 1)
         self.fg = nn.Conv2d(32, 1, 1)
+        if self.uses_prior:
+            # refinement of the initialisation: scores start peaked at the initial colour code
+            self.prior_log_sharpness = nn.Parameter(torch.tensor(float(np.log(c.prior_sharpness))))
+            self.prior_foreground = nn.Parameter(torch.tensor(3.0))
+
+    @property
+    def uses_prior(self) -> bool:
+        """Whether the scores add the initialisation prior (``init_prior`` and not ``rgb``)."""
+        return self.config.init_prior and self.config.variant != "rgb"
 
     def _check(self, image: torch.Tensor, init: torch.Tensor) -> None:
         if image.ndim != 4 or image.shape[1] != 3:
@@ -314,24 +331,45 @@ class BodyMapNet(nn.Module):
         inputs = [image] if self.config.variant == "rgb" else [image, init]
         return self.pixel(torch.cat([x, *inputs], 1))
 
-    def score_pixels(self, x: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
+    def _prior(self, init: torch.Tensor) -> torch.Tensor:
+        """(B, 3, bins, ...) initialisation prior of ``init`` (B, 4, ...): minus the sharpness
+        times the squared distance of each level to the initial colour; 0 off its mask."""
+        bins = self.config.bins
+        levels = (torch.arange(bins, device=init.device, dtype=init.dtype) + 0.5) / bins
+        levels = levels.view(1, 1, bins, *([1] * (init.ndim - 2)))
+        d2 = (levels - init[:, :3, None]) ** 2
+        return -self.prior_log_sharpness.exp() * d2 * init[:, 3:4, None]
+
+    def _gather(self, t: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
+        return torch.gather(t.flatten(2), 2, pixels[:, None].expand(-1, t.shape[1], -1))[..., None]
+
+    def score_pixels(self, x: torch.Tensor, pixels: torch.Tensor, init: torch.Tensor | None = None) -> torch.Tensor:
         """Colour scores (B, 3, bins, N, 1) of :meth:`pixel_features` ``x`` at ``pixels``
-        (B, N) int64 flat indices ``y * W + x``."""
+        (B, N) int64 flat indices ``y * W + x``; ``init`` (B, 4, H, W) is needed when
+        :attr:`uses_prior`."""
         B = x.shape[0]
         if pixels.ndim != 2 or pixels.shape[0] != B:
             raise ValueError(f"pixels: expected ({B}, N), got {tuple(pixels.shape)}")
-        x_sel = torch.gather(x.flatten(2), 2, pixels[:, None].expand(-1, x.shape[1], -1))[..., None]
-        return self.scores(x_sel).reshape(B, 3, self.config.bins, -1, 1)
+        scores = self.scores(self._gather(x, pixels)).reshape(B, 3, self.config.bins, -1, 1)
+        return scores + self._prior(self._gather(init, pixels)) if self.uses_prior else scores
+
+    def foreground(self, x: torch.Tensor, init: torch.Tensor) -> torch.Tensor:
+        """Foreground logits (B, 1, H, W) of :meth:`pixel_features` ``x`` (plus the
+        initial mask's prior when :attr:`uses_prior`)."""
+        fg = self.fg(x)
+        return fg + self.prior_foreground * (2 * init[:, 3:4] - 1) if self.uses_prior else fg
 
     def forward(self, image: torch.Tensor, init: torch.Tensor, pixels: torch.Tensor | None = None) -> BodyMapOutput:
         """See the class docstring; ``pixels`` (B, N) int64 flat indices ``y * W + x``:
         score only those pixels (training: the 3 x 256 scores per pixel are the
         costliest tensor), returned as ``logits`` (B, 3, bins, N, 1)."""
         x = self.pixel_features(image, init)
+        fg = self.foreground(x, init)
         if pixels is not None:
-            return BodyMapOutput(self.score_pixels(x, pixels), self.fg(x))
+            return BodyMapOutput(self.score_pixels(x, pixels, init), fg)
         B, _, H, W = x.shape
-        return BodyMapOutput(self.scores(x).reshape(B, 3, self.config.bins, H, W), self.fg(x))
+        scores = self.scores(x).reshape(B, 3, self.config.bins, H, W)
+        return BodyMapOutput(scores + self._prior(init) if self.uses_prior else scores, fg)
 
 
 def parameter_count(model: nn.Module) -> int:

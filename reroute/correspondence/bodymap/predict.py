@@ -77,12 +77,13 @@ def refine_correspondence(model: BodyMapNet, image: np.ndarray, init: Correspond
     s = model.config.step
     pad = (0, -W % s, 0, -H % s)
     x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float()[None] / 127.5 - 1
-    feats = model.pixel_features(F.pad(x, pad, mode="replicate"), F.pad(init_tensor(init), pad))
-    prob = torch.sigmoid(model.fg(feats))[0, 0, :H, :W]
+    init_t = F.pad(init_tensor(init), pad)
+    feats = model.pixel_features(F.pad(x, pad, mode="replicate"), init_t)
+    prob = torch.sigmoid(model.foreground(feats, init_t))[0, 0, :H, :W]
     mask = prob > threshold
     ys, xs = torch.nonzero(mask, as_tuple=True)
     # colour scores only where the person is (the costliest head)
-    scores = model.score_pixels(feats, (ys * feats.shape[-1] + xs)[None])
+    scores = model.score_pixels(feats, (ys * feats.shape[-1] + xs)[None], init_t)
     colour, mass = expected_colour(scores)  # (1, 3, N, 1)
     colour_map = np.zeros((H, W, 3), np.float32)
     confidence = np.zeros((H, W), np.float32)
