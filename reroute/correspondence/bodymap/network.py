@@ -77,7 +77,7 @@ class BodyMapConfig:
     features: int = 256
     bins: int = 256
     init_prior: bool = True
-    prior_sharpness: float = 20000.0
+    prior_sharpness: float = 2000.0
 
     def validate(self) -> BodyMapConfig:
         if self.variant not in VARIANTS:
