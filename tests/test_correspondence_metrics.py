@@ -79,6 +79,9 @@ def test_ap_ar_known_answers() -> None:
     # a false positive with a higher score than the true one lowers precision
     r = coco_ap_ar([(np.array([[0.1], [1.0]]), np.array([0.9, 0.5]))])
     assert r["AP"] == pytest.approx(0.5) and r["AR"] == 1.0
+    # an image where the method found no person: its ground truth is simply missed
+    r = coco_ap_ar([(np.array([[1.0]]), np.array([1.0])), (np.zeros((0, 1)), np.zeros(0))])
+    assert r["AR"] == 0.5 and r["AP"] == pytest.approx(51 / 101)
 
 
 def test_accuracy_2d_known_answers() -> None:

@@ -228,7 +228,8 @@ def coco_ap_ar(images: list[tuple[np.ndarray, np.ndarray]],
     for t in thresholds:
         scores, tps = [], []
         for sim, sc in images:
-            sim = np.asarray(sim, np.float64).reshape(len(sc), -1)
+            sim = np.asarray(sim, np.float64)
+            sim = sim.reshape(len(sc), sim.shape[-1] if sim.ndim == 2 else -1)  # (0, G): no prediction
             matched = np.zeros(sim.shape[1], bool)
             for p in np.argsort(-np.asarray(sc), kind="stable"):
                 cand = np.where(~matched & (sim[p] >= t))[0]

@@ -93,7 +93,8 @@ class BodyMapConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> BodyMapConfig:
-        return dataclass_from_dict(cls, d).validate()
+        """The config stored in a checkpoint (those written before ``init_prior`` existed had none)."""
+        return dataclass_from_dict(cls, {"init_prior": False, **d}).validate()
 
     def to_dict(self) -> dict:
         return asdict(self)
