@@ -4,7 +4,7 @@
 (detect, fit, render; the photos not cached are fitted in one batch). The key is the SHA-1 of the loaded
 pixels and their shape, the working size, every field of the
 :class:`~reroute.body.fit.FitConfig` (``None`` means the default config) and,
-for a correspondence method other than ``fit``, the method and the SHA-1 of its
+for a correspondence method other than ``fit``, the method and the SHA-256 of its
 checkpoint's bytes (so a ``bodymap`` analysis is never served for a ``fit``
 request, nor one of another BodyMap checkpoint; a ``fit`` key is the same as
 before the option existed, so older folders stay valid), so
@@ -74,6 +74,7 @@ from reroute.correspondence.maps import Correspondence
 from reroute.errors import InputError
 from reroute.io.files import write_atomic
 from reroute.io.images import LoadedImage, load_image
+from reroute.metrics.image import sha256_file
 
 __all__ = [
     "AnalysisCache",
@@ -107,17 +108,13 @@ _CACHED_TIMINGS = ("pose", "fit", "render")
 
 
 @functools.lru_cache(maxsize=16)
-def _file_sha1(path: str, mtime_ns: int, size: int) -> str:
-    """SHA-1 of a file's bytes (cached per path, modification time and size)."""
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+def _file_digest(path: str, mtime_ns: int, size: int) -> str:
+    """:func:`~reroute.metrics.image.sha256_file` cached per path, modification time and size."""
+    return sha256_file(path)
 
 
 def checkpoint_digest(path: str | Path | None = None) -> str:
-    """SHA-1 (40 hex digits) of a BodyMap checkpoint's bytes; ``None``: the committed
+    """SHA-256 (64 hex digits) of a BodyMap checkpoint's bytes; ``None``: the committed
     default (:data:`~reroute.correspondence.bodymap.predict.DEFAULT_CHECKPOINT`).
 
     Computed once per (path, modification time, size), so a checkpoint trained
@@ -131,7 +128,7 @@ def checkpoint_digest(path: str | Path | None = None) -> str:
         st = p.stat()
     except OSError:
         raise InputError(f"checkpoint {p} does not exist") from None
-    return _file_sha1(str(p.resolve()), st.st_mtime_ns, st.st_size)
+    return _file_digest(str(p.resolve()), st.st_mtime_ns, st.st_size)
 
 
 def analysis_key(photo: LoadedImage, size: int | None, fit_config: FitConfig | None = None,
@@ -154,7 +151,7 @@ def analysis_key(photo: LoadedImage, size: int | None, fit_config: FitConfig | N
     fields: list[Any] = [list(photo.pixels.shape), str(photo.pixels.dtype), size, cfg]
     if correspondence in LEARNED_CORRESPONDENCES:
         fields.append({"correspondence": correspondence,
-                       "checkpoint_sha1": checkpoint_digest(bodymap_checkpoint)})  # fmt: skip
+                       "checkpoint_sha256": checkpoint_digest(bodymap_checkpoint)})  # fmt: skip
     h = hashlib.sha1(np.ascontiguousarray(photo.pixels).tobytes())
     h.update(json.dumps(fields, sort_keys=True).encode())
     return h.hexdigest()

@@ -18,7 +18,7 @@ rotations and hue / saturation jitter are applied here (:class:`Augment`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import cv2
 import kornia
@@ -33,6 +33,7 @@ from reroute.correspondence.bodymap.network import init_tensor
 from reroute.correspondence.fitted import render_correspondence
 from reroute.correspondence.maps import Correspondence
 from reroute.synth.engine import SynthConfig, SyntheticEngine, SyntheticSample, pose_batch
+from reroute.synth.pose import pose_to_matrices
 
 __all__ = ["InitPerturbation", "perturbed_init", "Augment", "BodyMapDataset", "sample_tensors",
            "default_synth_config"]
@@ -84,8 +85,8 @@ def _perturbed_body(sample: SyntheticSample, p: InitPerturbation, rng: np.random
     t[:2] += p.shift * t[2] * rng.standard_normal(2)
     t[2] *= 1 + p.depth * rng.standard_normal()
     v = (verts @ R.T + t).astype(np.float32)
-    return FittedBody(body.pose, phen, R.astype(np.float32), t.astype(np.float32), body.camera, v,
-                      body.keypoints_2d, 0.0)  # fmt: skip
+    return FittedBody(pose_to_matrices(pose).astype(np.float32), phen, R.astype(np.float32),
+                      t.astype(np.float32), body.camera, v, body.keypoints_2d, 0.0)  # fmt: skip
 
 
 def perturbed_init(sample: SyntheticSample, p: InitPerturbation, rng: np.random.Generator) -> Correspondence:
@@ -217,4 +218,4 @@ def _reduced(t: torch.Tensor, size: int, area: bool) -> torch.Tensor:
 
 def default_synth_config(size: int) -> SynthConfig:
     """The engine settings of training: BodyMap's upper-body crops and extra people."""
-    return replace(SynthConfig(size=size, texture_size=256), upper_body_prob=0.25, multi_person_prob=0.2)
+    return SynthConfig(size=size, texture_size=256, upper_body_prob=0.25, multi_person_prob=0.2)
