@@ -7,6 +7,11 @@ Each item is one warp-only pose transfer and the photo it should have been:
 * ``video``: two frames of one video (``video/ubc_fashion_1`` frames,
   ``video/taichi_1`` frames 0-199, the iPER pair ``009_5_1_000`` /
   ``009_5_2_0100``): texture from one frame, target the other;
+* ``synth``: two views (different pose and yaw) of one synthetic person of
+  :class:`reroute.synth.engine.SyntheticEngine` on one flat light background,
+  rendered to photos (:func:`write_synthetic_photos`) and sent through the same
+  pipeline as the real photos, so the warp carries the fit's real errors;
+  both directions. Mixed in by :class:`RerenderDataset`'s ``synthetic_fraction``;
 * ``self``: self-reconstruction of a single photo (every real photo in
   ``../shared/data`` except the held-out pairs): texture lifted from the
   photo, warped back to the same photo's correspondences through the texture
@@ -42,6 +47,9 @@ __all__ = [
     "PairSpec",
     "RerenderItem",
     "real_training_pairs",
+    "synthetic_two_view_samples",
+    "flat_background",
+    "write_synthetic_photos",
     "heldout_pg2_names",
     "build_items",
     "write_pair_items",
@@ -148,6 +156,52 @@ def real_training_pairs(root: Path) -> list[PairSpec]:
     taichi = [p for p in _photos(root / "video" / "taichi_1") if int(p.stem[-4:]) < 200]
     out += _video_pairs(taichi, every=8, gap=3, tag="taichi")
     return out
+
+
+def synthetic_two_view_samples(n: int, size: int = 256, seed: int = 0):
+    """Yield ``(i, view_0, view_1, grey)`` for synthetic identities ``i < n``.
+
+    Views 0 and 1 of identity ``i`` (:class:`reroute.synth.engine.SyntheticSample`,
+    ``size`` x ``size`` px, whole body, one person) and one flat light grey
+    (3,) uint8 in 200..255 for both views' backgrounds, as DeepFashion's studio
+    backgrounds: the engine draws a different background per view, which no
+    network could predict from the source. Deterministic in ``(seed, i)``.
+    """
+    # imports anny: only when synthetic pairs are asked for
+    from reroute.synth.engine import SynthConfig, SyntheticEngine
+
+    eng = SyntheticEngine(SynthConfig(size=size, views_per_identity=2, upper_body_prob=0.0,
+                                      multi_person_prob=0.0, texture_size=256,
+                                      fill_range=(0.8, 0.95), cluttered_prob=0.3), seed=seed)  # fmt: skip
+    for i in range(n):
+        grey = np.random.default_rng((seed, i)).integers(200, 256, 1).astype(np.uint8).repeat(3)
+        yield i, eng.sample(i, 0), eng.sample(i, 1), grey
+
+
+def flat_background(sample, colour: np.ndarray) -> np.ndarray:
+    """A synthetic sample's (H, W, 3) uint8 image with every background pixel set to ``colour`` (3,) uint8."""
+    m = sample.correspondence.mask[..., None]
+    return np.where(m, sample.image, colour).astype(np.uint8)
+
+
+def write_synthetic_photos(n: int, out_dir: Path, seed: int = 0) -> list[PairSpec]:
+    """Render ``n`` synthetic two-view identities to ``out_dir/synth-XXXX_{a,b}.png``
+    (:func:`synthetic_two_view_samples`, 256 px; files already there are kept) and
+    return their pairs in both directions (kind ``synth``, one group per identity)."""
+    from reroute.io.images import save_image_atomic  # only the synthetic path writes photos
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    specs: list[PairSpec] = []
+    todo = [i for i in range(n) if not (out_dir / f"synth-{i:04d}_b.png").is_file()]
+    for i, a, b, grey in synthetic_two_view_samples(max(todo) + 1 if todo else 0, seed=seed):
+        if i in todo:
+            save_image_atomic(out_dir / f"synth-{i:04d}_a.png", flat_background(a, grey))
+            save_image_atomic(out_dir / f"synth-{i:04d}_b.png", flat_background(b, grey))
+    for i in range(n):
+        pa, pb, g = out_dir / f"synth-{i:04d}_a.png", out_dir / f"synth-{i:04d}_b.png", f"synth-{i:04d}"
+        specs += [PairSpec(f"{g}-ab", pa, pb, "synth", g), PairSpec(f"{g}-ba", pb, pa, "synth", g)]
+    return specs
 
 
 def _square(a: np.ndarray, side: int, mode: str) -> np.ndarray:
@@ -263,15 +317,25 @@ class RerenderDataset(torch.utils.data.Dataset):
         crop: output side (pixels; random scale 0.5-1 then crop when < 256).
         augment: flips, scale/crop and colour jitter (off: centre, unscaled).
         names: keep only these item names (e.g. a train/validation split).
+        synthetic: a second folder of items (kind ``synth``) mixed in so that a
+            fraction ``synthetic_weight`` in [0, 1) of the items of an epoch are
+            synthetic: every item of ``root`` once, plus
+            ``round(n_root * w / (1 - w))`` synthetic slots that walk through the
+            synthetic items from epoch to epoch.
 
     Items (dict of tensors): ``warped``, ``background``, ``target`` (3, c, c)
     float32 in [-1, 1]; ``uv`` (2, c, c) in [0, 1]; ``colour`` (3, c, c) in
     [0, 1]; ``mask`` (1, c, c) soft person mask in [0, 1]; ``face`` (1, c, c)
     {0, 1} head-part pixels; ``texture`` (3, 128, 128) in [-1, 1].
+
+    Raises:
+        InputError: no item in ``root`` (or in ``synthetic`` when its weight is
+            above 0), or a weight outside [0, 1).
     """
 
     def __init__(self, root, kinds: tuple[str, ...] | None = None, crop: int = 256,
-                 augment: bool = True, names: list[str] | None = None, seed: int = 0):  # fmt: skip
+                 augment: bool = True, names: list[str] | None = None, seed: int = 0,
+                 synthetic=None, synthetic_weight: float = 0.0):  # fmt: skip
         self.paths = sorted(Path(root).glob("*.npz"))
         if names is not None:
             keep = set(names)
@@ -280,20 +344,35 @@ class RerenderDataset(torch.utils.data.Dataset):
             self.paths = [p for p in self.paths if str(np.load(p)["kind"]) in kinds]
         if not self.paths:
             raise InputError(f"no re-renderer training items in {root}")
+        if not 0.0 <= synthetic_weight < 1.0:
+            raise InputError(f"synthetic_weight must be in [0, 1), got {synthetic_weight}")
+        self.synthetic_paths = sorted(Path(synthetic).glob("*.npz")) if synthetic and synthetic_weight > 0 else []
+        if synthetic_weight > 0 and not self.synthetic_paths:
+            raise InputError(f"no synthetic re-renderer items in {synthetic}")
+        w = synthetic_weight if self.synthetic_paths else 0.0
+        self.synthetic_slots = int(round(len(self.paths) * w / (1 - w)))
         self.crop, self.augment, self.seed, self.epoch = crop, augment, seed, 0
-        self._cache: dict[int, dict] = {}
+        self._cache: dict[Path, dict] = {}
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.paths)
+        return len(self.paths) + self.synthetic_slots
+
+    def path(self, i: int) -> Path:
+        """The item file behind index ``i`` in the current epoch."""
+        n = len(self.paths)
+        if i < n:
+            return self.paths[i]
+        return self.synthetic_paths[(i - n + self.epoch * self.synthetic_slots) % len(self.synthetic_paths)]
 
     def _load(self, i: int) -> dict:
-        if i not in self._cache:
-            with np.load(self.paths[i]) as z:
-                self._cache[i] = {f.name: z[f.name] for f in fields(RerenderItem)}
-        return self._cache[i]
+        p = self.path(i)
+        if p not in self._cache:
+            with np.load(p) as z:
+                self._cache[p] = {f.name: z[f.name] for f in fields(RerenderItem)}
+        return self._cache[p]
 
     def __getitem__(self, i: int) -> dict:
         a = dict(self._load(i))

@@ -10,6 +10,9 @@ Named terms, weighted and summed in one place (:class:`RerenderLoss`):
 * ``ssim``: structural term ``1 - MS-SSIM`` (Wang et al. 2003, 5 scales,
   pytorch-msssim) on [0, 1] images, so training crops are >= 161 px; below
   that (the ``tiny`` preset) single-scale ``1 - SSIM``: :func:`ms_ssim_loss`;
+* ``ssim_gray``: ``1 - SSIM`` exactly as the benchmarks measure it
+  (scikit-image ``structural_similarity`` of ``rgb2gray`` images: 7-px uniform
+  window, sample covariance, borders cropped): :func:`gray_ssim_loss`;
 * ``tv``: total variation of the output (:func:`texture.losses.total_variation`);
 * ``face``: extra L1 inside the face region (the template's head parts,
   :data:`renderer.data.FACE_PARTS`): :func:`face_l1`;
@@ -32,6 +35,9 @@ __all__ = [
     "FeatureMatchingLoss",
     "face_l1",
     "ms_ssim_loss",
+    "gray_ssim",
+    "gray_ssim_loss",
+    "GraySSIMLoss",
     "MSSSIM_MIN_SIDE",
     "RerenderLossWeights",
     "RerenderLoss",
@@ -105,12 +111,58 @@ def ms_ssim_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return 1 - ssim(a, b, data_range=1.0)
 
 
+#: scikit-image's ``rgb2gray`` weights (ITU-R BT.709 luma), applied to linear values as given
+GRAY_WEIGHTS = (0.2125, 0.7154, 0.0721)
+
+
+def gray_ssim(pred: torch.Tensor, target: torch.Tensor, win_size: int = 7) -> torch.Tensor:
+    """Per-image grayscale SSIM of (B, 3, H, W) images in [-1, 1], as scikit-image computes it.
+
+    Both images are mapped to [0, 1] (``pred`` clamped), turned to gray with
+    :data:`GRAY_WEIGHTS` (``skimage.color.rgb2gray``) and compared with
+    ``structural_similarity(..., data_range=1)``'s defaults: a uniform
+    ``win_size`` window, variances scaled by N / (N - 1) (N = win_size^2),
+    C1 = 0.01^2, C2 = 0.03^2 (Wang et al. 2004, eq. 13), the map averaged over
+    the valid window positions (skimage crops ``(win_size - 1) / 2`` pixels at
+    each border). Returns (B,) float32 in [-1, 1]; 1 for identical images.
+    Raises ValueError for a side smaller than ``win_size`` or not 3 channels.
+    """
+    if pred.shape != target.shape or pred.ndim != 4 or pred.shape[1] != 3:
+        raise ValueError(f"gray_ssim expects two (B, 3, H, W) tensors, got {tuple(pred.shape)} "
+                         f"and {tuple(target.shape)}")  # fmt: skip
+    if min(pred.shape[-2:]) < win_size:
+        raise ValueError(f"gray_ssim needs sides >= {win_size} px, got {tuple(pred.shape[-2:])}")
+    w = pred.new_tensor(GRAY_WEIGHTS).view(1, 3, 1, 1)
+    x = (((pred.clamp(-1, 1) + 1) * 0.5).float() * w).sum(1, keepdim=True)
+    y = (((target + 1) * 0.5).float() * w).sum(1, keepdim=True)
+    n = win_size * win_size
+    ux, uy, uxx, uyy, uxy = F.avg_pool2d(torch.cat([x, y, x * x, y * y, x * y], 1), win_size, stride=1).unbind(1)
+    cov = n / (n - 1)
+    vx, vy, vxy = cov * (uxx - ux * ux), cov * (uyy - uy * uy), cov * (uxy - ux * uy)
+    c1, c2 = 0.01**2, 0.03**2
+    s = (2 * ux * uy + c1) * (2 * vxy + c2) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
+    return s.mean(dim=(1, 2))
+
+
+def gray_ssim_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``1 - mean(gray_ssim(pred, target))``: scalar in [0, 2], 0 for identical images (see :func:`gray_ssim`)."""
+    return 1 - gray_ssim(pred, target).mean()
+
+
+class GraySSIMLoss(nn.Module):
+    """Module form of :func:`gray_ssim_loss`."""
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return gray_ssim_loss(pred, target)
+
+
 @dataclass
 class RerenderLossWeights:
     """Weights of the named terms (0 disables a term); see the module docstring."""
 
     l1: float = 1.0
     ssim: float = 1.0
+    ssim_gray: float = 0.0
     face: float = 1.0
     fm: float = 1.0
     adv: float = 0.05
@@ -139,6 +191,8 @@ class RerenderLoss(nn.Module):
         t = {"l1": F.l1_loss(fake, target)}
         if w.ssim > 0:
             t["ssim"] = ms_ssim_loss(fake, target)
+        if w.ssim_gray > 0:
+            t["ssim_gray"] = gray_ssim_loss(fake, target)
         if w.face > 0:
             t["face"] = face_l1(fake, target, face)
         if w.tv > 0:

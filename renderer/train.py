@@ -51,6 +51,9 @@ class RerenderTaskConfig:
     ``feature_net``: "vgg19" (ImageNet weights from the torch cache or
     ``vgg_weights``), "untrained-vgg19" (explicit, recorded) or "none" (only with
     ``loss.perceptual == 0``). ``crop``: training crop side (pixels).
+    ``synthetic``: a folder of synthetic items (``python -m
+    reroute.evaluation.rerender_pairs --synthetic N``) mixed in at
+    ``synthetic_weight`` (the synthetic fraction of each epoch; 0 = real only).
     """
 
     model: RerenderConfig = field(default_factory=RerenderConfig)
@@ -61,6 +64,8 @@ class RerenderTaskConfig:
     data: str = "runs/rerender_data"
     crop: int = 128
     init: str | None = None
+    synthetic: str | None = None
+    synthetic_weight: float = 0.0
 
 
 class RerenderTask:
@@ -82,6 +87,8 @@ class RerenderTask:
                "data": c.data, "crop": c.crop}  # fmt: skip
         if c.init:
             out["init"] = c.init
+        if c.synthetic and c.synthetic_weight > 0:
+            out.update(synthetic=c.synthetic, synthetic_weight=c.synthetic_weight)
         return out
 
     def build_generator(self):
@@ -185,7 +192,8 @@ def build_dataset(cfg: RerenderTaskConfig, seed: int = 0, names: list[str] | Non
     """``toy`` (:class:`ToyRerenderPairs`) or a folder of items (:class:`RerenderDataset`)."""
     if cfg.data == "toy":
         return ToyRerenderPairs(64, cfg.crop, seed)
-    return RerenderDataset(cfg.data, crop=cfg.crop, augment=True, names=names, seed=seed)
+    return RerenderDataset(cfg.data, crop=cfg.crop, augment=True, names=names, seed=seed,
+                           synthetic=cfg.synthetic, synthetic_weight=cfg.synthetic_weight)  # fmt: skip
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -194,8 +202,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--data", help="toy or a folder of items (default: the preset's)")
     p.add_argument("--init", help="start from this re-renderer checkpoint (fine-tune)")
     p.add_argument("--crop", type=int)
+    p.add_argument("--synthetic", help="folder of synthetic items to mix in")
+    p.add_argument("--synthetic-weight", type=float, default=0.0,
+                   help="fraction of each epoch's items drawn from --synthetic (0 = real only)")
     p.add_argument("--fm-weight", type=float)
-    p.add_argument("--ssim-weight", type=float)
+    p.add_argument("--ssim-weight", type=float, help="weight of 1 - MS-SSIM")
+    p.add_argument("--ssim-gray-weight", type=float, help="weight of 1 - grayscale SSIM (skimage's)")
+    p.add_argument("--face-weight", type=float)
     add_train_options(p)
     return p.parse_args(argv)
 
@@ -204,14 +217,15 @@ def configs_from_args(a: argparse.Namespace) -> tuple[RerenderTaskConfig, TrainC
     """The preset with the command-line overrides applied."""
     task, train = PRESETS[a.preset]
     weights = (("perceptual", a.perceptual_weight), ("adv", a.adv_weight), ("fm", a.fm_weight),
-               ("ssim", a.ssim_weight))  # fmt: skip
+               ("ssim", a.ssim_weight), ("ssim_gray", a.ssim_gray_weight), ("face", a.face_weight))  # fmt: skip
     loss = replace(task.loss, **{k: v for k, v in weights if v is not None})
     model = task.model
     if a.init:
         model = RerenderConfig.from_dict(load_checkpoint(a.init, kind="rerenderer")["config"]["model"])
     task = replace(task, model=model, loss=loss, feature_net=a.feature_net or task.feature_net,
                    vgg_weights=a.vgg_weights, data=a.data or task.data, init=a.init,
-                   crop=a.crop or task.crop)  # fmt: skip
+                   crop=a.crop or task.crop, synthetic=a.synthetic,
+                   synthetic_weight=a.synthetic_weight if a.synthetic else 0.0)  # fmt: skip
     if task.loss.perceptual > 0 and task.feature_net == "none":
         raise InputError("--perceptual-weight > 0 needs --feature-net vgg19 or untrained-vgg19")
     return task, train_config_from_args(a, train)

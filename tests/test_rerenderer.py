@@ -14,6 +14,8 @@ from renderer.losses import (
     RerenderLossWeights,
     face_l1,
     feature_matching_loss,
+    gray_ssim,
+    gray_ssim_loss,
     ms_ssim_loss,
 )
 from renderer.network import PRESETS, RerenderConfig, ReRenderer, load_rerenderer, rerender_image
@@ -104,6 +106,85 @@ def test_ms_ssim_loss_matches_pytorch_msssim():
     assert float(ms_ssim_loss(b, a)) == pytest.approx(float(want), rel=1e-5)
     small = 1 - ssim((a[..., :64, :64] + 1) / 2, (b[..., :64, :64] + 1) / 2, data_range=1.0)
     assert float(ms_ssim_loss(b[..., :64, :64], a[..., :64, :64])) == pytest.approx(float(small), rel=1e-5)
+
+
+def test_gray_ssim_equals_scikit_image_on_the_same_pair():
+    """The training term is the benchmarks' metric: skimage SSIM of rgb2gray images, data_range 1."""
+    from skimage.color import rgb2gray
+    from skimage.metrics import structural_similarity
+
+    g = torch.Generator().manual_seed(5)
+    a = torch.rand(2, 3, 40, 33, generator=g) * 2 - 1
+    b = (a + 0.3 * torch.randn(2, 3, 40, 33, generator=g)).clamp(-1, 1)
+    got = gray_ssim(b, a)
+    for i in range(2):
+        A, B = (((t[i] + 1) / 2).permute(1, 2, 0).double().numpy() for t in (a, b))
+        want = structural_similarity(rgb2gray(B), rgb2gray(A), data_range=1.0)
+        assert float(got[i]) == pytest.approx(want, abs=1e-5)
+    assert float(gray_ssim_loss(a, a)) == pytest.approx(0.0, abs=1e-6)
+    assert float(gray_ssim_loss(b, a)) == pytest.approx(1 - float(got.mean()), abs=1e-6)
+    # more noise, larger loss; gradients reach the prediction
+    c = (a + 0.6 * torch.randn(2, 3, 40, 33, generator=g)).clamp(-1, 1).requires_grad_()
+    loss = gray_ssim_loss(c, a)
+    assert loss.item() > gray_ssim_loss(b, a).item()
+    loss.backward()
+    assert c.grad is not None and c.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="sides >= 7"):
+        gray_ssim(a[..., :6, :6], a[..., :6, :6])
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
+        gray_ssim(a[:, :1], a[:, :1])
+
+
+def _write_items(folder: Path, names: list[str], kind: str) -> None:
+    from dataclasses import fields
+
+    from renderer.data import RerenderItem
+
+    folder.mkdir(parents=True, exist_ok=True)
+    shapes = {"composite": (8, 8, 3), "background": (8, 8, 3), "target": (8, 8, 3), "uv": (8, 8, 2),
+              "colour": (8, 8, 3), "part": (8, 8), "mask": (8, 8), "texture": (4, 4, 3)}  # fmt: skip
+    for k, n in enumerate(names):
+        arrays = {f.name: np.full(shapes[f.name], k, np.uint16 if f.name == "uv" else np.uint8)
+                  for f in fields(RerenderItem)}  # fmt: skip
+        np.savez(folder / f"{n}.npz", kind=np.array(kind), **arrays)
+
+
+def test_synthetic_items_mixed_in_at_the_given_weight(tmp_path):
+    from renderer.data import RerenderDataset
+
+    _write_items(tmp_path / "real", [f"r{i}" for i in range(6)], "cross")
+    _write_items(tmp_path / "syn", [f"s{i}" for i in range(5)], "synth")
+    only_real = RerenderDataset(tmp_path / "real", crop=8, synthetic=tmp_path / "syn")
+    assert len(only_real) == 6  # weight 0: the synthetic folder is not read
+    ds = RerenderDataset(tmp_path / "real", crop=8, synthetic=tmp_path / "syn", synthetic_weight=0.25)
+    assert len(ds) == 8  # 6 real + round(6 * 0.25 / 0.75) = 2 synthetic slots: 2 / 8 = 0.25
+    assert [ds.path(i).stem for i in range(8)] == [f"r{i}" for i in range(6)] + ["s0", "s1"]
+    ds.set_epoch(1)  # the synthetic slots walk through the synthetic items
+    assert [ds.path(i).stem for i in (6, 7)] == ["s2", "s3"]
+    ds.set_epoch(2)
+    assert [ds.path(i).stem for i in (6, 7)] == ["s4", "s0"]
+    assert ds[7]["warped"].shape == (3, 8, 8)
+    with pytest.raises(InputError, match="synthetic_weight"):
+        RerenderDataset(tmp_path / "real", synthetic=tmp_path / "syn", synthetic_weight=1.0)
+    with pytest.raises(InputError, match="no synthetic"):
+        RerenderDataset(tmp_path / "real", synthetic=tmp_path / "none", synthetic_weight=0.5)
+
+
+def test_training_options_store_the_synthetic_mix_and_the_ssim_term():
+    from renderer.train import RerenderTask, configs_from_args, parse_args
+
+    a = parse_args(["--preset", "cpu", "--out", "x", "--synthetic", "runs/syn", "--synthetic-weight", "0.2",
+                    "--ssim-gray-weight", "2", "--face-weight", "0.5"])  # fmt: skip
+    task, _ = configs_from_args(a)
+    assert (task.synthetic, task.synthetic_weight) == ("runs/syn", 0.2)
+    assert (task.loss.ssim_gray, task.loss.face) == (2.0, 0.5)
+    stored = RerenderTask(task).config_dict()
+    assert stored["synthetic_weight"] == 0.2 and stored["loss"]["ssim_gray"] == 2.0
+    plain, _ = configs_from_args(parse_args(["--preset", "cpu", "--out", "x"]))
+    assert plain.synthetic_weight == 0.0 and "synthetic" not in RerenderTask(plain).config_dict()
+    terms = RerenderLoss(task.loss).generator_terms(torch.zeros(1, 3, 16, 16), torch.zeros(1, 3, 16, 16),
+                                                    torch.zeros(1, 1, 16, 16))  # fmt: skip
+    assert "ssim_gray" in terms
 
 
 def test_loss_weights_sum_in_one_place():

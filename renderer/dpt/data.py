@@ -32,7 +32,13 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from renderer.data import PairSpec, real_training_pairs, write_pair_items
+from renderer.data import (
+    PairSpec,
+    flat_background,
+    real_training_pairs,
+    synthetic_two_view_samples,
+    write_pair_items,
+)
 from reroute.body.detect import coco18_keypoints
 from reroute.errors import InputError
 from reroute.io.files import atomic_path
@@ -101,7 +107,7 @@ def _photo_view(a) -> tuple:
 def _synthetic_view(sample, background: np.ndarray) -> tuple:
     """The view of a synthetic sample over a flat background colour (3,) uint8."""
     kp = sample.keypoints_blazepose
-    return _view(_flat_background(sample, background), sample.correspondence, coco18_keypoints(kp[:, :2], kp[:, 2] / 2))
+    return _view(flat_background(sample, background), sample.correspondence, coco18_keypoints(kp[:, :2], kp[:, 2] / 2))
 
 
 def _write(dst: Path, kind: str, src_view, tgt_view) -> None:
@@ -122,11 +128,6 @@ def build_items(specs: list[PairSpec], out_dir: Path, log=print) -> dict:
     return write_pair_items(specs, out_dir, make, SIDE, log)
 
 
-def _flat_background(sample, colour: np.ndarray) -> np.ndarray:
-    m = sample.correspondence.mask[..., None]
-    return np.where(m, sample.image, colour).astype(np.uint8)
-
-
 def build_synthetic(n: int, out_dir: Path, seed: int = 0) -> int:
     """Write ``n`` synthetic pairs ``synth-XXXX.npz`` (views 0 and 1 of identity i; exact IUV).
 
@@ -134,20 +135,12 @@ def build_synthetic(n: int, out_dir: Path, seed: int = 0) -> int:
     as DeepFashion's studio backgrounds): the engine draws a different background
     per view, which no network could predict from the source.
     """
-    # imports anny: only when building synthetic items
-    from reroute.synth.engine import SynthConfig, SyntheticEngine
-
-    eng = SyntheticEngine(SynthConfig(size=SIDE, views_per_identity=2, upper_body_prob=0.0,
-                                      multi_person_prob=0.0, texture_size=256,
-                                      fill_range=(0.8, 0.95), cluttered_prob=0.3), seed=seed)  # fmt: skip
     out_dir.mkdir(parents=True, exist_ok=True)
     written = 0
-    for i in range(n):
+    for i, a, b, grey in synthetic_two_view_samples(n, SIDE, seed):
         dst = out_dir / f"synth-{i:04d}.npz"
         if dst.is_file():
             continue
-        a, b = eng.sample(i, 0), eng.sample(i, 1)
-        grey = np.random.default_rng((seed, i)).integers(200, 256, 1).astype(np.uint8).repeat(3)
         _write(dst, "synthetic", _synthetic_view(a, grey), _synthetic_view(b, grey))
         written += 1
     return written

@@ -6,6 +6,11 @@ runs reroute's warp-only pose transfer
 every pair of :func:`renderer.data.real_training_pairs` and stores each result
 with its truth (:func:`renderer.data.build_items`). Shards split the pairs by
 group (pairs that share photos stay together), so N processes can build at once.
+``--synthetic N --photos DIR`` builds synthetic items instead: N two-view
+identities of the synthetic engine rendered to photos in DIR
+(:func:`renderer.data.write_synthetic_photos`), both directions, through the
+same pipeline (keep them in their own ``--out`` folder; training mixes them in
+with ``--synthetic DIR --synthetic-weight W``).
 Prints one JSON line of counts.
 """
 
@@ -17,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from renderer.data import build_items, real_training_pairs
+from renderer.data import build_items, real_training_pairs, write_synthetic_photos
 from reroute.pipelines.pose_transfer import PoseTransferPipeline
 
 __all__ = ["main"]
@@ -30,9 +35,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--shard", default="0/1", help="I/N: this process builds groups I, I+N, ...")
     ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--synthetic", type=int, default=0, help="build N synthetic identities instead")
+    ap.add_argument("--photos", default=None, help="folder of the synthetic photos (with --synthetic)")
     args = ap.parse_args(argv)
     i, n = (int(x) for x in args.shard.split("/"))
-    specs = real_training_pairs(Path(args.root))
+    if args.synthetic:
+        if not args.photos:
+            ap.error("--synthetic needs --photos DIR")
+        specs = write_synthetic_photos(args.synthetic, Path(args.photos))
+    else:
+        specs = real_training_pairs(Path(args.root))
     groups = sorted({s.group for s in specs})
     mine = {g for k, g in enumerate(groups) if k % n == i}
     specs = [s for s in specs if s.group in mine][: args.limit]
