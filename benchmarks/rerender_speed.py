@@ -28,7 +28,7 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from renderer import DEFAULT_CHECKPOINT, rerender_image
+    from renderer import DEFAULT_CHECKPOINT, rerender_image, seen_map
     from renderer.network import ReRenderer, load_rerenderer
     from renderer.train import PRESETS
     from reroute.correspondence.maps import Correspondence
@@ -49,11 +49,16 @@ def main() -> None:
         comp = rng.integers(0, 256, (s, s, 3), dtype=np.uint8)
         bg = np.full((s, s, 3), 240, np.uint8)
         tex = UVTexture(rng.random((256, 256, 3), dtype=np.float32), np.ones((256, 256), np.float32))
-        rerender_image(model, comp, bg, corr, tex)
+
+        def run(comp=comp, bg=bg, corr=corr, tex=tex):  # a seen-input model's seen map counts too
+            seen = seen_map(tex, corr) if model.config.seen_input else None
+            rerender_image(model, comp, bg, corr, tex, seen)
+
+        run()
         times = []
         for _ in range(args.repeats):
             t = time.perf_counter()
-            rerender_image(model, comp, bg, corr, tex)
+            run()
             times.append(time.perf_counter() - t)
         rows.append({"size": s, "median_s": round(statistics.median(times), 4), "min_s": round(min(times), 4)})
     emit({"checkpoint": str(path) if path else "untrained cpu preset", "threads": torch.get_num_threads(),

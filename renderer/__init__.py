@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from renderer.network import ReRenderer, load_rerenderer, rerender_image
+from renderer.network import ReRenderer, load_rerenderer, rerender_image, seen_map
 
 __all__ = [
     "DEFAULT_CHECKPOINT",
@@ -28,6 +28,7 @@ __all__ = [
     "ReRenderer",
     "load_default_rerenderer",
     "rerender_image",
+    "seen_map",
 ]
 
 #: the committed 256 px CPU checkpoint (see its .json model card)

@@ -38,6 +38,7 @@ import cv2
 import numpy as np
 import torch
 
+from renderer.network import seen_map
 from reroute.correspondence.analyse import PersonAnalysis, analyse_person
 from reroute.correspondence.maps import soft_mask
 from reroute.errors import InputError
@@ -93,6 +94,9 @@ class RerenderItem:
         part: (H, W) uint8, DensePose part index (0 background).
         mask: (H, W) uint8 {0, 1}, the target person mask.
         texture: (128, 128, 3) uint8, the completed texture.
+        seen: (H, W) uint8, what the source showed of each target pixel * 255
+            (:func:`renderer.network.seen_map`); None in items built before it
+            was stored (they still train networks without the seen input).
     """
 
     composite: np.ndarray
@@ -103,6 +107,7 @@ class RerenderItem:
     part: np.ndarray
     mask: np.ndarray
     texture: np.ndarray
+    seen: np.ndarray | None = None
 
 
 def _pg2_rows(root: Path) -> list[dict]:
@@ -215,6 +220,7 @@ def item_from_transfer(res, side: int = 256) -> RerenderItem:
     """A :class:`RerenderItem` from a :class:`~reroute.pipelines.pose_transfer.TransferResult` (working size <= side)."""
     corr = res.target.correspondence
     m = corr.mask
+    seen = np.round(np.clip(seen_map(res.partial_texture, corr), 0, 1) * 255).astype(np.uint8)
     tex = cv2.resize(res.texture.pixels, (TEXTURE_SIDE, TEXTURE_SIDE), interpolation=cv2.INTER_AREA)
     return RerenderItem(
         composite=_square(res.composite, side, "edge"),
@@ -225,6 +231,7 @@ def item_from_transfer(res, side: int = 256) -> RerenderItem:
         part=_square(corr.part.astype(np.uint8), side, "constant"),
         mask=_square(m.astype(np.uint8), side, "constant"),
         texture=np.round(np.clip(tex, 0, 1) * 255).astype(np.uint8),
+        seen=_square(seen, side, "constant"),
     )  # fmt: skip
 
 
@@ -296,7 +303,7 @@ def _augment(arrs: dict, rng: np.random.Generator, crop: int) -> dict:
     s = rng.uniform(crop / H, 1.0) if crop < H else 1.0
     n = max(crop, int(round(H * s)))
     if n != H:
-        lin = {"composite", "background", "target"}
+        lin = {"composite", "background", "target", "seen"}
         arrs = {k: (v if k == "texture" else cv2.resize(
             np.ascontiguousarray(v), (n, n), interpolation=cv2.INTER_AREA if k in lin else cv2.INTER_NEAREST))
             for k, v in arrs.items()}  # fmt: skip
@@ -326,7 +333,8 @@ class RerenderDataset(torch.utils.data.Dataset):
     Items (dict of tensors): ``warped``, ``background``, ``target`` (3, c, c)
     float32 in [-1, 1]; ``uv`` (2, c, c) in [0, 1]; ``colour`` (3, c, c) in
     [0, 1]; ``mask`` (1, c, c) soft person mask in [0, 1]; ``face`` (1, c, c)
-    {0, 1} head-part pixels; ``texture`` (3, 128, 128) in [-1, 1].
+    {0, 1} head-part pixels; ``texture`` (3, 128, 128) in [-1, 1]; ``seen``
+    (1, c, c) in [0, 1] when the items store it.
 
     Raises:
         InputError: no item in ``root`` (or in ``synthetic`` when its weight is
@@ -371,7 +379,7 @@ class RerenderDataset(torch.utils.data.Dataset):
         p = self.path(i)
         if p not in self._cache:
             with np.load(p) as z:
-                self._cache[p] = {f.name: z[f.name] for f in fields(RerenderItem)}
+                self._cache[p] = {f.name: z[f.name] for f in fields(RerenderItem) if f.name in z.files}
         return self._cache[p]
 
     def __getitem__(self, i: int) -> dict:
@@ -388,7 +396,10 @@ class RerenderDataset(torch.utils.data.Dataset):
 
         mask = soft_mask(a["mask"] > 0)
         face = np.isin(a["part"], FACE_PARTS).astype(np.float32)
-        return {"warped": t(a["composite"]) * 2 - 1, "background": t(a["background"]) * 2 - 1,
+        out = {"warped": t(a["composite"]) * 2 - 1, "background": t(a["background"]) * 2 - 1,
                 "target": t(a["target"]) * 2 - 1, "uv": t(a["uv"].astype(np.float32) / 65535),
                 "colour": t(a["colour"].astype(np.float32) / 255), "mask": t(mask), "face": t(face),
                 "texture": t(a["texture"]) * 2 - 1}  # fmt: skip
+        if "seen" in a:
+            out["seen"] = t(a["seen"].astype(np.float32) / 255)
+        return out

@@ -14,7 +14,12 @@ the final image. Inputs, all at the target's working size (H, W):
 * ``mask``: (B, 1, H, W) float32 in [0, 1], the target person's soft mask;
 * ``texture``: (B, 3, T, T) float32 in [-1, 1], the full (completed) UV texture;
   a second encoder turns it into a ``texture_code``-dimensional vector fed
-  through the bottleneck into the decoder, so detail lost in warping can come back.
+  through the bottleneck into the decoder, so detail lost in warping can come back;
+* ``seen`` (only with ``RerenderConfig.seen_input``): (B, 1, H, W) float32 in
+  [0, 1], how much of each target pixel's texel the source photo showed (the
+  partial texture's visibility warped to the target, :func:`seen_map`); 0 where
+  the texture was filled by completion, so the network can tell observed
+  appearance from hallucinated appearance (a face drawn from a back view).
 
 The network predicts an RGB residual over ``warped`` and an alpha matte
 (its logit offset by the given mask), and composites
@@ -37,10 +42,13 @@ from reroute.correspondence.maps import Correspondence
 from reroute.io.images import to_uint8
 from reroute.training.checkpoint import load_checkpoint
 from reroute.uv.texture import UVTexture
+from reroute.uv.warp import uv_to_image
 from texture.network import conv_block, norm_layer
 
 __all__ = [
     "IN_CHANNELS",
+    "seen_map",
+    "widen_state_dict",
     "MASK_LOGIT_SCALE",
     "RerenderConfig",
     "RerenderOutput",
@@ -72,6 +80,8 @@ class RerenderConfig:
         texture_size: side the full texture is resized to for the texture encoder.
         texture_code: length of the texture encoder's vector.
         norm: "batch" (SyncBatchNorm under multi-GPU DDP) or "instance".
+        seen_input: take the ``seen`` map as a 13th input channel (see the
+            module docstring); configs stored without the field read as False.
     """
 
     image_size: int = 256
@@ -82,6 +92,12 @@ class RerenderConfig:
     texture_size: int = 128
     texture_code: int = 64
     norm: str = "batch"
+    seen_input: bool = False
+
+    @property
+    def in_channels(self) -> int:
+        """Input channels of the image encoder: :data:`IN_CHANNELS`, + 1 with ``seen_input``."""
+        return IN_CHANNELS + int(self.seen_input)
 
     def validate(self) -> RerenderConfig:
         """Return self; raise ``ValueError`` naming the bad field otherwise."""
@@ -170,8 +186,9 @@ class TextureEncoder(nn.Module):
 class ReRenderer(nn.Module):
     """The neural re-renderer: U-Net on the target view, texture code at the bottleneck.
 
-    ``forward(warped, background, uv, colour, mask, texture)`` returns the
-    composited image (B, 3, H, W); :meth:`render` also returns the person and
+    ``forward(warped, background, uv, colour, mask, texture, seen=None)`` returns the
+    composited image (B, 3, H, W) (``seen`` required exactly when
+    ``config.seen_input``); :meth:`render` also returns the person and
     its alpha (:class:`RerenderOutput`). Shapes and ranges: see the module
     docstring. Raises ``ValueError`` on wrong shapes (expected versus actual).
     """
@@ -180,18 +197,23 @@ class ReRenderer(nn.Module):
         super().__init__()
         self.config = c = (config or RerenderConfig()).validate()
         ch = [min(c.base_channels * 2**i, c.max_channels) for i in range(c.depth + 1)]
-        self.stem = conv_block(IN_CHANNELS, ch[0], c.norm)
+        self.stem = conv_block(c.in_channels, ch[0], c.norm)
         self.down = nn.ModuleList(conv_block(ch[i], ch[i + 1], c.norm, 2) for i in range(c.depth))
         self.texture_encoder = TextureEncoder(c)
         self.fuse = nn.Sequential(nn.Conv2d(ch[-1] + c.texture_code, ch[-1], 1), nn.LeakyReLU(0.2, True))
         self.res = nn.Sequential(*[_Residual(ch[-1], c.norm) for _ in range(c.res_blocks)])
         self.up = nn.ModuleList(conv_block(ch[i + 1] + ch[i], ch[i], c.norm) for i in reversed(range(c.depth)))
-        self.head = nn.Conv2d(ch[0] + IN_CHANNELS, 4, 3, 1, 1)
+        self.head = nn.Conv2d(ch[0] + c.in_channels, 4, 3, 1, 1)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
-    def _check(self, warped, background, uv, colour, mask, texture) -> None:
+    def _check(self, warped, background, uv, colour, mask, texture, seen) -> None:
         B, _, H, W = warped.shape
+        if self.config.seen_input != (seen is not None):
+            need = "needs a" if self.config.seen_input else "takes no"
+            raise ValueError(f"this re-renderer {need} seen map (config.seen_input={self.config.seen_input})")
+        if seen is not None and tuple(seen.shape) != (B, 1, H, W):
+            raise ValueError(f"seen: expected {(B, 1, H, W)}, got {tuple(seen.shape)}")
         want = {"warped": (B, 3, H, W), "background": (B, 3, H, W), "uv": (B, 2, H, W),
                 "colour": (B, 3, H, W), "mask": (B, 1, H, W)}  # fmt: skip
         got = {"warped": warped, "background": background, "uv": uv, "colour": colour, "mask": mask}
@@ -204,10 +226,10 @@ class ReRenderer(nn.Module):
         if H % step or W % step:
             raise ValueError(f"image side must be divisible by {step}, got {(H, W)}")
 
-    def render(self, warped, background, uv, colour, mask, texture) -> RerenderOutput:
+    def render(self, warped, background, uv, colour, mask, texture, seen=None) -> RerenderOutput:
         """Re-render; returns :class:`RerenderOutput` (see the class docstring)."""
-        self._check(warped, background, uv, colour, mask, texture)
-        x = torch.cat([warped, background, uv, colour, mask], 1)
+        self._check(warped, background, uv, colour, mask, texture, seen)
+        x = torch.cat([warped, background, uv, colour, mask] + ([seen] if seen is not None else []), 1)
         feats = [self.stem(x)]
         for d in self.down:
             feats.append(d(feats[-1]))
@@ -223,8 +245,28 @@ class ReRenderer(nn.Module):
         alpha = torch.sigmoid(out[:, 3:] + MASK_LOGIT_SCALE * (2 * mask - 1))
         return RerenderOutput(alpha * rgb + (1 - alpha) * background, rgb, alpha)
 
-    def forward(self, warped, background, uv, colour, mask, texture) -> torch.Tensor:
-        return self.render(warped, background, uv, colour, mask, texture).image
+    def forward(self, warped, background, uv, colour, mask, texture, seen=None) -> torch.Tensor:
+        return self.render(warped, background, uv, colour, mask, texture, seen).image
+
+
+def widen_state_dict(state: dict[str, torch.Tensor], config: RerenderConfig) -> dict[str, torch.Tensor]:
+    """Weights of a re-renderer without the ``seen`` input, made loadable into one with it.
+
+    The ``seen`` channel is the last input channel of the stem's first
+    convolution and of the head; both get zero weights there, so the widened
+    network computes exactly what the original did, whatever ``seen`` holds
+    (fine-tuning starts from the trained network). Returns a new dict; a state
+    that already has the channel is returned unchanged.
+    """
+    out = dict(state)
+    ch0 = state["stem.0.weight"].shape[0]
+    for key, want in (("stem.0.weight", config.in_channels), ("head.weight", ch0 + config.in_channels)):
+        w = state[key]
+        if w.shape[1] == want - 1:
+            out[key] = torch.cat([w, w.new_zeros(w.shape[0], 1, *w.shape[2:])], 1)
+        elif w.shape[1] != want:
+            raise ValueError(f"{key}: expected {want} or {want - 1} input channels, got {w.shape[1]}")
+    return out
 
 
 def load_rerenderer(path, map_location="cpu") -> ReRenderer:
@@ -253,9 +295,20 @@ def image_tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float()[None] / 127.5 - 1
 
 
+def seen_map(partial: UVTexture, corr: Correspondence) -> np.ndarray:
+    """What the source showed of each target pixel: (H, W) float32 in [0, 1].
+
+    The partial (lifted, not completed) texture's visibility (T, T) sampled at
+    each target pixel's UV (:func:`reroute.uv.warp.uv_to_image`: bilinear,
+    inside the UV islands only); 0 outside ``corr.mask`` and on texels that
+    only completion filled.
+    """
+    return uv_to_image(partial.visibility[..., None].astype(np.float32), corr)[..., 0]
+
+
 @torch.no_grad()
 def rerender_image(model: ReRenderer, composite: np.ndarray, background: np.ndarray,
-                   corr: Correspondence, texture: UVTexture) -> np.ndarray:  # fmt: skip
+                   corr: Correspondence, texture: UVTexture, seen: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
     """Re-render one warp-only composite.
 
     Args:
@@ -264,9 +317,13 @@ def rerender_image(model: ReRenderer, composite: np.ndarray, background: np.ndar
         background: (H, W, 3) uint8 RGB behind the person.
         corr: the target's :class:`Correspondence` (H, W).
         texture: the completed :class:`UVTexture` (pixels in [0, 1]).
+        seen: (H, W) float32 in [0, 1] (:func:`seen_map`); required when
+            ``model.config.seen_input``, ignored otherwise.
     Returns:
         (H, W, 3) uint8 RGB. Sides not divisible by ``2**depth`` are padded
         (edge replicate, mask 0) and cropped back.
+    Raises:
+        ValueError: sizes differ, or ``seen`` is missing for a model that needs it.
     """
     model.eval()
     H, W = corr.shape
@@ -278,7 +335,12 @@ def rerender_image(model: ReRenderer, composite: np.ndarray, background: np.ndar
     step = 2**model.config.depth
     ph, pw = -H % step, -W % step
     ins = [image_tensor(composite), image_tensor(background), uv, col, soft]
+    if model.config.seen_input:
+        if seen is None or seen.shape != (H, W):
+            raise ValueError(f"this re-renderer needs a seen map of {(H, W)}, got "
+                             f"{None if seen is None else seen.shape}")  # fmt: skip
+        ins.append(torch.from_numpy(np.ascontiguousarray(seen, np.float32))[None, None])
     if ph or pw:
         ins = [F.pad(t, (0, pw, 0, ph), mode="replicate" if i < 2 else "constant") for i, t in enumerate(ins)]
-    out = model(*ins, tex)[0, :, :H, :W]
+    out = model(*ins[:5], tex, *ins[5:])[0, :, :H, :W]
     return to_uint8(((out.clamp(-1, 1) + 1) * 0.5).permute(1, 2, 0).numpy())

@@ -27,7 +27,7 @@ from torch.nn import functional as F
 from renderer.data import RerenderDataset
 from renderer.losses import RerenderLoss, RerenderLossWeights
 from renderer.network import PRESETS as MODEL_PRESETS
-from renderer.network import RerenderConfig, ReRenderer
+from renderer.network import RerenderConfig, ReRenderer, widen_state_dict
 from reroute.errors import InputError
 from reroute.training.checkpoint import load_checkpoint
 from reroute.training.trainer import (
@@ -95,15 +95,22 @@ class RerenderTask:
         G = ReRenderer(self.config.model)
         if self.config.init:  # fine-tuning: start from a trained re-renderer (EMA if present)
             ck = load_checkpoint(self.config.init, kind=self.kind)
-            G.load_state_dict(ck.get("ema") or ck["generator"])
+            # a network without the seen input gets it with zero weights (same output at the start)
+            G.load_state_dict(widen_state_dict(ck.get("ema") or ck["generator"], self.config.model))
         return G
 
     def build_discriminator(self):
         return MultiScaleDiscriminator(self.config.disc) if self.config.loss.adv > 0 else None
 
     def generate(self, G, batch):
+        seen = None
+        if self.config.model.seen_input:
+            if "seen" not in batch:
+                raise InputError(f"a re-renderer with seen_input needs items with seen maps; {self.config.data} "
+                                 "was built without them: rebuild it (python -m reroute.evaluation.rerender_pairs)")
+            seen = batch["seen"]
         return G(batch["warped"], batch["background"], batch["uv"], batch["colour"], batch["mask"],
-                 batch["texture"])  # fmt: skip
+                 batch["texture"], seen)  # fmt: skip
 
     def discriminator_loss(self, D, batch, fake) -> LossTerms:
         # real and fake in one forward (one DDP pass per backward)
@@ -159,7 +166,7 @@ class ToyRerenderPairs(torch.utils.data.Dataset):
         face = mask * (smooth(1) > 0.7).float()
         return {"warped": warped, "background": bg, "target": target, "uv": smooth(2) * mask,
                 "colour": smooth(3) * mask, "mask": mask, "face": face,
-                "texture": smooth(3, 8) * 2 - 1}  # fmt: skip
+                "texture": smooth(3, 8) * 2 - 1, "seen": mask * (smooth(1) > 0.3).float()}  # fmt: skip
 
 
 #: name -> (task config, train config)
@@ -202,6 +209,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--data", help="toy or a folder of items (default: the preset's)")
     p.add_argument("--init", help="start from this re-renderer checkpoint (fine-tune)")
     p.add_argument("--crop", type=int)
+    p.add_argument("--seen-input", action="store_true",
+                   help="give the network the seen map (items must store it); widens an --init network")
     p.add_argument("--synthetic", help="folder of synthetic items to mix in")
     p.add_argument("--synthetic-weight", type=float, default=0.0,
                    help="fraction of each epoch's items drawn from --synthetic (0 = real only)")
@@ -222,6 +231,8 @@ def configs_from_args(a: argparse.Namespace) -> tuple[RerenderTaskConfig, TrainC
     model = task.model
     if a.init:
         model = RerenderConfig.from_dict(load_checkpoint(a.init, kind="rerenderer")["config"]["model"])
+    if a.seen_input:
+        model = replace(model, seen_input=True)
     task = replace(task, model=model, loss=loss, feature_net=a.feature_net or task.feature_net,
                    vgg_weights=a.vgg_weights, data=a.data or task.data, init=a.init,
                    crop=a.crop or task.crop, synthetic=a.synthetic,

@@ -422,10 +422,12 @@ def _cmd_novel_view(args) -> int:
     a = analyse_person(loaded, size=args.size, name=args.photo, **how)
     _notes(a.notices)
     t = time.perf_counter()
-    texture = complete(image_to_uv(a.image, a.correspondence, args.texture_size))
+    partial = image_to_uv(a.image, a.correspondence, args.texture_size)
+    texture = complete(partial)
     timings = {**a.timings, "completion": time.perf_counter() - t}
     video = render_novel_views(a.body, texture, cfg, rerender=rerender,
-                               rerender_checkpoint=args.rerender_checkpoint)  # fmt: skip
+                               rerender_checkpoint=args.rerender_checkpoint,
+                               observed=partial.visibility)  # fmt: skip
     t = time.perf_counter()
     write_mp4(video.frames, out, fps=args.fps)
     timings.update(render=video.timings["render"], rerender=video.timings["rerender"],

@@ -24,3 +24,27 @@ def tiny_rerenderer(tmp_path_factory) -> Path:
     save_checkpoint(path, "rerenderer", {"model": PRESETS["tiny"].to_dict()}, 0,
                     generator=model.state_dict())  # fmt: skip
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_seen_rerenderer(tmp_path_factory) -> Path:
+    """A ``tiny`` re-renderer checkpoint with the seen input whose output depends on it.
+
+    Untrained except for one weight: the head's first RGB channel reads the seen
+    map (+0.5 per unit seen), so a pipeline that passes a seen map of zeros and
+    one of ones give visibly different images.
+    """
+    from dataclasses import replace
+
+    import torch
+
+    from renderer.network import PRESETS, ReRenderer
+    from reroute.training.checkpoint import save_checkpoint
+
+    config = replace(PRESETS["tiny"], seen_input=True)
+    model = ReRenderer(config)
+    with torch.no_grad():
+        model.head.weight[0, -1, 1, 1] = 0.5
+    path = tmp_path_factory.mktemp("seen_checkpoints") / "rerenderer_cpu256.pt"
+    save_checkpoint(path, "rerenderer", {"model": config.to_dict()}, 0, generator=model.state_dict())
+    return path

@@ -246,6 +246,56 @@ def test_foreign_checkpoint_is_refused(tmp_path):
         load_rerenderer(tmp_path / "missing.pt")
 
 
+def test_widened_network_computes_what_the_original_did():
+    """widen_state_dict: the seen channel starts with zero weights, so any seen map changes nothing."""
+    from dataclasses import replace
+
+    from renderer.network import widen_state_dict
+
+    torch.manual_seed(0)
+    old = ReRenderer(PRESETS["tiny"]).eval()
+    with torch.no_grad():  # a trained-looking head (the real one starts at zero)
+        old.head.weight.normal_(0, 0.05)
+    new = ReRenderer(replace(PRESETS["tiny"], seen_input=True)).eval()
+    new.load_state_dict(widen_state_dict(old.state_dict(), new.config))
+    x = _inputs(2, 32, 32)
+    for seen in (torch.zeros(2, 1, 32, 32), torch.rand(2, 1, 32, 32)):
+        torch.testing.assert_close(new(*x, seen), old(*x))
+    assert widen_state_dict(new.state_dict(), new.config)["stem.0.weight"].shape[1] == 13
+    with pytest.raises(ValueError, match="needs a seen map"):
+        new(*x)
+    with pytest.raises(ValueError, match="takes no seen map"):
+        old(*x, torch.zeros(2, 1, 32, 32))
+    with pytest.raises(ValueError, match=r"seen: expected \(2, 1, 32, 32\)"):
+        new(*x, torch.zeros(2, 1, 16, 16))
+    bad = dict(old.state_dict(), **{"stem.0.weight": torch.zeros(8, 10, 3, 3)})
+    with pytest.raises(ValueError, match="stem.0.weight: expected 13 or 12 input channels, got 10"):
+        widen_state_dict(bad, new.config)
+
+
+def test_seen_map_is_the_partial_visibility_at_the_target_uv():
+    from renderer.network import seen_map
+    from reroute.correspondence.maps import Correspondence
+    from reroute.uv.texture import UVTexture, texel_parts, uv_layout_mask
+
+    T = 64
+    inside = np.argwhere(uv_layout_mask(T) & (texel_parts(T) > 0))
+    picks = inside[np.linspace(0, len(inside) - 1, 12).astype(int)]
+    mask = np.zeros((4, 4), bool)
+    mask[:3] = True
+    uv = np.zeros((4, 4, 2), np.float32)
+    uv[:3] = ((picks[:, ::-1] + 0.5) / T).reshape(3, 4, 2)  # texel centres, U along x
+    part = np.where(mask, 1, 0).astype(np.uint8)
+    corr = Correspondence(part, uv.copy(), uv, np.zeros((4, 4, 3), np.float32), mask, mask)
+    vis = np.zeros((T, T), np.float32)
+    for y, x in picks[::2]:  # every other picked texel was observed
+        vis[max(0, y - 1) : y + 2, max(0, x - 1) : x + 2] = 0.8
+    got = seen_map(UVTexture(np.zeros((T, T, 3), np.float32), vis), corr)
+    want = np.zeros((4, 4), np.float32)
+    want[:3] = np.where(np.arange(12) % 2 == 0, 0.8, 0.0).reshape(3, 4)
+    np.testing.assert_allclose(got, want, atol=1e-6)
+
+
 def test_rerender_image_pads_odd_sizes():
     from reroute.correspondence.maps import Correspondence
     from reroute.uv.texture import UVTexture
@@ -336,3 +386,34 @@ def test_paper_preset_needs_vgg_weights(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
     assert main(["--preset", "paper", "--out", str(tmp_path / "p"), "--no-progress"]) == 2
     assert "VGG19 ImageNet weights not found" in capsys.readouterr().err
+
+
+def test_pipelines_hand_a_seen_model_its_seen_map(tiny_seen_rerenderer):
+    """Pose transfer, try-on and novel view give a seen-input re-renderer the seen map.
+
+    The fixture's head adds +0.5 (in [-1, 1] units) to the red channel per unit
+    seen, so red rises over the warp-only composite exactly where the source
+    showed the surface, and a novel view with every texel observed differs from
+    one with none observed.
+    """
+    from reroute.pipelines.novel_view import NovelViewConfig, render_novel_views
+    from reroute.pipelines.pose_transfer import PoseTransferPipeline
+    from reroute.pipelines.tryon import TryOnPipeline
+    from reroute.synth.engine import render_synthetic_person
+    from reroute.synth.pose import EXAMPLE_POSES
+
+    a = render_synthetic_person(EXAMPLE_POSES["arms_down"], seed=0)
+    b = render_synthetic_person(EXAMPLE_POSES["arm_raised"], seed=1)
+    ck = str(tiny_seen_rerenderer)
+    res = PoseTransferPipeline(size=256, rerender="network", rerender_checkpoint=ck)(a.image, b.image)
+    assert res.rerendered
+    red = res.image[..., 0].astype(int) - res.composite[..., 0]
+    person = res.target.correspondence.mask
+    assert red[person].mean() > 5 and abs(red[~person].mean()) < 2
+    tried = TryOnPipeline(size=128, rerender="network", rerender_checkpoint=ck)(a.image, b.image, "top")
+    assert tried.rerendered and tried.image.shape == b.image.shape
+    tex = np.tile(np.float32([0.2, 0.6, 0.4]), (64, 64, 1))
+    cfg = NovelViewConfig(frames=2, size=96)
+    frames = [render_novel_views(a.body, tex, cfg, rerender="network", rerender_checkpoint=ck,
+                                 observed=np.full((64, 64), v, np.float32)).frames for v in (0.0, 1.0)]  # fmt: skip
+    assert (frames[1][..., 0].astype(int) - frames[0][..., 0]).mean() > 1

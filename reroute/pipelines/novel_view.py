@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from renderer import rerender_image
+from renderer import rerender_image, seen_map
 from reroute.body.posed import FittedBody
 from reroute.body.raster import Camera, MeshCaster, Rasterization
 from reroute.body.template import get_template
@@ -168,7 +168,8 @@ def render_novel_views(body: FittedBody, texture: UVTexture | np.ndarray,
                        config: NovelViewConfig | None = None,
                        progress: Callable[[float, str], None] | None = None, *,
                        rerender: str = DEFAULT_RERENDERING,
-                       rerender_checkpoint: str | None = None) -> NovelViewVideo:  # fmt: skip
+                       rerender_checkpoint: str | None = None,
+                       observed: np.ndarray | None = None) -> NovelViewVideo:  # fmt: skip
     """Render the textured body from N cameras turning around it.
 
     Args:
@@ -182,6 +183,9 @@ def render_novel_views(body: FittedBody, texture: UVTexture | np.ndarray,
             neural re-renderer, from the frame's rendered correspondences, over
             the flat ``config.background``.
         rerender_checkpoint: the re-renderer checkpoint (default: the committed one).
+        observed: (T', T') float32 in [0, 1], the partial (lifted) texture's
+            visibility, for a re-renderer that takes a seen map
+            (:func:`renderer.network.seen_map`); None counts every texel as seen.
     Returns:
         :class:`NovelViewVideo` with frames (N, H, W, 3) uint8 (``rerendered`` says which).
     Raises:
@@ -219,7 +223,11 @@ def render_novel_views(body: FittedBody, texture: UVTexture | np.ndarray,
         masks[i] = r.mask
         if model is not None:
             t = time.perf_counter()
-            frames[i] = rerender_image(model, frames[i], bg8, _frame_correspondence(r), texture)
+            fc = _frame_correspondence(r)
+            seen = None
+            if model.config.seen_input:
+                seen = fc.mask.astype(np.float32) if observed is None else seen_map(UVTexture(tex, observed), fc)
+            frames[i] = rerender_image(model, frames[i], bg8, fc, texture, seen)
             rerender_s += time.perf_counter() - t
     total = time.perf_counter() - t0
     timings = {"render": total - rerender_s, "rerender": rerender_s, "total": total}

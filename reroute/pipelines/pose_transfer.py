@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from renderer import rerender_image
+from renderer import rerender_image, seen_map
 from reroute.body.fit import FitConfig
 from reroute.correspondence.analyse import PersonAnalysis, analyse_people
 from reroute.correspondence.cache import AnalysisCache
@@ -223,7 +223,8 @@ class PoseTransferPipeline:
         t = time.perf_counter()
         out8 = comp8
         if self.rerenderer is not None:
-            out8 = rerender_image(self.rerenderer, comp8, bg8, corr, texture)
+            seen = seen_map(partial, corr) if self.rerenderer.config.seen_input else None
+            out8 = rerender_image(self.rerenderer, comp8, bg8, corr, texture, seen)
         timings["rerender"] = time.perf_counter() - t
         H, W = tgt.original_size
         if (H, W) != (h, w):

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from renderer import ReRenderer, rerender_image
+from renderer import ReRenderer, rerender_image, seen_map
 from reroute.body.fit import FitConfig
 from reroute.body.template import PART_NAMES
 from reroute.correspondence.analyse import PersonAnalysis, analyse_person
@@ -268,13 +268,16 @@ def _composite(texture: UVTexture, person: PersonAnalysis, photo: np.ndarray, re
 
 
 def _rerender(model: ReRenderer, composite: np.ndarray, texture: UVTexture,
-              person: PersonAnalysis, size: tuple[int, int]) -> np.ndarray:  # fmt: skip
+              person: PersonAnalysis, size: tuple[int, int], seen: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
     """``composite`` ((h, w, 3) uint8, the swap over ``person.image`` at the working size)
     re-rendered by ``model`` over the photo with the person inpainted away, then resized
-    to ``size`` = (H, W): (H, W, 3) uint8 RGB."""
+    to ``size`` = (H, W): (H, W, 3) uint8 RGB. ``seen``: (h, w) in [0, 1] for a model
+    with a seen input (:func:`renderer.network.seen_map`); None counts the whole person as seen."""
     corr = person.correspondence
+    if seen is None and model.config.seen_input:
+        seen = corr.mask.astype(np.float32)
     background = inpaint_background(person.image, corr.mask)
-    out = rerender_image(model, composite, background, corr, texture)
+    out = rerender_image(model, composite, background, corr, texture, seen)
     if out.shape[:2] != tuple(size):
         out = cv2.resize(out, (size[1], size[0]), interpolation=cv2.INTER_CUBIC)
     return out
@@ -326,7 +329,11 @@ def try_on(donor: PersonAnalysis, wearer: PersonAnalysis, region: str, *,
     timings["composite"] = time.perf_counter() - t
     t = time.perf_counter()
     if model is not None:
-        image = _rerender(model, image, mixed, wearer, photo.shape[:2])
+        seen = None
+        if model.config.seen_input:  # the donor's visibility where swapped, the wearer's elsewhere
+            corr = wearer.correspondence
+            seen = mask * seen_map(d_part, corr) + (1 - mask) * seen_map(w_part, corr)
+        image = _rerender(model, image, mixed, wearer, photo.shape[:2], seen)
     timings["rerender"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     return TryOnResult(image, region, donor, wearer, d_tex, w_tex, mixed, mask,
