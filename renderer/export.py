@@ -43,6 +43,7 @@ def export(run: str | os.PathLike, out: str | os.PathLike, metrics: dict | None 
     sp = Path(run) / "scalars.jsonl"
     scalars = [json.loads(x) for x in sp.read_text().splitlines() if x.strip()] if sp.is_file() else []
     data = ck["config"].get("data")
+    synthetic = ck["config"].get("synthetic")
     card = {
         "name": out.stem, "file": out.name, "file_bytes": out.stat().st_size,
         "parameters": sum(p.numel() for p in model.parameters()),
@@ -50,6 +51,8 @@ def export(run: str | os.PathLike, out: str | os.PathLike, metrics: dict | None 
         "config": ck["config"], "steps": int(ck["step"]),
         "weights": "EMA of generator weights" if ck.get("ema") else "generator weights",
         "data": _data_summary(data) if data and Path(data).is_dir() else data,
+        "synthetic_data": ({**_data_summary(synthetic), "weight": ck["config"].get("synthetic_weight")}
+                           if synthetic and Path(synthetic).is_dir() else synthetic),
         "hardware": hardware(),
         "final_logged_losses": scalars[-1] if scalars else None,
         "perceptual_loss": "none: ImageNet VGG19 weights are not available on this machine",

@@ -142,7 +142,7 @@ def _write_items(folder: Path, names: list[str], kind: str) -> None:
 
     folder.mkdir(parents=True, exist_ok=True)
     shapes = {"composite": (8, 8, 3), "background": (8, 8, 3), "target": (8, 8, 3), "uv": (8, 8, 2),
-              "colour": (8, 8, 3), "part": (8, 8), "mask": (8, 8), "texture": (4, 4, 3)}  # fmt: skip
+              "colour": (8, 8, 3), "part": (8, 8), "mask": (8, 8), "texture": (4, 4, 3), "seen": (8, 8)}  # fmt: skip
     for k, n in enumerate(names):
         arrays = {f.name: np.full(shapes[f.name], k, np.uint16 if f.name == "uv" else np.uint8)
                   for f in fields(RerenderItem)}  # fmt: skip
@@ -163,7 +163,7 @@ def test_synthetic_items_mixed_in_at_the_given_weight(tmp_path):
     assert [ds.path(i).stem for i in (6, 7)] == ["s2", "s3"]
     ds.set_epoch(2)
     assert [ds.path(i).stem for i in (6, 7)] == ["s4", "s0"]
-    assert ds[7]["warped"].shape == (3, 8, 8)
+    assert ds[7]["warped"].shape == (3, 8, 8) and ds[7]["seen"].shape == (1, 8, 8)
     with pytest.raises(InputError, match="synthetic_weight"):
         RerenderDataset(tmp_path / "real", synthetic=tmp_path / "syn", synthetic_weight=1.0)
     with pytest.raises(InputError, match="no synthetic"):
@@ -350,6 +350,9 @@ def test_built_item_is_the_pipelines_warp_and_the_real_target(tmp_path):
     np.testing.assert_array_equal(z["target"], load_image(first.target).pixels)
     assert z["composite"].shape == (256, 256, 3) and z["uv"].dtype == np.uint16
     assert z["mask"].any() and set(np.unique(z["part"])) <= set(range(25))
+    # what the source showed: only on the person, and not everywhere (a cross-pose pair)
+    assert z["seen"].dtype == np.uint8 and not z["seen"][z["mask"] == 0].any()
+    assert 0.05 < (z["seen"][z["mask"] > 0] > 127).mean() < 0.999
     item = RerenderDataset(tmp_path, augment=False)[0]
     assert item["warped"].shape == (3, 256, 256) and item["texture"].shape == (3, 128, 128)
     # the warp is close to, but not, the real photo
