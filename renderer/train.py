@@ -54,6 +54,9 @@ class RerenderTaskConfig:
     ``synthetic``: a folder of synthetic items (``python -m
     reroute.evaluation.rerender_pairs --synthetic N``) mixed in at
     ``synthetic_weight`` (the synthetic fraction of each epoch; 0 = real only).
+    ``kinds``: train only on these item kinds of ``data`` (e.g. ``("cross",
+    "video")``, the pairs whose source and target differ, as at test time);
+    None = all.
     """
 
     model: RerenderConfig = field(default_factory=RerenderConfig)
@@ -66,6 +69,7 @@ class RerenderTaskConfig:
     init: str | None = None
     synthetic: str | None = None
     synthetic_weight: float = 0.0
+    kinds: tuple[str, ...] | None = None
 
 
 class RerenderTask:
@@ -87,6 +91,8 @@ class RerenderTask:
                "data": c.data, "crop": c.crop}  # fmt: skip
         if c.init:
             out["init"] = c.init
+        if c.kinds:
+            out["kinds"] = list(c.kinds)
         if c.synthetic and c.synthetic_weight > 0:
             out.update(synthetic=c.synthetic, synthetic_weight=c.synthetic_weight)
         return out
@@ -199,7 +205,8 @@ def build_dataset(cfg: RerenderTaskConfig, seed: int = 0, names: list[str] | Non
     """``toy`` (:class:`ToyRerenderPairs`) or a folder of items (:class:`RerenderDataset`)."""
     if cfg.data == "toy":
         return ToyRerenderPairs(64, cfg.crop, seed)
-    return RerenderDataset(cfg.data, crop=cfg.crop, augment=True, names=names, seed=seed,
+    return RerenderDataset(cfg.data, kinds=tuple(cfg.kinds) if cfg.kinds else None, crop=cfg.crop,
+                           augment=True, names=names, seed=seed,
                            synthetic=cfg.synthetic, synthetic_weight=cfg.synthetic_weight)  # fmt: skip
 
 
@@ -211,6 +218,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--crop", type=int)
     p.add_argument("--seen-input", action="store_true",
                    help="give the network the seen map (items must store it); widens an --init network")
+    p.add_argument("--kinds", nargs="+", choices=["cross", "video", "self"],
+                   help="train only on these kinds of real items (default: all)")
     p.add_argument("--synthetic", help="folder of synthetic items to mix in")
     p.add_argument("--synthetic-weight", type=float, default=0.0,
                    help="fraction of each epoch's items drawn from --synthetic (0 = real only)")
@@ -236,7 +245,8 @@ def configs_from_args(a: argparse.Namespace) -> tuple[RerenderTaskConfig, TrainC
     task = replace(task, model=model, loss=loss, feature_net=a.feature_net or task.feature_net,
                    vgg_weights=a.vgg_weights, data=a.data or task.data, init=a.init,
                    crop=a.crop or task.crop, synthetic=a.synthetic,
-                   synthetic_weight=a.synthetic_weight if a.synthetic else 0.0)  # fmt: skip
+                   synthetic_weight=a.synthetic_weight if a.synthetic else 0.0,
+                   kinds=tuple(a.kinds) if a.kinds else None)  # fmt: skip
     if task.loss.perceptual > 0 and task.feature_net == "none":
         raise InputError("--perceptual-weight > 0 needs --feature-net vgg19 or untrained-vgg19")
     return task, train_config_from_args(a, train)

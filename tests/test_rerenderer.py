@@ -174,14 +174,17 @@ def test_training_options_store_the_synthetic_mix_and_the_ssim_term():
     from renderer.train import RerenderTask, configs_from_args, parse_args
 
     a = parse_args(["--preset", "cpu", "--out", "x", "--synthetic", "runs/syn", "--synthetic-weight", "0.2",
-                    "--ssim-gray-weight", "2", "--face-weight", "0.5"])  # fmt: skip
+                    "--ssim-gray-weight", "2", "--face-weight", "0.5", "--kinds", "cross", "video"])  # fmt: skip
     task, _ = configs_from_args(a)
+    assert task.kinds == ("cross", "video")
     assert (task.synthetic, task.synthetic_weight) == ("runs/syn", 0.2)
     assert (task.loss.ssim_gray, task.loss.face) == (2.0, 0.5)
     stored = RerenderTask(task).config_dict()
     assert stored["synthetic_weight"] == 0.2 and stored["loss"]["ssim_gray"] == 2.0
+    assert stored["kinds"] == ["cross", "video"]
     plain, _ = configs_from_args(parse_args(["--preset", "cpu", "--out", "x"]))
-    assert plain.synthetic_weight == 0.0 and "synthetic" not in RerenderTask(plain).config_dict()
+    assert plain.synthetic_weight == 0.0 and plain.kinds is None
+    assert not {"synthetic", "kinds"} & set(RerenderTask(plain).config_dict())
     terms = RerenderLoss(task.loss).generator_terms(torch.zeros(1, 3, 16, 16), torch.zeros(1, 3, 16, 16),
                                                     torch.zeros(1, 1, 16, 16))  # fmt: skip
     assert "ssim_gray" in terms
