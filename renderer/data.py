@@ -11,7 +11,7 @@ Each item is one warp-only pose transfer and the photo it should have been:
   :class:`reroute.synth.engine.SyntheticEngine` on one flat light background,
   rendered to photos (:func:`write_synthetic_photos`) and sent through the same
   pipeline as the real photos, so the warp carries the fit's real errors;
-  both directions. Mixed in by :class:`RerenderDataset`'s ``synthetic_fraction``;
+  both directions. Mixed in by :class:`RerenderDataset`'s ``synthetic_weight``;
 * ``self``: self-reconstruction of a single photo (every real photo in
   ``../shared/data`` except the held-out pairs): texture lifted from the
   photo, warped back to the same photo's correspondences through the texture

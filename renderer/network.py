@@ -295,15 +295,20 @@ def image_tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float()[None] / 127.5 - 1
 
 
-def seen_map(partial: UVTexture, corr: Correspondence) -> np.ndarray:
+def seen_map(partial: UVTexture | np.ndarray, corr: Correspondence) -> np.ndarray:
     """What the source showed of each target pixel: (H, W) float32 in [0, 1].
 
-    The partial (lifted, not completed) texture's visibility (T, T) sampled at
-    each target pixel's UV (:func:`reroute.uv.warp.uv_to_image`: bilinear,
-    inside the UV islands only); 0 outside ``corr.mask`` and on texels that
-    only completion filled.
+    Args:
+        partial: the partial (lifted, not completed) :class:`UVTexture`, or its
+            (T, T) float visibility in [0, 1] (row 0 is v = 0).
+        corr: the target :class:`Correspondence` (H, W).
+    Returns:
+        the visibility sampled at each target pixel's UV
+        (:func:`reroute.uv.warp.uv_to_image`: bilinear, inside the UV islands
+        only); 0 outside ``corr.mask`` and on texels that only completion filled.
     """
-    return uv_to_image(partial.visibility[..., None].astype(np.float32), corr)[..., 0]
+    vis = partial.visibility if isinstance(partial, UVTexture) else np.asarray(partial)
+    return uv_to_image(vis[..., None].astype(np.float32), corr)[..., 0]
 
 
 @torch.no_grad()

@@ -226,7 +226,7 @@ def render_novel_views(body: FittedBody, texture: UVTexture | np.ndarray,
             fc = _frame_correspondence(r)
             seen = None
             if model.config.seen_input:
-                seen = fc.mask.astype(np.float32) if observed is None else seen_map(UVTexture(tex, observed), fc)
+                seen = fc.mask.astype(np.float32) if observed is None else seen_map(observed, fc)
             frames[i] = rerender_image(model, frames[i], bg8, fc, texture, seen)
             rerender_s += time.perf_counter() - t
     total = time.perf_counter() - t0
