@@ -204,14 +204,17 @@ def test_training_command_and_checkpoint(tmp_path, capsys):
 _RANKS = """
 import json, sys, torch, torch.distributed as dist
 from reroute.correspondence.bodymap.train import BodyMapTask, build_dataset, configs_from_args, parse_args
-from reroute.training.trainer import GANTrainer
+from reroute.training.trainer import GANTrainer, close_distributed
 task_cfg, train_cfg = configs_from_args(parse_args(sys.argv[1:]))
 tr = GANTrainer(BodyMapTask(task_cfg), build_dataset(task_cfg), train_cfg)
 tr.fit()
 v = torch.cat([p.detach().flatten() for p in tr.G.parameters()])
 everyone = [torch.zeros_like(v) for _ in range(dist.get_world_size())]
 dist.all_gather(everyone, v)
-print(json.dumps({"rank": dist.get_rank(), "identical": all(torch.equal(everyone[0], x) for x in everyone)}))
+result = {"rank": dist.get_rank(), "identical": all(torch.equal(everyone[0], x) for x in everyone)}
+with open(f"{train_cfg.out_dir}/rank{dist.get_rank()}.json", "w") as f:  # two ranks' stdout lines may interleave
+    json.dump(result, f)
+close_distributed()
 """
 
 
@@ -224,7 +227,7 @@ def test_torchrun_two_processes_gloo_identical_weights(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
-    ranks = [json.loads(x) for x in r.stdout.splitlines() if x.startswith('{"rank"')]
+    ranks = [json.loads((tmp_path / f"run/rank{i}.json").read_text()) for i in range(2)]
     assert sorted(x["rank"] for x in ranks) == [0, 1] and all(x["identical"] for x in ranks), r.stdout
     assert torch.load(tmp_path / "run/checkpoints/last.pt", weights_only=True)["step"] == 2
 

@@ -49,6 +49,7 @@ __all__ = [
     "init_distributed",
     "use_sync_batchnorm",
     "measure_matmul_gflops",
+    "close_distributed",
     "train_command",
     "add_train_options",
     "train_config_from_args",
@@ -94,6 +95,18 @@ def init_distributed(device: str = "auto") -> DistContext:
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if use_cuda else "gloo")
     return DistContext(rank, world, local, dev)
+
+
+def close_distributed() -> None:
+    """Leave the process group, if one was started: a barrier, then ``destroy_process_group``.
+
+    Every rank must call it. Exiting without it lets one gloo rank close its
+    sockets while a peer still reads them; the peer then aborts (SIGABRT).
+    A no-op in a single process.
+    """
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def use_sync_batchnorm(ctx: DistContext) -> bool:
@@ -519,6 +532,7 @@ def train_command(build, threads: int = 0) -> int:
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    close_distributed()
     if trainer.ctx.is_main:
         summary = {k: v for k, v in summary.items() if k != "final_terms"} | {
             "final_terms": {k: round(v, 5) for k, v in summary["final_terms"].items()},
