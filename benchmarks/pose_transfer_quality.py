@@ -12,10 +12,14 @@ Sets (all 256x256, read from ``../shared/data/deepfashion``):
 
 Metrics: grayscale SSIM (scikit-image ``structural_similarity`` on ``rgb2gray``,
 data_range 1) and PATN SSIM (:func:`reroute.metrics.image.ssim_patn`, 256x256,
-no padding). Prints JSON (means, wins against PG2, per-pair values).
+no padding). Prints JSON (means, wins against PG2, per-pair values). With
+``--rerender network`` the committed neural re-renderer runs after the warp (the
+default of ``reroute transfer``); it was trained on pg2 pairs 000-079, so on
+``--set pg2 --split all`` the means are also given per split (``by_split``):
+only ``heldout`` is a fair figure for it.
 
     python benchmarks/pose_transfer_quality.py --set pg2 [--limit N] [--texture classical]
-        [--save-dir DIR]
+        [--rerender none|network] [--save-dir DIR]
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ def _pairs(root: Path, which: str, split: str) -> list[dict]:
             rows = sorted(csv.DictReader(f), key=lambda r: r["name"])
         d = root / "pg2_pairs"
         out = [{"name": r["name"], "source": d / r["source"], "target": d / r["target"],
-                "peer": d / r["pg2_output"]} for r in rows]  # fmt: skip
+                "peer": d / r["pg2_output"], "split": "train" if i < 80 else "heldout"}
+               for i, r in enumerate(rows)]  # fmt: skip
         if split == "heldout":
             out = out[80:]
         elif split == "train":
@@ -57,6 +62,7 @@ def main() -> None:
     ap.add_argument("--split", choices=["all", "train", "heldout"], default="all")
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--texture", default="classical")
+    ap.add_argument("--rerender", choices=["none", "network"], default="none")
     ap.add_argument("--save-dir", default=None, help="write each output PNG here")
     args = ap.parse_args()
     root = require(SHARED_DATA / "deepfashion")
@@ -73,7 +79,7 @@ def main() -> None:
         return float(structural_similarity(rgb2gray(a), rgb2gray(b), data_range=1.0))
 
     pairs = _pairs(root, args.set, args.split)[: args.limit]
-    pipe = PoseTransferPipeline(size=256, texture=args.texture)
+    pipe = PoseTransferPipeline(size=256, texture=args.texture, rerender=args.rerender)
     rows, failed = [], []
     t0 = time.perf_counter()
     for p in pairs:
@@ -85,7 +91,7 @@ def main() -> None:
         except InputError as e:
             failed.append({"name": p["name"], "error": str(e)})
             out, ok = source, False  # a failed transfer counts as the identity baseline
-        row = {"name": p["name"], "ok": ok,
+        row = {"name": p["name"], "ok": ok, "split": p.get("split"),
                "ssim": round(gray_ssim(out, target), 4),
                "ssim_patn": round(float(ssim_patn(out, target, pad=0)), 4),
                "ssim_identity": round(gray_ssim(source, target), 4)}  # fmt: skip
@@ -97,10 +103,11 @@ def main() -> None:
         if args.save_dir:
             save_image_atomic(Path(args.save_dir) / f"{p['name']}.png", out)
 
-    def mean(key):
-        return round(float(np.mean([r[key] for r in rows])), 4)
+    def mean(key, split=None):
+        return round(float(np.mean([r[key] for r in rows if split in (None, r["split"])])), 4)
 
     result = {"set": args.set, "split": args.split, "pairs": len(rows), "texture": args.texture,
+              "rerender": args.rerender,
               "failed": failed, "mean_ssim_reroute": mean("ssim"),
               "mean_ssim_patn_reroute": mean("ssim_patn"),
               "min_ssim_reroute": round(min(r["ssim"] for r in rows), 4),
@@ -108,6 +115,13 @@ def main() -> None:
     if args.set == "pg2":
         result.update(mean_ssim_pg2=mean("ssim_pg2"), mean_ssim_patn_pg2=mean("ssim_patn_pg2"),
                       reroute_beats_pg2=sum(r["ssim"] > r["ssim_pg2"] for r in rows))  # fmt: skip
+        result["by_split"] = {
+            sp: {"pairs": sum(r["split"] == sp for r in rows), "ssim_reroute": mean("ssim", sp),
+                 "ssim_patn_reroute": mean("ssim_patn", sp), "ssim_pg2": mean("ssim_pg2", sp),
+                 "ssim_patn_pg2": mean("ssim_patn_pg2", sp), "ssim_identity": mean("ssim_identity", sp),
+                 "reroute_beats_pg2": sum(r["ssim"] > r["ssim_pg2"] for r in rows if r["split"] == sp)}
+            for sp in ("train", "heldout") if any(r["split"] == sp for r in rows)
+        }  # fmt: skip
     result.update(wall_seconds=round(time.perf_counter() - t0, 1),
                   peak_rss_mb=round(peak_rss_mb(), 1), per_pair=rows)  # fmt: skip
     emit(result)

@@ -25,10 +25,13 @@ from reroute.training.modelcard import export_main, hardware, write_card
 __all__ = ["export", "export_main", "main"]
 
 
-def _data_summary(folder: str) -> dict:
+def _data_summary(folder: str, kinds: list[str] | None = None) -> dict:
     paths = sorted(Path(folder).glob("*.npz"))
-    kinds = collections.Counter(str(np.load(p)["kind"]) for p in paths)
-    return {"folder": folder, "items": len(paths), "by_kind": dict(kinds)}
+    counts = collections.Counter(str(np.load(p)["kind"]) for p in paths)
+    if kinds:  # the run read only these kinds
+        counts = collections.Counter({k: n for k, n in counts.items() if k in kinds})
+    out = {"folder": folder, "items": sum(counts.values()), "by_kind": dict(counts)}
+    return out | ({"kinds": list(kinds)} if kinds else {})
 
 
 def export(run: str | os.PathLike, out: str | os.PathLike, metrics: dict | None = None,
@@ -50,7 +53,7 @@ def export(run: str | os.PathLike, out: str | os.PathLike, metrics: dict | None 
         "network": "BodyMap neural re-renderer (Ianina et al. CVPR 2022 supp. C.1.2), reroute renderer/network.py",
         "config": ck["config"], "steps": int(ck["step"]),
         "weights": "EMA of generator weights" if ck.get("ema") else "generator weights",
-        "data": _data_summary(data) if data and Path(data).is_dir() else data,
+        "data": _data_summary(data, ck["config"].get("kinds")) if data and Path(data).is_dir() else data,
         "synthetic_data": ({**_data_summary(synthetic), "weight": ck["config"].get("synthetic_weight")}
                            if synthetic and Path(synthetic).is_dir() else synthetic),
         "hardware": hardware(),

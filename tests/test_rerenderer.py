@@ -135,14 +135,14 @@ def test_gray_ssim_equals_scikit_image_on_the_same_pair():
         gray_ssim(a[:, :1], a[:, :1])
 
 
-def _write_items(folder: Path, names: list[str], kind: str) -> None:
+def _write_items(folder: Path, names: list[str], kind: str, n: int = 8) -> None:
     from dataclasses import fields
 
     from renderer.data import RerenderItem
 
     folder.mkdir(parents=True, exist_ok=True)
-    shapes = {"composite": (8, 8, 3), "background": (8, 8, 3), "target": (8, 8, 3), "uv": (8, 8, 2),
-              "colour": (8, 8, 3), "part": (8, 8), "mask": (8, 8), "texture": (4, 4, 3), "seen": (8, 8)}  # fmt: skip
+    shapes = {"composite": (n, n, 3), "background": (n, n, 3), "target": (n, n, 3), "uv": (n, n, 2),
+              "colour": (n, n, 3), "part": (n, n), "mask": (n, n), "texture": (n // 2, n // 2, 3), "seen": (n, n)}  # fmt: skip
     for k, n in enumerate(names):
         arrays = {f.name: np.full(shapes[f.name], k, np.uint16 if f.name == "uv" else np.uint8)
                   for f in fields(RerenderItem)}  # fmt: skip
@@ -168,6 +168,20 @@ def test_synthetic_items_mixed_in_at_the_given_weight(tmp_path):
         RerenderDataset(tmp_path / "real", synthetic=tmp_path / "syn", synthetic_weight=1.0)
     with pytest.raises(InputError, match="no synthetic"):
         RerenderDataset(tmp_path / "real", synthetic=tmp_path / "none", synthetic_weight=0.5)
+
+
+def test_model_card_counts_only_the_item_kinds_trained_on(tmp_path, capsys):
+    from renderer.export import main as export_main
+
+    _write_items(tmp_path / "items", ["c0", "c1", "c2"], "cross", n=32)
+    _write_items(tmp_path / "items", ["s0", "s1"], "self", n=32)
+    run = tmp_path / "run"
+    assert main(["--preset", "tiny", "--out", str(run), "--data", str(tmp_path / "items"), "--kinds", "cross",
+                 "--crop", "32", "--steps", "1", "--no-progress"]) == 0  # fmt: skip
+    assert export_main(["--run", str(run), "--out", str(tmp_path / "rr.pt")]) == 0
+    card = json.loads((tmp_path / "rr.json").read_text())
+    assert card["data"]["by_kind"] == {"cross": 3} and card["data"]["items"] == 3
+    assert card["data"]["kinds"] == ["cross"] and card["steps"] == 1
 
 
 def test_training_options_store_the_synthetic_mix_and_the_ssim_term():

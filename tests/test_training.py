@@ -20,6 +20,7 @@ import torch
 
 from reroute.errors import InputError
 from reroute.training.checkpoint import load_checkpoint, save_checkpoint
+from reroute.training.modelcard import export_main
 from reroute.training.trainer import EMA, GANTrainer, TrainConfig, measure_matmul_gflops
 from texture.network import load_texture_net
 from texture.train import PRESETS, TextureCompletionTask, ToyTexturePairs, main
@@ -229,3 +230,28 @@ def test_presets_valid_and_paper_needs_vgg(tmp_path, monkeypatch, capsys):
     assert main(["--preset", "paper", "--out", str(tmp_path / "p"), "--no-progress"]) == 2
     assert "VGG19 ImageNet weights not found" in capsys.readouterr().err
     assert not (tmp_path / "p").exists()
+
+
+def test_export_command_reads_extra_inline_or_from_a_file(tmp_path, capsys):
+    seen = []
+
+    def export_fn(run, out, metrics, extra):
+        seen.append((metrics, extra))
+        return {"file": Path(out).name}
+
+    (tmp_path / "extra.json").write_text('{"training": [{"phase": 1}]}')
+    (tmp_path / "q.json").write_text('{"pg2": {"ssim": 0.8, "per_pair": [1, 2]}, "n": 3}')
+    args = ["--run", "r", "--out", "o.pt"]
+    assert export_main(args + ["--extra", str(tmp_path / "extra.json"), "--metrics", str(tmp_path / "q.json")],
+                       "x", "d", export_fn, ("file",)) == 0  # fmt: skip
+    assert seen[-1] == ({"pg2": {"ssim": 0.8}, "n": 3}, {"training": [{"phase": 1}]})  # per-pair rows dropped
+    assert export_main(args + ["--extra", '{"note": "x"}'], "x", "d", export_fn, ("file",)) == 0
+    assert seen[-1] == (None, {"note": "x"})
+    for bad, msg in (("[1]", "is not a file"), (str(tmp_path / "q.txt"), "is not a file")):
+        assert export_main(args + ["--extra", bad], "x", "d", export_fn, ("file",)) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: --extra") and msg in err and err.count("\n") == 1
+    (tmp_path / "list.json").write_text("[1]")
+    assert export_main(args + ["--metrics", str(tmp_path / "list.json")], "x", "d", export_fn, ("file",)) == 2
+    assert "expected a JSON object, got list" in capsys.readouterr().err
+    assert len(seen) == 2  # nothing exported after a bad option

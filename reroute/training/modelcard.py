@@ -13,13 +13,15 @@ import argparse
 import json
 import os
 import platform
+import sys
 from pathlib import Path
 
 import torch
 
+from reroute.errors import InputError
 from reroute.io.files import write_text_atomic
 
-__all__ = ["cpu_name", "hardware", "write_card", "export_main"]
+__all__ = ["cpu_name", "hardware", "write_card", "export_main", "read_json_object"]
 
 
 def cpu_name() -> str:
@@ -56,13 +58,39 @@ def export_main(argv, prog: str, description: str, export_fn, keys: tuple[str, .
     p.add_argument("--run", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--metrics", help="JSON of the held-out benchmark (per-pair rows dropped)")
-    p.add_argument("--extra", help="JSON object merged into the model card")
+    p.add_argument("--extra", help="JSON object merged into the model card: inline, or a .json file's path")
     a = p.parse_args(argv)
-    metrics = None
-    if a.metrics:
-        raw = json.loads(Path(a.metrics).read_text())
-        metrics = {k: ({kk: vv for kk, vv in v.items() if kk != "per_pair"} if isinstance(v, dict) else v)
-                   for k, v in raw.items()}  # fmt: skip
-    card = export_fn(a.run, a.out, metrics, json.loads(a.extra) if a.extra else None)
+    try:
+        metrics = None
+        if a.metrics:
+            raw = read_json_object(a.metrics, "--metrics", inline=False)
+            metrics = {k: ({kk: vv for kk, vv in v.items() if kk != "per_pair"} if isinstance(v, dict) else v)
+                       for k, v in raw.items()}  # fmt: skip
+        extra = read_json_object(a.extra, "--extra", inline=True) if a.extra else None
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    card = export_fn(a.run, a.out, metrics, extra)
     print(json.dumps({k: card[k] for k in keys}))
     return 0
+
+
+def read_json_object(value: str, option: str, inline: bool) -> dict:
+    """A JSON object from a file path, or (``inline``) from the text itself when it starts with ``{``.
+
+    Raises:
+        InputError: the file is missing, or the text is not a JSON object (one line naming ``option``).
+    """
+    text = value
+    if not (inline and value.lstrip().startswith("{")):
+        path = Path(value)
+        if not path.is_file():
+            raise InputError(f"{option}: {value} is not a file" + (" or an inline JSON object" if inline else ""))
+        text = path.read_text()
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"{option}: not valid JSON ({e})") from None
+    if not isinstance(obj, dict):
+        raise InputError(f"{option}: expected a JSON object, got {type(obj).__name__}")
+    return obj
