@@ -7,9 +7,14 @@
   (:func:`reroute.pipelines.novel_view.render_novel_views`, the fitted body only);
   each row: photo | 8 frames.
 
+``--rerender network`` runs the committed neural re-renderer on the try-on
+results and on every novel-view frame (with the photo's seen map), to compare
+with the default ``none``.
+
 Writes PNGs; prints JSON with the pairs used and the seconds taken.
 
     python benchmarks/real_sheets.py --tryon-out docs/tryon_real.png --novel-out docs/novel_view_real.png
+        [--rerender none|network]
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tryon-out", required=True)
     ap.add_argument("--novel-out", required=True)
+    ap.add_argument("--rerender", choices=["none", "network"], default="none")
     args = ap.parse_args()
     root = require(SHARED_DATA / "deepfashion" / "images")
     import cv2
@@ -53,7 +59,7 @@ def main() -> None:
     from reroute.pipelines.tryon import TryOnPipeline
 
     t0 = time.perf_counter()
-    rows, pipe = [], TryOnPipeline()
+    rows, pipe = [], TryOnPipeline(rerender=args.rerender)
     for donor, wearer, region in TRYON:
         d, w = root / f"{donor}.png", root / f"{wearer}.png"
         res = pipe(d, w, region)
@@ -64,12 +70,13 @@ def main() -> None:
     for name in NOVEL:
         ex = extract_texture(root / f"{name}.png", atlas_tile=None)
         a = ex.analysis
-        video = render_novel_views(a.body, ex.texture, NovelViewConfig(frames=8, size=256))
+        video = render_novel_views(a.body, ex.texture, NovelViewConfig(frames=8, size=256),
+                                   rerender=args.rerender, observed=ex.partial.visibility)  # fmt: skip
         tiles = [cv2.resize(f, (192, 192), interpolation=cv2.INTER_AREA) for f in video.frames]
         photo = cv2.resize(a.image, (192, 192), interpolation=cv2.INTER_AREA)
         rows.append(np.concatenate([photo, *tiles], 1))
     save_image_atomic(args.novel_out, np.concatenate(rows, 0))
-    print(json.dumps({"tryon": TRYON, "novel_view": NOVEL,
+    print(json.dumps({"tryon": TRYON, "novel_view": NOVEL, "rerender": args.rerender,
                       "seconds": {"tryon": round(t1 - t0, 1),
                                   "novel_view": round(time.perf_counter() - t1, 1)}}))  # fmt: skip
 
