@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -437,3 +438,26 @@ def test_pipelines_hand_a_seen_model_its_seen_map(tiny_seen_rerenderer):
     frames = [render_novel_views(a.body, tex, cfg, rerender="network", rerender_checkpoint=ck,
                                  observed=np.full((64, 64), v, np.float32)).frames for v in (0.0, 1.0)]  # fmt: skip
     assert (frames[1][..., 0].astype(int) - frames[0][..., 0]).mean() > 1
+
+
+def test_identity_transfer_keeps_the_photo_through_the_rerenderer(tiny_seen_rerenderer):
+    """Where the target shows the source's surface in place, the photo's own pixels win.
+
+    The fixture's re-renderer raises red wherever the surface was seen; on an
+    identity transfer (source = target) the flow weight is ~1 on the person, so
+    the output is the warp-only composite there; without the direct flow
+    (``direct=False``) the re-rendered red comes through.
+    """
+    from reroute.pipelines.pose_transfer import PoseTransferPipeline
+    from reroute.synth.engine import render_synthetic_person
+    from reroute.synth.pose import EXAMPLE_POSES
+
+    a = render_synthetic_person(EXAMPLE_POSES["arms_down"], seed=0)
+    ck = str(tiny_seen_rerenderer)
+    kept = PoseTransferPipeline(size=256, rerender="network", rerender_checkpoint=ck)(a.image, a.image)
+    plain = PoseTransferPipeline(size=256, rerender="network", rerender_checkpoint=ck, direct=False)(a.image, a.image)
+    person = kept.target.correspondence.mask
+    inner = cv2.erode(person.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    red_kept = kept.image[..., 0].astype(int) - kept.composite[..., 0]
+    red_plain = plain.image[..., 0].astype(int) - plain.composite[..., 0]
+    assert abs(red_kept[inner].mean()) < 1.0 and red_plain[inner].mean() > 5

@@ -18,8 +18,9 @@ Pose transfer (Ianina et al., CVPR 2022, sec. 5):
 7. composite over the source's background with the person inpainted away
    (:mod:`reroute.pipelines.compose`);
 8. optionally re-render the composite with the neural re-renderer
-   (:mod:`renderer`: closes seams, fixes colour and silhouette), and resize
-   to the target photo's resolution.
+   (:mod:`renderer`: closes seams, fixes colour and silhouette), keeping the
+   photo's own pixels of step 6 over its output, and resize to the target
+   photo's resolution.
 """
 
 from __future__ import annotations
@@ -103,6 +104,10 @@ class PoseTransferPipeline:
             (:func:`~reroute.uv.warp.correspondence_flow`,
             :func:`~reroute.pipelines.compose.flow_weight`) instead of the
             T-texel texture; the texture fills the rest, with a feathered edge.
+            With the re-renderer on, the same weight keeps those photo pixels
+            over its output (it re-renders the rest): an identity transfer
+            returns the photo (32 dev photos: mean SSIM 0.985 with it, 0.915
+            without) at a cost of 0.0008 SSIM on the held-out pg2 pairs.
         cache: an :class:`~reroute.correspondence.cache.AnalysisCache` for steps 2-3
             (a photo seen before, as source or target, is not analysed again);
             ``None`` analyses both photos on every call.
@@ -209,10 +214,11 @@ class PoseTransferPipeline:
         t = time.perf_counter()
         corr = tgt.correspondence
         warped = uv_to_image(texture, corr)
-        person = warped
+        person, keep = warped, None
         if self.direct:  # the source photo's own pixels wherever the target shows what it shows
             flow = correspondence_flow(src.correspondence, corr, self.texture_size)
-            person = alpha_blend(sample_image(src.image, flow), flow_weight(flow, corr), warped)
+            keep = flow_weight(flow, corr)
+            person = alpha_blend(sample_image(src.image, flow), keep, warped)
         # 7. composite over the source background
         h, w = corr.shape
         bg8 = inpaint_background(src.image, src.correspondence.mask)
@@ -225,6 +231,8 @@ class PoseTransferPipeline:
         if self.rerenderer is not None:
             seen = seen_map(partial, corr) if self.rerenderer.config.seen_input else None
             out8 = rerender_image(self.rerenderer, comp8, bg8, corr, texture, seen)
+            if keep is not None:  # the photo's own pixels stay: the network re-renders the rest
+                out8 = to_uint8(alpha_blend(comp8 / 255.0, keep * corr.mask, out8 / 255.0))
         timings["rerender"] = time.perf_counter() - t
         H, W = tgt.original_size
         if (H, W) != (h, w):
