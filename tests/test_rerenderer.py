@@ -433,6 +433,13 @@ def test_pipelines_hand_a_seen_model_its_seen_map(tiny_seen_rerenderer):
     assert red[person].mean() > 5 and abs(red[~person].mean()) < 2
     tried = TryOnPipeline(size=128, rerender="network", rerender_checkpoint=ck)(a.image, b.image, "top")
     assert tried.rerendered and tried.image.shape == b.image.shape
+    # the wearer's own pixels away from the swap stay the photo's; the swap is re-rendered
+    far = cv2.resize((cv2.dilate((tried.mask > 0.05).astype(np.uint8), np.ones((21, 21), np.uint8)) == 0)
+                     .astype(np.uint8), b.image.shape[1::-1], interpolation=cv2.INTER_NEAREST) > 0  # fmt: skip
+    near = cv2.resize((tried.mask > 0.9).astype(np.uint8), b.image.shape[1::-1], interpolation=cv2.INTER_NEAREST) > 0
+    assert far.mean() > 0.3 and near.mean() > 0.02
+    assert (tried.image[far] == b.image[far]).all()
+    assert (tried.image[near].astype(int) - b.image[near]).__abs__().mean() > 5
     tex = np.tile(np.float32([0.2, 0.6, 0.4]), (64, 64, 1))
     cfg = NovelViewConfig(frames=2, size=96)
     frames = [render_novel_views(a.body, tex, cfg, rerender="network", rerender_checkpoint=ck,

@@ -40,7 +40,7 @@ from reroute.correspondence.analyse import PersonAnalysis, analyse_person
 from reroute.correspondence.maps import Correspondence
 from reroute.errors import InputError
 from reroute.io.images import load_image, to_uint8
-from reroute.pipelines.compose import inpaint_background, texture_over_photo
+from reroute.pipelines.compose import alpha_blend, inpaint_background, texture_over_photo
 from reroute.pipelines.correspondences import DEFAULT_CORRESPONDENCE, load_correspondence
 from reroute.pipelines.rerendering import DEFAULT_RERENDERING, load_rerendering
 from reroute.uv.texture import UVTexture, texel_parts, texel_points
@@ -49,6 +49,7 @@ from texture.classical import complete_classical
 
 __all__ = [
     "REGIONS",
+    "keep_photo_outside",
     "KEPT_PARTS",
     "texel_parts",
     "region_texture_mask",
@@ -283,6 +284,34 @@ def _rerender(model: ReRenderer, composite: np.ndarray, texture: UVTexture,
     return out
 
 
+def keep_photo_outside(rerendered: np.ndarray, photo: np.ndarray, swapped: np.ndarray,
+                       grow: float = 4.0 / 256) -> np.ndarray:  # fmt: skip
+    """The re-renderer's output only where the garment was swapped (and a band around it).
+
+    The wearer's own pixels outside the swap are the real photo; the network
+    would only smooth them (by eye on 8 real pairs it blurred faces and
+    clothes), so they are kept at full resolution. The band lets it close the
+    swap's seams and halo.
+
+    Args:
+        rerendered: (H, W, 3) uint8, the re-rendered try-on at the photo's size.
+        photo: (H, W, 3) uint8, the wearer's photo.
+        swapped: (h, w) float in [0, 1], where the donor's garment was drawn,
+            at the working size.
+        grow: the band's width as a fraction of the working size's longer side
+            (4 px at 256 px), then feathered by the same width.
+    Returns:
+        (H, W, 3) uint8.
+    """
+    h, w = swapped.shape
+    r = max(1, int(round(grow * max(h, w))))
+    band = cv2.dilate((swapped > 0.05).astype(np.uint8), np.ones((2 * r + 1, 2 * r + 1), np.uint8))
+    alpha = np.maximum(cv2.GaussianBlur(band.astype(np.float32), (0, 0), r), swapped)
+    H, W = photo.shape[:2]
+    alpha = cv2.resize(alpha, (W, H), interpolation=cv2.INTER_LINEAR)
+    return to_uint8(alpha_blend(rerendered / 255.0, alpha, photo / 255.0))
+
+
 def try_on(donor: PersonAnalysis, wearer: PersonAnalysis, region: str, *,
            wearer_photo: np.ndarray | None = None, texture_size: int = 256,
            complete: Callable[[UVTexture], UVTexture] = complete_classical,
@@ -301,7 +330,9 @@ def try_on(donor: PersonAnalysis, wearer: PersonAnalysis, region: str, *,
         feather: soft-edge sigma in texels and pixels.
         rerender: ``"none"`` (the swap composited over the photo at its full
             resolution) or ``"network"`` (composited at the working size and
-            re-rendered by the neural re-renderer, then resized to the photo's).
+            re-rendered by the neural re-renderer, then resized to the photo's;
+            outside the swap and a 4-px band the photo stays,
+            :func:`keep_photo_outside`).
         rerender_checkpoint: the re-renderer checkpoint (default: the committed one).
     Returns:
         :class:`TryOnResult` (``rerendered`` says which).
@@ -334,6 +365,7 @@ def try_on(donor: PersonAnalysis, wearer: PersonAnalysis, region: str, *,
             corr = wearer.correspondence
             seen = mask * seen_map(d_part, corr) + (1 - mask) * seen_map(w_part, corr)
         image = _rerender(model, image, mixed, wearer, photo.shape[:2], seen)
+        image = keep_photo_outside(image, photo, mask)
     timings["rerender"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     return TryOnResult(image, region, donor, wearer, d_tex, w_tex, mixed, mask,
