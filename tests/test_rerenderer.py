@@ -136,18 +136,19 @@ def test_gray_ssim_equals_scikit_image_on_the_same_pair():
         gray_ssim(a[:, :1], a[:, :1])
 
 
-def _write_items(folder: Path, names: list[str], kind: str, n: int = 8) -> None:
+def _write_items(folder: Path, names: list[str], kind: str, side: int = 8) -> None:
     from dataclasses import fields
 
     from renderer.data import RerenderItem
 
     folder.mkdir(parents=True, exist_ok=True)
+    n, t = side, side // 2
     shapes = {"composite": (n, n, 3), "background": (n, n, 3), "target": (n, n, 3), "uv": (n, n, 2),
-              "colour": (n, n, 3), "part": (n, n), "mask": (n, n), "texture": (n // 2, n // 2, 3), "seen": (n, n)}  # fmt: skip
-    for k, n in enumerate(names):
+              "colour": (n, n, 3), "part": (n, n), "mask": (n, n), "texture": (t, t, 3), "seen": (n, n)}  # fmt: skip
+    for k, name in enumerate(names):
         arrays = {f.name: np.full(shapes[f.name], k, np.uint16 if f.name == "uv" else np.uint8)
                   for f in fields(RerenderItem)}  # fmt: skip
-        np.savez(folder / f"{n}.npz", kind=np.array(kind), **arrays)
+        np.savez(folder / f"{name}.npz", kind=np.array(kind), **arrays)
 
 
 def test_synthetic_items_mixed_in_at_the_given_weight(tmp_path):
@@ -174,8 +175,8 @@ def test_synthetic_items_mixed_in_at_the_given_weight(tmp_path):
 def test_model_card_counts_only_the_item_kinds_trained_on(tmp_path, capsys):
     from renderer.export import main as export_main
 
-    _write_items(tmp_path / "items", ["c0", "c1", "c2"], "cross", n=32)
-    _write_items(tmp_path / "items", ["s0", "s1"], "self", n=32)
+    _write_items(tmp_path / "items", ["c0", "c1", "c2"], "cross", side=32)
+    _write_items(tmp_path / "items", ["s0", "s1"], "self", side=32)
     run = tmp_path / "run"
     assert main(["--preset", "tiny", "--out", str(run), "--data", str(tmp_path / "items"), "--kinds", "cross",
                  "--crop", "32", "--steps", "1", "--no-progress"]) == 0  # fmt: skip
@@ -439,7 +440,7 @@ def test_pipelines_hand_a_seen_model_its_seen_map(tiny_seen_rerenderer):
     near = cv2.resize((tried.mask > 0.9).astype(np.uint8), b.image.shape[1::-1], interpolation=cv2.INTER_NEAREST) > 0
     assert far.mean() > 0.3 and near.mean() > 0.02
     assert (tried.image[far] == b.image[far]).all()
-    assert (tried.image[near].astype(int) - b.image[near]).__abs__().mean() > 5
+    assert np.abs(tried.image[near].astype(int) - b.image[near]).mean() > 5
     tex = np.tile(np.float32([0.2, 0.6, 0.4]), (64, 64, 1))
     cfg = NovelViewConfig(frames=2, size=96)
     frames = [render_novel_views(a.body, tex, cfg, rerender="network", rerender_checkpoint=ck,

@@ -78,6 +78,12 @@ def export_main(argv, prog: str, description: str, export_fn, keys: tuple[str, .
 def read_json_object(value: str, option: str, inline: bool) -> dict:
     """A JSON object from a file path, or (``inline``) from the text itself when it starts with ``{``.
 
+    Args:
+        value: the option's text: a path to a ``.json`` file, or inline JSON.
+        option: the option's name, for the error message (e.g. ``"--extra"``).
+        inline: accept inline JSON as well as a path.
+    Returns:
+        the parsed object (a dict).
     Raises:
         InputError: the file is missing, or the text is not a JSON object (one line naming ``option``).
     """
