@@ -217,7 +217,7 @@ def _notices(status: str, notices: list[str]) -> str:
 
 def run_transfer(pipeline: Callable[..., TransferResult], source: Any, target: Any,
                  progress: Callable[..., Any] | None = None, *,
-                 deadline: Deadline | None = None) -> tuple:  # fmt: skip
+                 deadline: Deadline | None = None, maps: bool = True) -> tuple:  # fmt: skip
     """The pose-transfer callback: run ``pipeline(source, target)`` and format its outputs.
 
     Args:
@@ -227,13 +227,17 @@ def run_transfer(pipeline: Callable[..., TransferResult], source: Any, target: A
         source, target: photo file paths or (H, W, 3) uint8 arrays, or ``None``.
         progress: a :class:`gradio.Progress` (or ``None``).
         deadline: checked between stages (see :class:`~app.services.AppLimits`).
+        maps: draw the intermediate maps and fits; ``False`` returns ``None`` for
+            them (under load the eight extra images cost more than half a second a
+            request: drawing, encoding, sending).
     Returns:
         ``N_OUTPUTS`` values: the result image (``None`` on error), the status
         line (``"ok: ..."``, naming the pipeline's ``texture`` completion when
         it has that attribute and the neural re-renderer's time when the result
         was re-rendered, or ``"error: <one sentence>"``), the six maps of
         :func:`intermediate_maps` and the two fitted bodies drawn over their
-        photos (:func:`draw_fit`). On error all are ``None`` except the status,
+        photos (:func:`draw_fit`), or eight ``None`` with ``maps=False``.
+        On error all are ``None`` except the status,
         and, when the body fit failed, the two overlays show the landmarks
         mediapipe found.
     """
@@ -251,7 +255,8 @@ def run_transfer(pipeline: Callable[..., TransferResult], source: Any, target: A
             step(*_STAGES[1])
         res = pipeline(source, target, **kwargs)
         step(*_STAGES[2])
-        maps = intermediate_maps(res) + [draw_fit(res.source), draw_fit(res.target)]
+        drawn = (intermediate_maps(res) + [draw_fit(res.source), draw_fit(res.target)]
+                 if maps else empty)  # fmt: skip
     except Exception as exc:  # noqa: BLE001 - every failure becomes one status sentence
         if isinstance(exc, InputError):
             log.info("transfer refused: %s", exc)
@@ -262,7 +267,7 @@ def run_transfer(pipeline: Callable[..., TransferResult], source: Any, target: A
             status = status[:-1] + _FIT_HINT
         return (None, status, *empty)
     step(*_STAGES[3])
-    return (res.image, _transfer_status(res, getattr(pipeline, "texture", None)), *maps)
+    return (res.image, _transfer_status(res, getattr(pipeline, "texture", None)), *drawn)
 
 
 def _transfer_status(res: TransferResult, completion: Any) -> str:
@@ -301,14 +306,17 @@ def _check_transfer_options(services: Services, method: Any, completion: Any, re
 
 def transfer_callback(services: Services, source, target, method=DEFAULT_METHOD,
                       resolution=256, completion=DEFAULT_COMPLETION, rerenderer=False, seed=0,
-                      correspondences=DEFAULT_CORRESPONDENCES, progress=None) -> tuple:  # fmt: skip
+                      correspondences=DEFAULT_CORRESPONDENCES, maps=False,
+                      progress=None) -> tuple:  # fmt: skip
     """``/transfer``: options checked, then :func:`run_transfer` at the chosen resolution,
     with the neural re-renderer when ``rerenderer`` is true (and its checkpoint loaded);
     method ``Dense Pose Transfer`` runs its own pipeline (completion and re-renderer
     options do not apply to it). ``correspondences`` (a label of
     :data:`~reroute.pipelines.registry.APP_CORRESPONDENCES`): ``fit``, or ``BodyMap
     network`` to refine both photos' fitted correspondences with the BodyMap network
-    (when its checkpoint loaded; the ``ok:`` status then gives its time).
+    (when its checkpoint loaded; the ``ok:`` status then gives its time). ``maps``
+    (default off, as the app's "Compute the intermediate maps" box) returns the
+    intermediate maps and fits too.
 
     Returns:
         :data:`N_OUTPUTS` values (see :func:`run_transfer`); an unknown or
@@ -325,8 +333,8 @@ def transfer_callback(services: Services, source, target, method=DEFAULT_METHOD,
     except (InputError, TypeError, ValueError) as exc:
         err = exc if isinstance(exc, InputError) else InputError(str(exc))
         return (None, error_status(err), *empty)
-    return run_transfer(pipeline, source, target, progress,
-                        deadline=services.deadline())  # fmt: skip
+    return run_transfer(pipeline, source, target, progress, deadline=services.deadline(),
+                        maps=bool(maps))  # fmt: skip
 
 
 # ------------------------------------------------------------------ try-on

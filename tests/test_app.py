@@ -489,16 +489,18 @@ def test_no_person_is_reported_then_a_valid_request_succeeds(client, photos):
     assert status.startswith("error:") and "no person" in status, status
     assert "target photo" in status
 
-    # the server stays up and the next (valid) request works
-    out = client.predict(handle_file(str(person)), handle_file(str(person)), api_name="/transfer")
-    result, status, *maps = out
-    assert status.startswith("ok:"), status
-    assert result is not None and Path(result).is_file()
-    with Image.open(result) as im:
-        assert im.size == (512, 512)  # the target photo's size
-    assert len(maps) == 8  # six intermediate maps + the two fitted bodies over their photos
-    for m in maps:
-        assert m is not None and Path(m).is_file()
+    # the server stays up and the next (valid) request works; maps only when asked for
+    for want in (True, False):
+        out = client.predict(handle_file(str(person)), handle_file(str(person)), maps=want,
+                             api_name="/transfer")  # fmt: skip
+        result, status, *maps = out
+        assert status.startswith("ok:"), status
+        assert result is not None and Path(result).is_file()
+        with Image.open(result) as im:
+            assert im.size == (512, 512)  # the target photo's size
+        assert len(maps) == 8  # six intermediate maps + the two fitted bodies over their photos
+        for m in maps:
+            assert (m is not None and Path(m).is_file()) if want else m is None
 
 
 EXAMPLES = ROOT / "app" / "examples"
@@ -524,6 +526,9 @@ def test_every_tab_has_a_named_endpoint(client):
     assert {"/transfer", "/try_on", "/novel_view", "/texture", "/retexture"} <= set(named)
     params = [p["parameter_name"] for p in named["/novel_view"]["parameters"]]
     assert params == ["photo", "frames", "turn", "elevation", "fps", "resolution", "completion"]
+    # the intermediate maps cost time under load: off unless asked for
+    maps = named["/transfer"]["parameters"][-1]
+    assert maps["parameter_name"] == "maps" and maps["parameter_default"] is False
     # texture completion is the last parameter (default classical) of every completing endpoint
     for api in ("/transfer", "/try_on", "/novel_view", "/texture"):
         last = named[api]["parameters"][-1] if api != "/transfer" else named[api]["parameters"][4]
@@ -665,7 +670,7 @@ def test_dense_pose_transfer_through_the_api(client):
         pytest.skip("needs the committed checkpoints/dpt_cpu256.pt")
     source, target = EXAMPLES / "synthetic_turned.png", EXAMPLES / "synthetic_arms_down.png"
     out = client.predict(handle_file(str(source)), handle_file(str(target)), "Dense Pose Transfer", 256,
-                         api_name="/transfer")  # fmt: skip
+                         maps=True, api_name="/transfer")  # fmt: skip
     result, status, *maps = out
     assert status.startswith("ok: pose transferred") and "Dense Pose Transfer network" in status, status
     with Image.open(result) as im:

@@ -249,14 +249,14 @@ def test_app_offers_and_runs_the_bodymap_network_through_the_api(bodymap_client)
     from gradio_client import handle_file
 
     named = bodymap_client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    param = named["/transfer"]["parameters"][-1]
-    assert param["parameter_name"] == "correspondences" and param["parameter_default"] == "fit"
+    param = {p["parameter_name"]: p for p in named["/transfer"]["parameters"]}["correspondences"]
+    assert param["parameter_default"] == "fit"
     assert "BodyMap network" in json.dumps(param["python_type"]), param
     source = handle_file(str(EXAMPLES / "synthetic_turned.png"))
     target = handle_file(str(EXAMPLES / "synthetic_arms_down.png"))
     for how in ("BodyMap network", "fit"):
         result, status, *maps = bodymap_client.predict(
-            source, target, "BodyMap re-rendering", 128, "classical", False, 0, how,
+            source, target, "BodyMap re-rendering", 128, "classical", False, 0, how, True,
             api_name="/transfer")  # fmt: skip
         assert status.startswith("ok: pose transferred"), status
         assert ("BodyMap network" in status) is (how != "fit"), status

@@ -31,9 +31,11 @@ transforms once the phenotypes are fixed (:class:`_FastSkin`), so a step
 evaluates the 23 keypoints exactly from a pre-contracted (23, 18, 4) tensor
 and skins only :attr:`FitConfig.surface_points` surface vertices for the
 silhouette. :func:`fit_bodies` fits several photos as one batch (one
-optimiser step serves all of them; Adam's update is element-wise, so each
-photo's trajectory is the one it would have alone, except that a stage runs
-until every photo's loss has settled).
+optimiser step serves all of them; Adam's update is element-wise and each
+photo has its own learning-rate schedule and convergence stop, so each photo's
+trajectory is the one it would have alone). Concurrent calls from several
+threads (an app serving several requests) are merged into one batch
+(:class:`FitBatcher`): the fit's cost is per step, not per photo.
 
 Pose parameters are anny's ``local-ref`` deltas: per-bone rotations about the
 bone's head, expressed in world-aligned axes relative to the parent (identity =
@@ -50,6 +52,7 @@ import torch
 import torch.nn.functional as F
 
 from reroute.body.detect import BLAZEPOSE_NAMES, PersonObservation
+from reroute.body.fit_batch import FitBatcher
 from reroute.body.posed import FittedBody, axis_angle_to_matrix, posed_vertices
 from reroute.body.raster import Camera
 from reroute.body.template import load_anny
@@ -416,6 +419,12 @@ def fit_bodies(observations: list[PersonObservation], config: FitConfig | None =
                names: list[str] | None = None) -> list[FittedBody]:  # fmt: skip
     """Fit anny to several photos at once (one batch through each optimiser step).
 
+    Calls from several threads at once are merged: the photos of every call queued
+    while a batch runs are fitted together in the next batch (:class:`FitBatcher`),
+    and each call gets its own photos' bodies back (or the error its own photo
+    caused). Each photo has its own schedule, so its body does not depend on the
+    other photos in its batch (up to float summation order).
+
     Args:
         observations: one :class:`~reroute.body.detect.PersonObservation` per
             photo; image sizes may differ.
@@ -437,13 +446,26 @@ def fit_bodies(observations: list[PersonObservation], config: FitConfig | None =
     cfg = config or FitConfig()
     if cfg.init not in ("ik", "rest"):
         raise ValueError(f"FitConfig.init must be 'ik' or 'rest', got {cfg.init!r}")
+    if names is None:
+        names = [f"photo {i + 1}" for i in range(len(observations))] if len(observations) > 1 \
+            else [""]  # fmt: skip
+    return _BATCHER(list(observations), cfg, list(names))
+
+
+def _fit_with_threads(observations: list[PersonObservation], cfg: FitConfig,
+                      names: list[str]) -> list[FittedBody]:  # fmt: skip
+    """:func:`_fit_bodies` with ``cfg.threads`` torch threads (restored afterwards)."""
     before = torch.get_num_threads()
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     try:
-        return _fit_bodies(list(observations), cfg, names)
+        return _fit_bodies(observations, cfg, names)
     finally:
         torch.set_num_threads(before)
+
+
+#: every :func:`fit_bodies` call goes through this: concurrent calls share a batch
+_BATCHER = FitBatcher(_fit_with_threads)
 
 
 _BP_INDEX = {n: i for i, n in enumerate(BLAZEPOSE_NAMES)}
@@ -727,51 +749,72 @@ class _FitLoss:
 
 def _run_stage(loss: _FitLoss, weights: dict[str, float], params: list[torch.Tensor],
                steps: int, cfg: FitConfig, with_shape: bool = False, lr: float | None = None
-               ) -> tuple[dict[str, torch.Tensor], int]:  # fmt: skip
-    """One Adam stage over ``params``: at most ``steps`` steps of the weighted sum of
-    ``loss``'s terms (summed over the batch).
+               ) -> tuple[dict[str, torch.Tensor], np.ndarray]:  # fmt: skip
+    """One Adam stage over ``params`` (each (B, ...), a row per photo): at most ``steps``
+    steps of the weighted sum of ``loss``'s terms, each photo on its own schedule.
 
-    The learning rate (``lr``, default ``cfg.lr``) rises linearly over
+    Photo ``i``'s learning rate (``lr``, default ``cfg.lr``) rises linearly over
     ``cfg.warmup`` steps, then falls linearly to ``cfg.lr_final_factor`` times
-    itself at the last step. With ``cfg.tol > 0``, once the loss (after the
-    warm-up and ``2 * cfg.patience`` steps) fell by less than ``cfg.tol``
-    (relative) over the last ``cfg.patience`` steps, the decay completes over
-    ``cfg.patience`` more steps and the stage stops. Returns the terms of the
-    last step ({} when ``steps <= 0``) and the steps taken.
+    itself at the last step. With ``cfg.tol > 0``, once photo ``i``'s loss (after
+    the warm-up and ``2 * cfg.patience`` steps) fell by less than ``cfg.tol``
+    (relative) over its last ``cfg.patience`` steps, its decay completes over
+    ``cfg.patience`` more steps and its parameters then stay where they are; the
+    stage ends when every photo has stopped. The update is Adam's (Kingma & Ba
+    2015, the defaults of :class:`torch.optim.Adam`) with a learning rate per row,
+    so a photo follows the trajectory it would follow alone whatever else is in
+    the batch. Returns the terms of the last step ({} when ``steps <= 0``) and
+    the steps each photo took ((B,) int).
     """
+    n = len(params[0])
     if steps <= 0:
-        return {}, 0
+        return {}, np.zeros(n, int)
     base_lr = cfg.lr if lr is None else lr
-    opt = torch.optim.Adam(params, lr=base_lr)
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
+    m = [torch.zeros_like(p) for p in params]
+    v = [torch.zeros_like(p) for p in params]
     warm, last, end, patience = cfg.warmup, max(steps - 1, 1), cfg.lr_final_factor, cfg.patience
-    history: list[float] = []
+    history = np.zeros((steps, n))
+    settled = np.full(n, -1)  # the step at which each photo's loss stopped falling (-1: not yet)
+    taken = np.full(n, steps)
     terms: dict[str, torch.Tensor] = {}
-    settled = None  # the step at which the loss stopped falling
     for step in range(steps):
-        # linear warm-up, then linear decay to lr_final_factor at the last step; once
-        # the loss has settled, the decay finishes over the next `patience` steps
-        if step < warm:
-            f = (step + 1) / (warm + 1)
-        else:
-            f = 1.0 + (end - 1.0) * step / last
-        if settled is not None:
-            f0 = 1.0 + (end - 1.0) * settled / last
-            f = max(f0 + (end - f0) * (step - settled) / patience, end)
-        for g in opt.param_groups:
-            g["lr"] = base_lr * f
-        opt.zero_grad()
+        # linear warm-up, then linear decay to lr_final_factor at the last step; once a
+        # photo's loss has settled, its decay finishes over the next `patience` steps
+        f = np.full(n, (step + 1) / (warm + 1) if step < warm else 1.0 + (end - 1.0) * step / last)
+        on = settled >= 0
+        f0 = 1.0 + (end - 1.0) * settled[on] / last
+        f[on] = np.maximum(f0 + (end - f0) * (step - settled[on]) / patience, end)
+        f[taken <= step] = 0.0  # stopped photos keep their parameters
+        for p in params:
+            p.grad = None
         terms = loss(with_shape)
-        total = sum(weights[k] * v.sum() for k, v in terms.items())
-        total.backward()
-        opt.step()
-        history.append(float(total.detach()))
-        if settled is not None and step - settled >= patience:
-            return terms, step + 1
-        if settled is None and cfg.tol > 0 and step >= warm + 2 * patience:
-            before, recent = min(history[:-patience]), min(history[-patience:])
-            if before - recent < cfg.tol * abs(before):
-                settled = step
-    return terms, steps
+        per_photo = sum(weights[k] * v_ for k, v_ in terms.items())
+        per_photo.sum().backward()
+        history[step] = per_photo.detach().numpy()
+        with torch.no_grad():  # torch.optim.Adam's single-tensor update, one step size per row
+            bc1, bc2 = 1 - beta1 ** (step + 1), (1 - beta2 ** (step + 1)) ** 0.5
+            rates = base_lr * f / bc1
+            for p, m_, v_ in zip(params, m, v, strict=True):
+                if p.grad is None:  # a parameter this stage's terms do not read
+                    continue
+                m_.lerp_(p.grad, 1 - beta1)
+                v_.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
+                denom = (v_.sqrt() / bc2).add_(eps)
+                for rate in np.unique(rates[rates > 0]):  # rows sharing a rate: one update
+                    rows = torch.from_numpy(np.flatnonzero(rates == rate))
+                    if len(rows) == n:
+                        p.addcdiv_(m_, denom, value=-float(rate))
+                    else:
+                        p[rows] = p[rows].addcdiv(m_[rows], denom[rows], value=-float(rate))
+        done = on & (step - settled >= patience)
+        taken[done & (taken > step)] = step + 1
+        if (taken <= step + 1).all():
+            return terms, taken
+        if cfg.tol > 0 and step >= warm + 2 * patience:
+            before = history[: step + 1 - patience].min(0)
+            recent = history[step + 1 - patience: step + 1].min(0)
+            settled[(settled < 0) & (before - recent < cfg.tol * np.abs(before))] = step
+    return terms, taken
 
 
 def _finish(obs: PersonObservation, body: _Body, cam: Camera, kp_targets: _Targets,
@@ -821,16 +864,13 @@ def _finish(obs: PersonObservation, body: _Body, cam: Camera, kp_targets: _Targe
 
 
 def _fit_bodies(observations: list[PersonObservation], cfg: FitConfig,
-                names: list[str] | None) -> list[FittedBody]:  # fmt: skip
+                names: list[str]) -> list[FittedBody]:  # fmt: skip
     """Body of :func:`fit_bodies` (same arguments, resolved config).
 
     Stages: facing and translation, then + pose, then (``steps_shape > 0``)
     + phenotypes with learning rate 0.02 and anny's full skinning.
     """
     body = _body()
-    if names is None:
-        names = [f"photo {i + 1}" for i in range(len(observations))] if len(observations) > 1 \
-            else [""]  # fmt: skip
     cams, targets, starts = [], [], []
     for obs, name in zip(observations, names, strict=True):
         h, w = obs.image_size
@@ -873,7 +913,7 @@ def _fit_bodies(observations: list[PersonObservation], cfg: FitConfig,
                 obs, body, cams[i], targets[i], rot[i].detach().double().numpy(),
                 glob[i].detach().double().numpy(), trans[i].detach().double().numpy() * z[i],
                 pheno[i].detach().double().numpy(), cfg,
-                {k: float(v[i].detach()) for k, v in terms.items()}, n1 + n2 + n3,
+                {k: float(v[i].detach()) for k, v in terms.items()}, int(n1[i] + n2[i] + n3[i]),
             ))  # fmt: skip
         except FitError as e:
             raise _named(e, names[i]) from None

@@ -30,7 +30,7 @@ __all__ = [
 #: longest side (px) at which :func:`inpaint_background` runs Telea; larger photos are
 #: inpainted at this size and the fill is upsampled into the hole (Telea's fill is
 #: smooth, and its cost grows with the hole's area: 0.21 s at 512 px on 2 cores).
-INPAINT_MAX_SIDE = 256
+INPAINT_MAX_SIDE = 128
 
 
 def inpaint_background(image: np.ndarray, person: np.ndarray) -> np.ndarray:
