@@ -30,7 +30,11 @@ __all__ = [
 #: longest side (px) at which :func:`inpaint_background` runs Telea; larger photos are
 #: inpainted at this size and the fill is upsampled into the hole (Telea's fill is
 #: smooth, and its cost grows with the hole's area: 0.21 s at 512 px on 2 cores).
-INPAINT_MAX_SIDE = 128
+INPAINT_MAX_SIDE = 256
+
+#: Telea's neighbourhood radius (px at the inpainting size): its cost grows with the
+#: radius squared (a 256 px DeepFashion photo: 0.063 s at 5 px, 0.025 s at 3 px).
+INPAINT_RADIUS = 3
 
 
 def inpaint_background(image: np.ndarray, person: np.ndarray) -> np.ndarray:
@@ -50,12 +54,12 @@ def inpaint_background(image: np.ndarray, person: np.ndarray) -> np.ndarray:
     s = min(1.0, INPAINT_MAX_SIDE / max(h, w))
     if s == 1.0:
         hole = cv2.dilate(person.astype(np.uint8), np.ones((7, 7), np.uint8), iterations=2)
-        return cv2.inpaint(image, hole, 5, cv2.INPAINT_TELEA)
+        return cv2.inpaint(image, hole, INPAINT_RADIUS, cv2.INPAINT_TELEA)
     small = (max(1, round(w * s)), max(1, round(h * s)))
     hole = cv2.resize(person.astype(np.uint8), small, interpolation=cv2.INTER_AREA) > 0
     hole = cv2.dilate(hole.astype(np.uint8), np.ones((7, 7), np.uint8), iterations=2)
-    fill = cv2.inpaint(cv2.resize(image, small, interpolation=cv2.INTER_AREA), hole, 5,
-                       cv2.INPAINT_TELEA)  # fmt: skip
+    fill = cv2.inpaint(cv2.resize(image, small, interpolation=cv2.INTER_AREA), hole,
+                       INPAINT_RADIUS, cv2.INPAINT_TELEA)  # fmt: skip
     fill = cv2.resize(fill, (w, h), interpolation=cv2.INTER_LINEAR)
     big_hole = cv2.resize(hole, (w, h), interpolation=cv2.INTER_NEAREST) > 0
     return np.where(big_hole[..., None], fill, image)
