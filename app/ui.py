@@ -30,9 +30,12 @@ API (``gradio_client``; photos as ``handle_file(path)``; every status starts
 with ``ok:`` or ``error:``, and image outputs are ``None`` on error)::
 
     /transfer    (source, target, method="BodyMap re-rendering", resolution=256,
-                  completion="classical", rerenderer=False, seed=0, correspondences="fit")
+                  completion="classical", rerenderer=False, seed=0, correspondences="fit",
+                  maps=False)
                  -> (result, status, source_iuv, target_iuv, partial_texture,
                      completed_texture, atlas, warped, source_fit, target_fit)
+                 (the eight maps are None unless maps=True: drawing and sending them
+                 cost about half a second a request under load)
     /try_on      (donor, wearer, region="top", resolution=256, pose_photos=None,
                   completion="classical")
                  -> (result, status, mixed_texture, donor_fit, wearer_fit, region_mask, poses)
