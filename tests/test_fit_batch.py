@@ -120,7 +120,7 @@ def test_concurrent_fit_bodies_calls_match_fitting_alone():
     import torch
 
     from reroute.body.detect import detect_person
-    from reroute.body.fit import _BATCHER as batcher  # noqa: PLC2701 - the module's own batcher
+    from reroute.body.fit import SHARED_BATCHER as batcher
     from reroute.body.fit import FitConfig, fit_bodies
     from reroute.synth.engine import render_synthetic_person
     from reroute.synth.pose import EXAMPLE_POSES
@@ -129,7 +129,7 @@ def test_concurrent_fit_bodies_calls_match_fitting_alone():
     cfg = FitConfig(tol=0.0, steps_pose=12)
     obs = [detect_person(render_synthetic_person(p, size=192, seed=i).image)
            for i, p in enumerate((EXAMPLE_POSES["arm_raised"], None, None, None))]  # fmt: skip
-    alone = [fit_bodies([o], cfg)[0] for o in obs]
+    alone = [fit_bodies([o], cfg, merge=False)[0] for o in obs]
     before = batcher.batches
     got: list = [None] * 4
 

@@ -11,11 +11,14 @@ landmarks + person mask)--> :class:`~reroute.body.detect.PersonObservation`
 * :mod:`reroute.body.posed`: :class:`~reroute.body.posed.FittedBody` and posing helpers;
 * :mod:`reroute.body.raster`: :class:`~reroute.body.raster.Camera` and rasterisation;
 * :mod:`reroute.body.detect`: mediapipe landmarks and person mask;
-* :mod:`reroute.body.fit`: the fit of anny's pose and placement to photos (batched).
+* :mod:`reroute.body.fit`: the fit of anny's pose and placement to photos (batched);
+* :mod:`reroute.body.fit_batch`: :class:`~reroute.body.fit_batch.FitBatcher`, which
+  merges concurrent fits (several app requests at once) into one batch.
 """
 
 from reroute.body.detect import PersonObservation, detect_person
 from reroute.body.fit import FitConfig, fit_bodies, fit_body
+from reroute.body.fit_batch import FitBatcher
 from reroute.body.posed import FittedBody
 from reroute.body.raster import Camera, rasterize
 from reroute.body.template import PART_NAMES, BodyTemplate, get_template, load_anny
@@ -33,4 +36,5 @@ __all__ = [
     "FitConfig",
     "fit_body",
     "fit_bodies",
+    "FitBatcher",
 ]

@@ -35,7 +35,8 @@ optimiser step serves all of them; Adam's update is element-wise and each
 photo has its own learning-rate schedule and convergence stop, so each photo's
 trajectory is the one it would have alone). Concurrent calls from several
 threads (an app serving several requests) are merged into one batch
-(:class:`FitBatcher`): the fit's cost is per step, not per photo.
+(:class:`~reroute.body.fit_batch.FitBatcher`): the fit's cost is per step, not per
+photo.
 
 Pose parameters are anny's ``local-ref`` deltas: per-bone rotations about the
 bone's head, expressed in world-aligned axes relative to the parent (identity =
@@ -60,6 +61,7 @@ from reroute.errors import FitError
 
 __all__ = [
     "FitConfig",
+    "SHARED_BATCHER",
     "fit_bodies",
     "fit_body",
     "POSE_BONES",
@@ -416,14 +418,16 @@ def fit_body(obs: PersonObservation, config: FitConfig | None = None) -> FittedB
 
 
 def fit_bodies(observations: list[PersonObservation], config: FitConfig | None = None,
-               names: list[str] | None = None) -> list[FittedBody]:  # fmt: skip
+               names: list[str] | None = None, merge: bool = True) -> list[FittedBody]:  # fmt: skip
     """Fit anny to several photos at once (one batch through each optimiser step).
 
     Calls from several threads at once are merged: the photos of every call queued
-    while a batch runs are fitted together in the next batch (:class:`FitBatcher`),
-    and each call gets its own photos' bodies back (or the error its own photo
-    caused). Each photo has its own schedule, so its body does not depend on the
-    other photos in its batch (up to float summation order).
+    while a batch runs are fitted together in the next batch (:data:`SHARED_BATCHER`,
+    a :class:`~reroute.body.fit_batch.FitBatcher`), and each call gets its own
+    photos' bodies back (or the error its own photo caused). Each photo has its own
+    schedule, so its body does not depend on the other photos in its batch (up to
+    float summation order, which Adam can amplify to ~0.03 rad on loosely
+    constrained bones; a fitted keypoint moves by well under a pixel).
 
     Args:
         observations: one :class:`~reroute.body.detect.PersonObservation` per
@@ -431,6 +435,7 @@ def fit_bodies(observations: list[PersonObservation], config: FitConfig | None =
         config: schedule and weights, shared; defaults to :class:`FitConfig`.
         names: how to call each photo in errors (``"photo 1"``, ... by default
             when there are several; no prefix for one).
+        merge: ``False`` fits these photos at once in the calling thread, alone.
     Returns:
         one :class:`FittedBody` per observation, in order; each in the camera
         ``Camera.centred(W, H, focal_factor)`` of its own image.
@@ -449,7 +454,9 @@ def fit_bodies(observations: list[PersonObservation], config: FitConfig | None =
     if names is None:
         names = [f"photo {i + 1}" for i in range(len(observations))] if len(observations) > 1 \
             else [""]  # fmt: skip
-    return _BATCHER(list(observations), cfg, list(names))
+    if not merge:
+        return _fit_with_threads(list(observations), cfg, list(names))
+    return SHARED_BATCHER(list(observations), cfg, list(names))
 
 
 def _fit_with_threads(observations: list[PersonObservation], cfg: FitConfig,
@@ -464,8 +471,9 @@ def _fit_with_threads(observations: list[PersonObservation], cfg: FitConfig,
         torch.set_num_threads(before)
 
 
-#: every :func:`fit_bodies` call goes through this: concurrent calls share a batch
-_BATCHER = FitBatcher(_fit_with_threads)
+#: every :func:`fit_bodies` call (unless ``merge=False``) goes through this batcher:
+#: concurrent calls share a batch; its ``batches`` and ``largest`` count what it ran
+SHARED_BATCHER = FitBatcher(_fit_with_threads)
 
 
 _BP_INDEX = {n: i for i, n in enumerate(BLAZEPOSE_NAMES)}
