@@ -25,8 +25,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--checkpoints", default="checkpoints", metavar="DIR",
         help="folder of trained weights (default checkpoints); decides which networks are offered",
     )  # fmt: skip
-    p.add_argument("--concurrency", type=int, default=2,
-                   help="requests processed at the same time (default 2)")  # fmt: skip
+    p.add_argument("--concurrency", type=int, default=8,
+                   help="requests processed at the same time (default 8; their body fits "
+                        "share batches)")  # fmt: skip
     p.add_argument("--max-upload-mb", type=int, default=20,
                    help="largest upload in MB (default 20)")  # fmt: skip
     p.add_argument("--timeout", type=float, default=300.0,
