@@ -505,7 +505,7 @@ def build_app(pipeline_factory: Callable[..., Any] = PoseTransferPipeline, *,
         limits: :class:`~app.services.AppLimits`.
         concurrency: requests run at the same time (the queue holds the rest). Their
             body fits are merged into shared batches (:class:`reroute.body.FitBatcher`),
-            so 8 simultaneous transfers finish sooner at 8 than at 2 (p95 3.5-4.1 s
+            so 8 simultaneous transfers finish sooner at 8 than at 2 (p95 3.5-4.3 s
             against 5.2-5.7 s, ``benchmarks/app_load.py``).
         load_models: load the shared models now (see :func:`~app.services.warm_up`).
     Returns:
