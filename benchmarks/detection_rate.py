@@ -1,7 +1,7 @@
 """Person detection rate on every real photo of a person in ``../shared/data``.
 
 Runs :func:`reroute.body.detect.detect_person` (BlazePose with its padded and
-mirrored retries) on the DeepFashion images, single views, PIDM samples, the
+mirrored retries, then its landmark model on regions around the person) on the DeepFashion images, single views, PIDM samples, the
 photos with DensePose IUV, the pg2 pairs (sources and targets, not PG2's
 outputs) and the video frames (UBC Fashion and Tai-Chi every ``--stride``-th
 frame, iPER, TikTok). Counts photos where it finds the one person; lists the

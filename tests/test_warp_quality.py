@@ -147,6 +147,27 @@ def test_padded_detection_retry_maps_landmarks_back(monkeypatch):
     assert np.linalg.norm(direct.landmarks[i] - padded.landmarks[i]) < 8.0
 
 
+def test_mask_roi_fallback_finds_the_person_the_detector_is_not_run_on(monkeypatch):
+    """With no detector try at all, the landmark model on regions around the
+    person mask still finds the person, with landmarks where the detector's are."""
+    from reroute.body import detect
+    from reroute.errors import NoPersonError
+
+    r = render_synthetic_person(EXAMPLE_POSES["arm_raised"], size=256)
+    direct = detect.detect_person(r.image)
+    monkeypatch.setattr(detect, "RETRIES", ())
+    fallback = detect.detect_person(r.image)
+    names = detect.BLAZEPOSE_NAMES
+    for n in ("left_shoulder", "right_wrist", "left_hip", "right_knee", "nose"):
+        i = names.index(n)
+        assert np.linalg.norm(direct.landmarks[i] - fallback.landmarks[i]) < 10.0, n
+    inter = ((direct.mask > 0.5) & (fallback.mask > 0.5)).sum()
+    assert inter / ((direct.mask > 0.5) | (fallback.mask > 0.5)).sum() > 0.9
+    grey = np.full((256, 256, 3), 128, np.uint8)
+    with pytest.raises(NoPersonError, match="no person found in grey"):
+        detect.detect_person(grey, name="grey")
+
+
 @pytest.mark.parametrize("what", ["no person"])
 def test_a_bad_input_prints_one_line_and_nothing_else(tmp_path, what):
     from PIL import Image

@@ -5,6 +5,11 @@ wheel and runs them offline on the CPU (~0.2 s per photo). Only
 ``model_complexity=1`` is shipped. BlazePose follows one person, so counting
 people uses the selfie-segmentation mask (every person in the frame): two or
 more large connected components, or two or more faces, mean several persons.
+
+BlazePose's person detector keys on the face, so it misses some back views and
+photos whose face the frame cuts off. After padded and mirrored retries
+(:data:`RETRIES`), the landmark model runs without the detector on regions of
+interest around the person mask and the frame (:func:`_pose_in_mask_rois`).
 """
 
 from __future__ import annotations
@@ -146,7 +151,9 @@ def detect_person(image: np.ndarray, *, name: str = "photo") -> PersonObservatio
     Returns:
         :class:`PersonObservation`.
     Raises:
-        NoPersonError: no person detected.
+        NoPersonError: no person detected: neither BlazePose (on the photo, then on
+            the retries of :data:`RETRIES`) nor its landmark model on regions
+            around the person mask finds one.
         SeveralPersonsError: more than one person in the photo.
     """
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
@@ -157,6 +164,8 @@ def detect_person(image: np.ndarray, *, name: str = "photo") -> PersonObservatio
         raise SeveralPersonsError(f"{name} shows {n} persons; reroute needs a photo of exactly one")
     h, w = image.shape[:2]
     found = _pose_with_retries(image)
+    if found is None:
+        found = _pose_in_mask_rois(image)
     if found is None:
         raise NoPersonError(f"no person found in {name}")
     xy, vis, world, mask = found
@@ -215,3 +224,129 @@ def _pose_with_retries(image: np.ndarray):
             mask = mask[:, ::-1]
         return xy, vis, world, np.ascontiguousarray(mask)
     return None
+
+
+#: BlazePose's landmark model run on a region of interest chosen from the person
+#: mask, without its person detector (mediapipe's ``PoseLandmarkByRoiCpu`` subgraph).
+_ROI_GRAPH = """
+input_stream: "IMAGE:image"
+input_stream: "ROI:roi"
+output_stream: "LANDMARKS:landmarks"
+output_stream: "WORLD_LANDMARKS:world_landmarks"
+output_stream: "SEGMENTATION_MASK:segmentation_mask"
+input_side_packet: "MODEL_COMPLEXITY:model_complexity"
+input_side_packet: "ENABLE_SEGMENTATION:enable_segmentation"
+node {
+  calculator: "PoseLandmarkByRoiCpu"
+  input_stream: "IMAGE:image"
+  input_stream: "ROI:roi"
+  output_stream: "LANDMARKS:landmarks"
+  output_stream: "AUXILIARY_LANDMARKS:auxiliary_landmarks"
+  output_stream: "WORLD_LANDMARKS:world_landmarks"
+  output_stream: "SEGMENTATION_MASK:segmentation_image"
+  input_side_packet: "MODEL_COMPLEXITY:model_complexity"
+  input_side_packet: "ENABLE_SEGMENTATION:enable_segmentation"
+}
+node {
+  calculator: "FromImageCalculator"
+  input_stream: "IMAGE:segmentation_image"
+  output_stream: "IMAGE_CPU:segmentation_mask"
+}
+"""
+
+#: regions of interest tried by :func:`_pose_in_mask_rois` around the person
+#: mask, as (centre height, side): the centre lies that far down the mask's
+#: bounding box (BlazePose centres its region on the hips), the square's side is
+#: that many times the box's longer side (BlazePose's is 2.5 times the hip-to-head
+#: distance).
+MASK_ROIS: tuple[tuple[float, float], ...] = (
+    (0.35, 1.6), (0.65, 1.6), (1.0, 1.6), (0.35, 2.5), (0.65, 2.5), (1.0, 2.5),
+)  # fmt: skip
+
+#: the same around the whole frame (centre height and side as fractions of the
+#: image's longer side, centred horizontally): for photos whose person mask misses
+#: part of the person (light clothes on a light background)
+FRAME_ROIS: tuple[tuple[float, float], ...] = ((0.5, 2.0), (0.5, 2.5), (0.65, 2.0), (0.65, 2.5))
+
+#: two regions' landmark-model person masks agree when their IoU is at least this
+ROI_AGREEMENT_IOU = 0.9
+
+
+@functools.lru_cache(maxsize=1)
+def _roi_models():
+    with quiet_native():  # TFLite and absl log from C++ at start-up
+        import mediapipe as mp  # heavy: only when the detector found nobody
+        from google.protobuf import text_format  # mediapipe's graph configs are protobufs
+        from mediapipe.framework import calculator_pb2
+        from mediapipe.python.solution_base import SolutionBase
+
+        config = text_format.Parse(_ROI_GRAPH, calculator_pb2.CalculatorGraphConfig())
+        landmarks = SolutionBase(
+            graph_config=config, side_inputs={"model_complexity": 1, "enable_segmentation": True},
+            outputs=["landmarks", "world_landmarks", "segmentation_mask"],
+        )  # fmt: skip
+        # the landscape model finds light clothes on light backgrounds that model 0 misses
+        selfie = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=1)
+        # the graphs open their models (and log) on their first frame, in their own
+        # threads: run one here so those lines land inside quiet_native
+        from mediapipe.framework.formats import rect_pb2  # mediapipe's ROI protobuf
+
+        blank = np.zeros((64, 64, 3), np.uint8)
+        selfie.process(blank)
+        landmarks.process({"image": blank, "roi": rect_pb2.NormalizedRect(
+            x_center=0.5, y_center=0.5, width=1.0, height=1.0, rotation=0.0)})
+    return landmarks, selfie
+
+
+def _pose_in_mask_rois(image: np.ndarray):
+    """BlazePose's landmark model on regions of interest around the person.
+
+    The fallback for photos whose person BlazePose's detector misses (it keys on
+    the face: back views, faces cut off by the frame). The landmark model runs
+    directly, without the detector, on each region of :data:`MASK_ROIS` (around
+    the selfie-segmentation mask's bounding box) and :data:`FRAME_ROIS` (around
+    the frame); a region counts when the model's own presence score passes 0.5.
+    The answer is the region whose person mask agrees (IoU >=
+    :data:`ROI_AGREEMENT_IOU`) with the most other regions' masks, ties broken by
+    IoU with the selfie mask; at least two regions must agree, and the selfie mask
+    must cover 2% of the photo, so one hallucinated region never makes a person.
+
+    Returns:
+        ``(xy (33, 2) px, visibility (33,), world (33, 3) m, mask (H, W) float32)``
+        like :func:`_pose_with_retries`, or None.
+    """
+    from mediapipe.framework.formats import rect_pb2  # mediapipe's ROI protobuf
+
+    h, w = image.shape[:2]
+    with _LOCK:
+        landmarks, selfie = _roi_models()
+        with quiet_native():
+            person = selfie.process(image).segmentation_mask > 0.5
+    if person.sum() < 0.02 * h * w:
+        return None
+    ys, xs = np.nonzero(person)
+    top, height = ys.min(), ys.max() - ys.min() + 1
+    longer = max(height, xs.max() - xs.min() + 1)
+    rois = [((xs.min() + xs.max()) / 2, top + down * height, side * longer) for down, side in MASK_ROIS]
+    rois += [(w / 2, down * max(h, w), side * max(h, w)) for down, side in FRAME_ROIS]
+    found = []
+    for cx, cy, side in rois:
+        roi = rect_pb2.NormalizedRect(x_center=cx / w, y_center=cy / h, width=side / w,
+                                      height=side / h, rotation=0.0)  # fmt: skip
+        with _LOCK, quiet_native():
+            res = landmarks.process({"image": image, "roi": roi})
+        if res.landmarks is not None and res.world_landmarks is not None and res.segmentation_mask is not None:
+            found.append((res, np.asarray(res.segmentation_mask, np.float32).reshape(h, w).copy()))
+    if len(found) < 2:
+        return None
+    masks = [m > 0.5 for _, m in found]
+    iou = np.array([[(a & b).sum() / max((a | b).sum(), 1) for b in masks + [person]] for a in masks])
+    support = (iou[:, :-1] >= ROI_AGREEMENT_IOU).sum(1) - 1
+    best = int(np.lexsort((iou[:, -1], support))[-1])
+    if support[best] < 1:
+        return None
+    res, mask = found[best]
+    xy = np.array([[p.x * w, p.y * h] for p in res.landmarks.landmark], np.float32)
+    vis = np.array([p.visibility for p in res.landmarks.landmark], np.float32)
+    world = np.array([[p.x, p.y, p.z] for p in res.world_landmarks.landmark], np.float32)
+    return xy, vis, world, mask
