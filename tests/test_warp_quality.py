@@ -20,7 +20,14 @@ from reroute.uv.texture import (
     uv_islands,
     uv_layout_mask,
 )
-from reroute.uv.warp import correspondence_flow, image_to_uv, sample_image, uv_to_image
+from reroute.uv.warp import (
+    LIFT_MIN_WEIGHT,
+    correspondence_flow,
+    image_to_uv,
+    lifting_confidence,
+    sample_image,
+    uv_to_image,
+)
 from texture.classical import complete_classical
 
 T = 128
@@ -215,3 +222,39 @@ def test_try_on_follows_the_garment_not_the_template_region():
     np.testing.assert_allclose(mixed.pixels[torso].mean(0), (0.8, 0.1, 0.1), atol=0.02)
     np.testing.assert_allclose(mixed.pixels[forearms].mean(0), (0.1, 0.2, 0.7), atol=0.02)
     assert m[forearms].max() == 0.0 and m[torso].min() == 1.0
+
+
+def test_lifting_confidence_is_low_at_borders_and_full_inside_frontal_parts():
+    import scipy.ndimage as ndi
+
+    c = render_synthetic_person(EXAMPLE_POSES["arms_down"], size=256).correspondence
+    conf = lifting_confidence(c)
+    body = c.body_mask & c.mask
+    assert conf.shape == c.shape and conf.dtype == np.float32
+    assert (conf[~body] == 0).all()
+    assert conf[body].min() >= LIFT_MIN_WEIGHT and conf.max() <= 1.0
+    rim = body & ~ndi.binary_erosion(body)  # body pixels next to the background
+    assert np.median(conf[rim]) < 0.3
+    torso = ndi.binary_erosion(np.isin(c.part, (1, 2)) & body, iterations=6)
+    assert torso.sum() > 100 and np.median(conf[torso]) > 0.9
+
+
+def test_lifting_weights_the_colours_that_meet_on_a_texel():
+    """Two pixels landing on the same UV: the texel takes their confidence-weighted
+    mean; visibility does not depend on the confidence."""
+    c = render_synthetic_person(EXAMPLE_POSES["arms_down"], size=64).correspondence
+    y, x = np.argwhere(c.body_mask & c.mask)[len(np.argwhere(c.body_mask)) // 2]
+    part = np.zeros((1, 2), np.uint8) + c.part[y, x]
+    uv = np.repeat(c.uv[y, x][None, None], 2, 1)
+    one = Correspondence(part, np.repeat(c.part_uv[y, x][None, None], 2, 1), uv,
+                         np.zeros((1, 2, 3), np.float32), np.ones((1, 2), bool), np.ones((1, 2), bool))
+    image = np.array([[[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]], np.float32)  # red, blue
+    plain = image_to_uv(image, one, 64, confidence=None)
+    weighted = image_to_uv(image, one, 64, confidence=np.array([[0.9, 0.1]], np.float32))
+    np.testing.assert_array_equal(plain.visibility, weighted.visibility)
+    seen = plain.visibility > 0
+    assert seen.any()
+    np.testing.assert_allclose(plain.pixels[seen], np.tile([0.5, 0, 0.5], (seen.sum(), 1)), atol=1e-5)
+    np.testing.assert_allclose(weighted.pixels[seen], np.tile([0.9, 0, 0.1], (seen.sum(), 1)), atol=1e-5)
+    with pytest.raises(ValueError, match="confidence is"):
+        image_to_uv(image, one, 64, confidence=np.ones((2, 2), np.float32))

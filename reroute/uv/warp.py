@@ -1,8 +1,10 @@
 """Warps between image space and the continuous UV texture.
 
 * :func:`image_to_uv` lifts a photo into the continuous UV texture by splatting
-  each body pixel's colour, with bilinear weights, onto the texels around its
-  UV; visibility = where any weight landed.
+  each body pixel's colour, with bilinear weights times the pixel's
+  :func:`lifting_confidence` (low at grazing angles and at part and silhouette
+  borders), onto the texels around its UV; visibility = where any bilinear
+  weight landed.
 * :func:`uv_to_image` samples a texture at a correspondence map's UVs with
   ``torch.nn.functional.grid_sample`` (``align_corners=False``: texel ``i`` of
   ``T`` has its centre at ``(i + 0.5) / T``).
@@ -24,6 +26,7 @@ from reroute.uv.texture import UVTexture, sample_masked, uv_layout_mask
 
 __all__ = [
     "image_to_uv",
+    "lifting_confidence",
     "uv_to_image",
     "CorrespondenceFlow",
     "correspondence_flow",
@@ -39,39 +42,117 @@ def _as_float_image(image: np.ndarray) -> np.ndarray:
     return image.astype(np.float32)
 
 
-def image_to_uv(image: np.ndarray, corr: Correspondence, size: int = 256) -> UVTexture:
-    """Lift a photo into the continuous UV texture (bilinear splatting).
+def image_to_uv(image: np.ndarray, corr: Correspondence, size: int = 256,
+                confidence: np.ndarray | None | bool = True) -> UVTexture:  # fmt: skip
+    """Lift a photo into the continuous UV texture (bilinear splatting, weighted by confidence).
 
     Args:
         image: (H, W, 3) uint8 RGB, or float in [0, 1].
         corr: the photo's :class:`Correspondence`, same H, W; only ``body_mask``
             pixels are splatted (pixels filled from a neighbour would smear).
         size: texture size T.
+        confidence: (H, W) float32 per-pixel weight > 0; True (default) for
+            :func:`lifting_confidence`, None or False for equal weights.
     Returns:
-        :class:`UVTexture` (T, T): the mean colour of what landed on each texel,
-        0 elsewhere; visibility 1 where any weight landed.
+        :class:`UVTexture` (T, T): the confidence-weighted mean colour of what
+        landed on each texel, 0 elsewhere; visibility 1 where any bilinear weight
+        landed (the same texels whatever the confidence).
     Raises:
-        ValueError: when the image and correspondence sizes differ.
+        ValueError: when the image, correspondence or confidence sizes differ.
     """
     img = _as_float_image(image)
     if img.shape[:2] != corr.shape:
         raise ValueError(f"image is {img.shape[:2]} but the correspondence is {corr.shape}")
+    if confidence is True:
+        confidence = lifting_confidence(corr)
+    elif confidence is False:
+        confidence = None
+    if confidence is not None and confidence.shape != corr.shape:
+        raise ValueError(f"confidence is {confidence.shape} but the correspondence is {corr.shape}")
     sel = corr.body_mask & corr.mask
-    pix, seen = _splat(img[sel], corr.uv[sel], size)
+    weights = None if confidence is None else confidence[sel]
+    pix, seen = _splat(img[sel], corr.uv[sel], size, weights)
     vis = seen & uv_layout_mask(size)
     return UVTexture(pix, vis.astype(np.float32))
 
 
-def _splat(values: np.ndarray, uv: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+#: the least weight :func:`lifting_confidence` gives a body pixel
+LIFT_MIN_WEIGHT = 0.05
+
+#: pixels this far (at 256 px; scaled with the image's shorter side) from a part
+#: border or the silhouette have full border weight
+LIFT_BORDER_PX = 3.0
+
+
+def lifting_confidence(corr: Correspondence) -> np.ndarray:
+    """How much each pixel's colour should count when it is lifted into UV.
+
+    The product of two terms, clipped to [:data:`LIFT_MIN_WEIGHT`, 1]:
+
+    * foreshortening: the UV area a pixel covers, ``|det d(u, v)/d(x, y)|``
+      (central differences), grows as ``1 / cos`` of the angle between the
+      surface and the view ray; the term is the part's median area over the
+      pixel's (1 for the half of the part seen most frontally), so texels seen
+      at grazing angles take their colour from frontal views of them first;
+    * borders: ``min(1, (d + 0.5) / r)`` with ``d`` the pixel distance to the
+      nearest pixel of another part or outside the body, ``r`` =
+      :data:`LIFT_BORDER_PX` scaled to the image (colours blend there, and a
+      misfitted border puts an arm's skin on the torso).
+
+    Args:
+        corr: :class:`Correspondence` (H, W).
+    Returns:
+        (H, W) float32 in [LIFT_MIN_WEIGHT, 1] on ``body_mask``, 0 elsewhere.
+    """
+    body = corr.body_mask & corr.mask
+    part = np.where(body, corr.part, 0).astype(np.int32)
+    out = np.zeros(corr.shape, np.float32)
+    if not body.any():
+        return out
+    # foreshortening: UV area per pixel, from neighbours of the same part only
+    uv = corr.uv.astype(np.float32)
+    du_dx = np.zeros_like(uv)
+    du_dy = np.zeros_like(uv)
+    same_x = (part[:, 2:] == part[:, :-2]) & (part[:, 1:-1] == part[:, 2:])
+    same_y = (part[2:] == part[:-2]) & (part[1:-1] == part[2:])
+    du_dx[:, 1:-1] = np.where(same_x[..., None], (uv[:, 2:] - uv[:, :-2]) / 2, np.nan)
+    du_dy[1:-1] = np.where(same_y[..., None], (uv[2:] - uv[:-2]) / 2, np.nan)
+    du_dx[:, [0, -1]] = np.nan
+    du_dy[[0, -1]] = np.nan
+    area = np.abs(du_dx[..., 0] * du_dy[..., 1] - du_dx[..., 1] * du_dy[..., 0])
+    fore = np.ones(corr.shape, np.float32)
+    for p in np.unique(part[body]):
+        sel = (part == p) & np.isfinite(area) & (area > 0)
+        if sel.sum() >= 8:
+            ref = np.median(area[sel])
+            fore[sel] = np.minimum(ref / area[sel], 1.0)
+    # borders: distance to another part or the outside
+    edge = np.zeros(corr.shape, bool)
+    edge[:, 1:] |= part[:, 1:] != part[:, :-1]
+    edge[:, :-1] |= part[:, 1:] != part[:, :-1]
+    edge[1:] |= part[1:] != part[:-1]
+    edge[:-1] |= part[1:] != part[:-1]
+    dist = cv2.distanceTransform((~edge).astype(np.uint8), cv2.DIST_L2, 3)
+    r = LIFT_BORDER_PX * min(corr.shape) / 256.0
+    border = np.minimum((dist + 0.5) / r, 1.0)
+    out[body] = np.clip(fore[body] * border[body], LIFT_MIN_WEIGHT, 1.0)
+    return out
+
+
+def _splat(values: np.ndarray, uv: np.ndarray, size: int,
+           weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Bilinear splat of per-pixel values into a (T, T) texture.
 
     Args:
-        values: (n, C) float32; uv: (n, 2) float32 in [0, 1].
+        values: (n, C) float32; uv: (n, 2) float32 in [0, 1]; weights: (n,)
+            float32 > 0 per value, or None for 1.
     Returns:
-        (T, T, C) float32 mean of what landed on each texel (0 where nothing did)
-        and (T, T) bool, where any weight (> 1e-3) landed.
+        (T, T, C) float32 weighted mean of what landed on each texel (0 where
+        nothing did) and (T, T) bool, where any bilinear weight (> 1e-3) landed
+        (whatever ``weights``).
     """
     cols = torch.from_numpy(np.ascontiguousarray(values, np.float32))  # (n, C)
+    conf = None if weights is None else torch.from_numpy(np.ascontiguousarray(weights, np.float32))
     uv = torch.from_numpy(uv) * size - 0.5  # texel-centre coordinates
     x0 = torch.floor(uv[:, 0])
     y0 = torch.floor(uv[:, 1])
@@ -79,16 +160,19 @@ def _splat(values: np.ndarray, uv: np.ndarray, size: int) -> tuple[np.ndarray, n
     fy = uv[:, 1] - y0
     acc = torch.zeros(size * size, cols.shape[1])
     wsum = torch.zeros(size * size)
+    csum = torch.zeros(size * size)  # bilinear weight times confidence
     for dx, dy, wgt in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)),
                         (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):  # fmt: skip
         xi = (x0 + dx).long()
         yi = (y0 + dy).long()
         ok = (xi >= 0) & (xi < size) & (yi >= 0) & (yi < size) & (wgt > 0)
         idx = yi[ok] * size + xi[ok]
-        acc.index_add_(0, idx, cols[ok] * wgt[ok, None])
+        cw = wgt[ok] if conf is None else wgt[ok] * conf[ok]
+        acc.index_add_(0, idx, cols[ok] * cw[:, None])
         wsum.index_add_(0, idx, wgt[ok])
+        csum.index_add_(0, idx, cw)
     seen = wsum > 1e-3
-    pix = torch.where(seen[:, None], acc / wsum.clamp_min(1e-8)[:, None], torch.zeros(()))
+    pix = torch.where(seen[:, None], acc / csum.clamp_min(1e-12)[:, None], torch.zeros(()))
     return pix.reshape(size, size, -1).numpy(), seen.reshape(size, size).numpy()
 
 
