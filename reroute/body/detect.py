@@ -263,9 +263,9 @@ MASK_ROIS: tuple[tuple[float, float], ...] = (
     (0.35, 1.6), (0.65, 1.6), (1.0, 1.6), (0.35, 2.5), (0.65, 2.5), (1.0, 2.5),
 )  # fmt: skip
 
-#: the same around the whole frame (centre height and side as fractions of the
-#: image's longer side, centred horizontally): for photos whose person mask misses
-#: part of the person (light clothes on a light background)
+#: the same around the whole frame (centre height as a fraction of the image's
+#: height, side as a fraction of its longer side, centred horizontally): for photos
+#: whose person mask misses part of the person (light clothes on a light background)
 FRAME_ROIS: tuple[tuple[float, float], ...] = ((0.5, 2.0), (0.5, 2.5), (0.65, 2.0), (0.65, 2.5))
 
 #: two regions' landmark-model person masks agree when their IoU is at least this
@@ -328,7 +328,7 @@ def _pose_in_mask_rois(image: np.ndarray):
     top, height = ys.min(), ys.max() - ys.min() + 1
     longer = max(height, xs.max() - xs.min() + 1)
     rois = [((xs.min() + xs.max()) / 2, top + down * height, side * longer) for down, side in MASK_ROIS]
-    rois += [(w / 2, down * max(h, w), side * max(h, w)) for down, side in FRAME_ROIS]
+    rois += [(w / 2, down * h, side * max(h, w)) for down, side in FRAME_ROIS]
     found = []
     for cx, cy, side in rois:
         roi = rect_pb2.NormalizedRect(x_center=cx / w, y_center=cy / h, width=side / w,
