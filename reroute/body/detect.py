@@ -210,11 +210,8 @@ def _pose_with_retries(image: np.ndarray):
                 res = pose.process(np.ascontiguousarray(img))
         if res.pose_landmarks is None or res.pose_world_landmarks is None:
             continue
-        hh, ww = img.shape[:2]
-        xy = np.array([[p.x * ww - pad, p.y * hh - pad] for p in res.pose_landmarks.landmark],
-                      np.float32)  # fmt: skip
-        vis = np.array([p.visibility for p in res.pose_landmarks.landmark], np.float32)
-        world = np.array([[p.x, p.y, p.z] for p in res.pose_world_landmarks.landmark], np.float32)
+        xy, vis, world = _landmark_arrays(res.pose_landmarks, res.pose_world_landmarks,
+                                          img.shape[:2], pad)  # fmt: skip
         mask = (np.asarray(res.segmentation_mask, np.float32)[pad:pad + h, pad:pad + w]
                 if res.segmentation_mask is not None else np.zeros((h, w), np.float32))  # fmt: skip
         if mirrored:  # back to the photo's frame: x flips, the person's left and right swap
@@ -224,6 +221,16 @@ def _pose_with_retries(image: np.ndarray):
             mask = mask[:, ::-1]
         return xy, vis, world, np.ascontiguousarray(mask)
     return None
+
+
+def _landmark_arrays(landmarks, world_landmarks, size: tuple[int, int], pad: int = 0):
+    """mediapipe's landmark protos -> ``(xy (33, 2) px, visibility (33,), world (33, 3) m)``
+    float32; ``size`` (H, W) of the analysed image, ``pad`` px removed from x and y."""
+    h, w = size
+    xy = np.array([[p.x * w - pad, p.y * h - pad] for p in landmarks.landmark], np.float32)
+    vis = np.array([p.visibility for p in landmarks.landmark], np.float32)
+    world = np.array([[p.x, p.y, p.z] for p in world_landmarks.landmark], np.float32)
+    return xy, vis, world
 
 
 #: BlazePose's landmark model run on a region of interest chosen from the person
@@ -278,6 +285,7 @@ def _roi_models():
         import mediapipe as mp  # heavy: only when the detector found nobody
         from google.protobuf import text_format  # mediapipe's graph configs are protobufs
         from mediapipe.framework import calculator_pb2
+        from mediapipe.framework.formats import rect_pb2
         from mediapipe.python.solution_base import SolutionBase
 
         config = text_format.Parse(_ROI_GRAPH, calculator_pb2.CalculatorGraphConfig())
@@ -289,8 +297,6 @@ def _roi_models():
         selfie = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=1)
         # the graphs open their models (and log) on their first frame, in their own
         # threads: run one here so those lines land inside quiet_native
-        from mediapipe.framework.formats import rect_pb2  # mediapipe's ROI protobuf
-
         blank = np.zeros((64, 64, 3), np.uint8)
         selfie.process(blank)
         landmarks.process({"image": blank, "roi": rect_pb2.NormalizedRect(
@@ -346,7 +352,4 @@ def _pose_in_mask_rois(image: np.ndarray):
     if support[best] < 1:
         return None
     res, mask = found[best]
-    xy = np.array([[p.x * w, p.y * h] for p in res.landmarks.landmark], np.float32)
-    vis = np.array([p.visibility for p in res.landmarks.landmark], np.float32)
-    world = np.array([[p.x, p.y, p.z] for p in res.world_landmarks.landmark], np.float32)
-    return xy, vis, world, mask
+    return (*_landmark_arrays(res.landmarks, res.world_landmarks, (h, w)), mask)

@@ -16,6 +16,7 @@ from DensePose's 24-tile atlas are in :mod:`reroute.uv.atlas`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -43,7 +44,7 @@ def _as_float_image(image: np.ndarray) -> np.ndarray:
 
 
 def image_to_uv(image: np.ndarray, corr: Correspondence, size: int = 256,
-                confidence: np.ndarray | None | bool = True) -> UVTexture:  # fmt: skip
+                confidence: np.ndarray | Literal[True] | None = True) -> UVTexture:  # fmt: skip
     """Lift a photo into the continuous UV texture (bilinear splatting, weighted by confidence).
 
     Args:
@@ -52,7 +53,7 @@ def image_to_uv(image: np.ndarray, corr: Correspondence, size: int = 256,
             pixels are splatted (pixels filled from a neighbour would smear).
         size: texture size T.
         confidence: (H, W) float32 per-pixel weight > 0; True (default) for
-            :func:`lifting_confidence`, None or False for equal weights.
+            :func:`lifting_confidence`, None for equal weights.
     Returns:
         :class:`UVTexture` (T, T): the confidence-weighted mean colour of what
         landed on each texel, 0 elsewhere; visibility 1 where any bilinear weight
@@ -65,8 +66,6 @@ def image_to_uv(image: np.ndarray, corr: Correspondence, size: int = 256,
         raise ValueError(f"image is {img.shape[:2]} but the correspondence is {corr.shape}")
     if confidence is True:
         confidence = lifting_confidence(corr)
-    elif confidence is False:
-        confidence = None
     if confidence is not None and confidence.shape != corr.shape:
         raise ValueError(f"confidence is {confidence.shape} but the correspondence is {corr.shape}")
     sel = corr.body_mask & corr.mask
@@ -126,12 +125,9 @@ def lifting_confidence(corr: Correspondence) -> np.ndarray:
         if sel.sum() >= 8:
             ref = np.median(area[sel])
             fore[sel] = np.minimum(ref / area[sel], 1.0)
-    # borders: distance to another part or the outside
-    edge = np.zeros(corr.shape, bool)
-    edge[:, 1:] |= part[:, 1:] != part[:, :-1]
-    edge[:, :-1] |= part[:, 1:] != part[:, :-1]
-    edge[1:] |= part[1:] != part[:-1]
-    edge[:-1] |= part[1:] != part[:-1]
+    # borders: distance to a pixel with a 4-neighbour of another part (or the outside)
+    p8, cross = part.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+    edge = cv2.dilate(p8, cross) != cv2.erode(p8, cross)
     dist = cv2.distanceTransform((~edge).astype(np.uint8), cv2.DIST_L2, 3)
     r = LIFT_BORDER_PX * min(corr.shape) / 256.0
     border = np.minimum((dist + 0.5) / r, 1.0)
