@@ -248,7 +248,7 @@ def test_refine_correspondence_equals_decoding_the_full_output(sample):
     with torch.no_grad():
         m.fg.bias -= m(*inputs).foreground[..., :H, :W].median()  # about half the pixels foreground
         out = m(*inputs)
-    a = refine_correspondence(m, image, init)
+    a = refine_correspondence(m, image, init, min_island=0)  # decode_logits keeps part islands
     b = decode_logits(out.logits[..., :H, :W], out.foreground[..., :H, :W])[0]
     assert 0 < a.correspondence.mask.sum() < H * W
     assert np.array_equal(a.correspondence.mask, b.correspondence.mask) and np.array_equal(a.vertex, b.vertex)
@@ -273,3 +273,50 @@ def test_untrained_network_reproduces_its_initialisation():
         assert torch.equal(out.foreground[0, 0] > 0, on), variant
     rgb = _net("tiny", "rgb")
     assert not rgb.uses_prior and not hasattr(rgb, "prior_log_sharpness")
+
+
+def test_prior_offset_starts_at_the_initialisation_and_moves_its_peak():
+    """``prior_offset``: the predicted centre offsets start at zero (the untrained network
+    still returns its initialisation), and an offset of ``max_offset * tanh(o)`` moves the
+    peak of the scores by that many colour units; gradients reach the offset head."""
+    torch.manual_seed(0)
+    t = BodyMapDataset(2, size=64, seed=2)[0]
+    m = _net("tiny", "full", prior_offset=True).eval()
+    on = t["init"][3] > 0
+    with torch.no_grad():
+        base = m(t["image"][None], t["init"][None]).logits.argmax(2)[0]
+        target = colour_targets(t["init"][None, :3])[0]
+        assert int((base - target).abs()[:, on].max()) <= 5
+        m.prior_shift.bias[:3] = float(np.arctanh(0.5))  # +0.5 * max_offset = +0.05 = +12.8 levels
+        moved = m(t["image"][None], t["init"][None]).logits.argmax(2)[0]
+    inside = on & (t["init"][:3] < 0.9).all(0)
+    shift = (moved - base)[:, inside].float()
+    assert abs(float(shift.median()) - 12.8) <= 1.0, float(shift.median())
+    out = m.train()(t["image"][None], t["init"][None])
+    out.logits.logsumexp(2).mean().backward()
+    assert m.prior_shift.weight.grad.abs().sum() > 0
+
+
+def test_prior_flow_reads_the_initial_map_where_the_flow_points():
+    """``prior_flow``: a zero flow reads the initial map at each pixel exactly; a flow of
+    one pixel along x reads its right-hand neighbour; scoring at ``pixels`` equals the full
+    output there."""
+    torch.manual_seed(0)
+    m = _net("tiny", "full", prior_offset=True, prior_flow=True).eval()
+    image = torch.rand(2, 3, 32, 32) * 2 - 1
+    init = torch.rand(2, 4, 32, 32)
+    init[:, 3] = (torch.rand(2, 32, 32) > 0.3).float()
+    init[:, :3] *= init[:, 3:4]  # colour is 0 off the mask, as init_tensor gives it
+    with torch.no_grad():
+        x = m.pixel_features(image, init)
+        torch.testing.assert_close(m._init_at(init, x)[:, 3], init[:, 3])
+        torch.testing.assert_close(m._init_at(init, x)[:, :3] * init[:, 3:4], init[:, :3])
+        pix = torch.randint(0, 32 * 32, (2, 40))
+        full, part = m(image, init).logits, m(image, init, pix).logits
+        picked = torch.gather(full.flatten(3), 3, pix[:, None, None].expand(-1, 3, 256, -1))[..., None]
+        torch.testing.assert_close(picked, part)
+        m.flow_head.bias[0] = float(np.arctanh((2 / 32) / (2 * m.config.max_flow)))  # +1 px along x
+        moved = m._init_at(init, m.pixel_features(image, init))
+    torch.testing.assert_close(moved[:, 3, :, :-1], init[:, 3, :, 1:])
+    on = init[:, 3:4, :, 1:] > 0
+    torch.testing.assert_close((moved[:, :3, :, :-1] * on), init[:, :3, :, 1:] * on)

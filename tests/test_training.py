@@ -88,6 +88,10 @@ def test_resume_continues_exactly(tmp_path):
         torch.testing.assert_close(resumed.G.state_dict()[k], v, msg=k)
     fresh = _trainer(tmp_path / "b", steps=6, resume=False)
     assert fresh.step == 0
+    slower = _trainer(tmp_path / "b", steps=9, lr_g=1e-5, lr_d=2e-5)  # a last phase at a lower rate
+    assert slower.resumed_from == 6
+    assert {g["lr"] for g in slower.opt_g.param_groups} == {1e-5}
+    assert slower.opt_d is None or {g["lr"] for g in slower.opt_d.param_groups} == {2e-5}
 
 
 def test_resume_after_kill(tmp_path):

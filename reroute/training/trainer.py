@@ -338,6 +338,10 @@ class GANTrainer:
         if self.D is not None and "discriminator" in ck:
             self.D.load_state_dict(ck["discriminator"])
             self.opt_d.load_state_dict(ck["opt_d"])
+        # the learning rates are this run's config (e.g. a lower --lr-g for a last phase), not the saved ones
+        for opt, lr in ((self.opt_g, self.cfg.lr_g), (self.opt_d, self.cfg.lr_d)):
+            for group in opt.param_groups if opt is not None else ():
+                group["lr"] = lr
         if self.ema is not None and "ema" in ck:
             self.ema.state = {k: v.to(self.ctx.device) for k, v in ck["ema"].items()}
         if ck.get("scaler"):

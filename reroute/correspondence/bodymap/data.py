@@ -35,7 +35,7 @@ from reroute.correspondence.maps import Correspondence
 from reroute.synth.engine import SynthConfig, SyntheticEngine, SyntheticSample, pose_batch
 from reroute.synth.pose import pose_to_matrices
 
-__all__ = ["InitPerturbation", "perturbed_init", "Augment", "BodyMapDataset", "sample_tensors",
+__all__ = ["InitPerturbation", "perturbed_init", "Augment", "augment_sample", "BodyMapDataset", "sample_tensors",
            "default_synth_config"]
 
 
@@ -153,6 +153,15 @@ def _rotate(t: dict[str, torch.Tensor], deg: float) -> dict[str, torch.Tensor]:
     return out
 
 
+def augment_sample(t: dict[str, torch.Tensor], a: Augment, g: np.random.Generator) -> dict[str, torch.Tensor]:
+    """:func:`sample_tensors` ``t`` augmented by ``a`` with the random generator ``g``:
+    every map rotated alike (nearest neighbour; the image bilinearly) with probability
+    ``a.rotate_prob``, then the image's hue and saturation jittered."""
+    if g.random() < a.rotate_prob:
+        t = _rotate(t, float(g.uniform(-a.rotate_deg, a.rotate_deg)))
+    return {**t, "image": _jitter(t["image"], a, g)}
+
+
 def _jitter(image: torch.Tensor, a: Augment, g: np.random.Generator) -> torch.Tensor:
     x = (image[None] + 1) / 2
     x = kornia.enhance.adjust_hue(x, float(g.uniform(-a.hue, a.hue)))
@@ -199,11 +208,7 @@ class BodyMapDataset(torch.utils.data.Dataset):
         rng = np.random.default_rng([self.seed, i, 7])
         t = sample_tensors(s, perturbed_init(s, self.perturbation, rng))
         if self.augment is not None:
-            g = np.random.default_rng([self.seed, i, self.epoch, 11])
-            a = self.augment
-            if g.random() < a.rotate_prob:
-                t = _rotate(t, float(g.uniform(-a.rotate_deg, a.rotate_deg)))
-            t["image"] = _jitter(t["image"], a, g)
+            t = augment_sample(t, self.augment, np.random.default_rng([self.seed, i, self.epoch, 11]))
         if self.size is not None and self.size != t["image"].shape[-1]:
             t = {k: _reduced(v, self.size, area=k == "image") for k, v in t.items()}
         return t

@@ -14,11 +14,36 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import torch
+
 from reroute.correspondence.bodymap.network import BodyMapConfig, BodyMapNet, parameter_count
 from reroute.training.checkpoint import load_checkpoint, save_checkpoint
 from reroute.training.modelcard import export_main, hardware, write_card
 
-__all__ = ["export", "main"]
+__all__ = ["export", "training_data", "main"]
+
+
+def training_data(cfg: dict) -> dict:
+    """The model card's ``data``: what a run's config (``BodyMapTaskConfig.config_dict``) trained on.
+
+    For prepared sets, each file's ``meta`` (read memory-mapped, ``weights_only=True``):
+    kind, counts, the real frames used, and what was skipped; a file no longer there is
+    named as missing."""
+    if not cfg.get("prepared"):
+        return {"kind": "synthetic anny people rendered on the fly (reroute.synth.engine, seed 0), "
+                        "initial correspondences from the perturbed true body (perturbation in config)",
+                "real_frames": "none used for training"}  # fmt: skip
+    sets = []
+    for p in cfg["prepared"]:
+        try:
+            meta = torch.load(p, map_location="cpu", weights_only=True, mmap=True).get("meta", {})
+        except (OSError, RuntimeError):
+            meta = {"missing": True}
+        sets.append({"file": Path(p).name, **meta})
+    return {"kind": "prepared sets (reroute.correspondence.bodymap.prepared): the real template fit as "
+                    "initialisation; synthetic renders with exact targets, real frames with DensePose "
+                    "R-CNN part labels (part and silhouette terms only)",
+            "repeat_real": cfg.get("repeat_real", 1), "sets": sets}  # fmt: skip
 
 
 def export(run: str | os.PathLike, out: str | os.PathLike, metrics: dict | None = None,
@@ -38,9 +63,7 @@ def export(run: str | os.PathLike, out: str | os.PathLike, metrics: dict | None 
         "variant": cfg["model"]["variant"], "config": cfg, "steps": int(ck["step"]),
         "images_seen": int(ck["step"]) * int(train.get("batch_size", 0)),
         "weights": "EMA of network weights" if ck.get("ema") else "network weights",
-        "data": {"kind": "synthetic anny people rendered on the fly (reroute.synth.engine, seed 0), "
-                         "initial correspondences from the perturbed true body (perturbation in config)",
-                 "real_frames": "none used for training"},
+        "data": training_data(cfg),
         "hardware": hardware(),
     }  # fmt: skip
     return write_card(out, card, metrics, extra)

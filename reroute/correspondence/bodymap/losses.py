@@ -9,6 +9,12 @@
 * :func:`consistency_loss`: eq. 2 over 100 random anchor pixels: the geodesic
   distances between the predicted points of every two anchors should equal those
   between their true points;
+* :func:`colour_l1_loss`: L1 distance of the soft-argmax colour to the true colour code
+  (reroute's addition: the expected colour is what decoding reads, and the cross-entropy
+  alone rewards broad score distributions whose expectation drifts);
+* :func:`part_loss`: negative log-probability of a DensePose part label under the
+  predicted surface point (BodyMap sec. 3.6's use of real images with part labels:
+  DensePose R-CNN's IUV of real video frames, where no surface point is known);
 * :class:`BodyMapLoss`: the named terms and their weighted sum (eq. 3).
 
 Geodesic terms are differentiable through a soft assignment of each pixel's
@@ -45,6 +51,8 @@ __all__ = [
     "landmark_weights",
     "geodesic_loss",
     "consistency_loss",
+    "part_loss",
+    "colour_l1_loss",
     "BodyMapLossWeights",
     "BodyMapTargets",
     "BodyMapLoss",
@@ -64,6 +72,7 @@ class SurfaceLandmarks:
         positions: (S, 3) float32 canonical positions (metres) of the landmarks.
         distances: (S, S) float32 geodesic distances between them (metres).
         nearest: (V,) int64 nearest landmark of every template vertex.
+        part: (S,) int64 DensePose part (1..24) of each landmark.
         scale: (3,) float32 metres per colour-code unit per axis (``bbox_max - bbox_min``);
             ``offset`` (3,) float32 the canonical position of colour 0.
     """
@@ -71,6 +80,7 @@ class SurfaceLandmarks:
     positions: torch.Tensor
     distances: torch.Tensor
     nearest: torch.Tensor
+    part: torch.Tensor
     scale: torch.Tensor
     offset: torch.Tensor
 
@@ -84,8 +94,12 @@ def surface_landmarks(n: int = 2048) -> SurfaceLandmarks:
     :func:`reroute.metrics.correspondence.geodesic_table` (built once, then cached)."""
     t, g = get_template(), geodesic_table(n)
     scale = (t.bbox_max - t.bbox_min).astype(np.float32)
+    vertex_part = np.zeros(len(t.vertices), np.int64)
+    for corner in range(3):  # a vertex on a part border takes one of its faces' parts
+        vertex_part[t.faces[:, corner]] = t.face_part
     return SurfaceLandmarks(torch.from_numpy(t.vertices[g.landmarks].astype(np.float32)),
                             torch.from_numpy(g.distances.astype(np.float32)), torch.from_numpy(g.nearest),
+                            torch.from_numpy(vertex_part[g.landmarks]),
                             torch.from_numpy(scale), torch.from_numpy(t.bbox_min.astype(np.float32)))  # fmt: skip
 
 
@@ -223,10 +237,61 @@ def consistency_loss(logits: torch.Tensor, vertex: torch.Tensor, lm: SurfaceLand
     return torch.stack(losses).mean() if losses else logits.sum() * 0
 
 
+def colour_l1_loss(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Weighted L1 distance of the soft-argmax colour to the true colour.
+
+    Args:
+        logits: (B, 3, bins, H, W) scores (or (B, 3, bins, N, 1) at N pixels).
+        target: (B, 3, H, W) int64 true levels (level k is colour (k + 0.5) / bins).
+        weights: (B, H, W) float32 pixel weights, 0 where there is no true correspondence.
+    Returns:
+        scalar in colour units ([0, 1] per channel, mean over the 3 channels);
+        0 when all weights are 0.
+    """
+    _check_logits(logits)
+    B, _, bins, H, W = logits.shape
+    if tuple(target.shape) != (B, 3, H, W) or tuple(weights.shape) != (B, H, W):
+        raise ValueError(f"target and weights: expected {(B, 3, H, W)} and {(B, H, W)}, "
+                         f"got {tuple(target.shape)} and {tuple(weights.shape)}")  # fmt: skip
+    colour = soft_argmax_colour(logits.permute(0, 3, 4, 1, 2))  # (B, H, W, 3)
+    err = (colour - (target.permute(0, 2, 3, 1).float() + 0.5) / bins).abs().mean(-1)
+    return (err * weights).sum() / weights.sum().clamp_min(1e-8)
+
+
+def part_loss(logits: torch.Tensor, part: torch.Tensor, lm: SurfaceLandmarks, tau: float = 0.02,
+              eps: float = 1e-4) -> torch.Tensor:  # fmt: skip
+    """Mean ``-log P(part)`` over the pixels with a part label.
+
+    ``P(part)`` is the soft assignment (:func:`landmark_weights`) of the pixel's
+    soft-argmax colour to the landmarks, summed over the landmarks of each part.
+
+    Args:
+        logits: (B, 3, bins, H, W) scores (or (B, 3, bins, N, 1) at N pixels).
+        part: (B, H, W) (or (B, N, 1)) int64 part labels 1..24; 0 = no label (not scored).
+        lm: :class:`SurfaceLandmarks` (on the logits' device).
+        eps: floor of ``P`` (nats are capped at ``-log eps``).
+    Returns:
+        scalar (nats); 0 when no pixel has a label.
+    Raises:
+        ValueError: shapes disagree (expected versus actual).
+    """
+    _check_logits(logits)
+    if part.shape != logits.shape[:1] + logits.shape[3:]:
+        raise ValueError(f"part: expected {tuple(logits.shape[:1] + logits.shape[3:])}, got {tuple(part.shape)}")
+    b, y, x = torch.nonzero(part > 0, as_tuple=True)
+    if len(b) == 0:
+        return logits.sum() * 0
+    w = landmark_weights(soft_argmax_colour(logits[b, :, :, y, x]), lm, tau)  # (N, S)
+    prob = w @ F.one_hot(lm.part - 1, 24).to(w.dtype)  # (N, 24)
+    return -prob.gather(1, (part[b, y, x] - 1)[:, None]).clamp_min(eps).log().mean()
+
+
 @dataclass
 class BodyMapLossWeights:
     """Eq. 3 weights and term settings.
 
+    ``part``: weight of :func:`part_loss` on real images (``BodyMapTargets.real``);
+    ``colour_l1``: weight of :func:`colour_l1_loss`;
     ``detail``: cross-entropy pixel weight on hands and head; ``anchors``: pixels
     per image of the consistency term; ``geodesic_pixels``: pixels per batch of the
     geodesic term; ``tau``: soft-assignment width (metres).
@@ -236,6 +301,8 @@ class BodyMapLossWeights:
     silhouette: float = 1.0
     geodesic: float = 1.0
     consistency: float = 1.0
+    part: float = 0.0
+    colour_l1: float = 0.0
     detail: float = 3.0
     anchors: int = 100
     geodesic_pixels: int = 4096
@@ -249,24 +316,29 @@ class BodyMapTargets:
     Attributes:
         colour: (B, 3, H, W) int64 colour-code levels (:func:`colour_targets`).
         mask: (B, 1, H, W) float32 {0, 1} silhouette (the whole clothed person).
-        part: (B, H, W) int64 DensePose part (0 background).
-        vertex: (B, H, W) int64 true template vertex (-1 where none).
+        part: (B, H, W) int64 DensePose part (0 background): the render's on synthetic
+            images, DensePose R-CNN's on real ones.
+        vertex: (B, H, W) int64 true template vertex (-1 where none, as on real images).
+        real: (B,) float32, 1 for a real image (only :func:`part_loss` and the
+            silhouette see it), or ``None`` (all synthetic).
     """
 
     colour: torch.Tensor
     mask: torch.Tensor
     part: torch.Tensor
     vertex: torch.Tensor
+    real: torch.Tensor | None = None
 
 
 def sample_pixels(vertex: torch.Tensor, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """``n`` random pixels per image among those with a true vertex (with replacement
     when fewer; anywhere when none): (B, n) int64 flat indices ``y * W + x``.
 
-    ``vertex``: (B, H, W) int64 (-1 where none). Scoring only these pixels
+    ``vertex``: (B, H, W) int64 (-1 where none), or a (B, H, W) bool map of the pixels
+    to draw from (training: a true vertex or a part label). Scoring only these pixels
     (:meth:`BodyMapNet.forward`'s ``pixels``) keeps the cross-entropy unbiased:
     it is a mean over body pixels anyway."""
-    flat = (vertex >= 0).flatten(1).float()
+    flat = (vertex if vertex.dtype == torch.bool else vertex >= 0).flatten(1).float()
     empty = flat.sum(1, keepdim=True) == 0
     weights = torch.where(empty, torch.ones_like(flat), flat)
     return torch.multinomial(weights, n, replacement=True, generator=generator)
@@ -280,14 +352,15 @@ def gather_targets(t: BodyMapTargets, pixels: torch.Tensor) -> BodyMapTargets:
             return torch.gather(x.flatten(1), 1, pixels)[..., None]
         return torch.gather(x.flatten(2), 2, pixels[:, None].expand(-1, x.shape[1], -1))[..., None]
 
-    return BodyMapTargets(pick(t.colour), t.mask, pick(t.part), pick(t.vertex))
+    return BodyMapTargets(pick(t.colour), t.mask, pick(t.part), pick(t.vertex), t.real)
 
 
 class BodyMapLoss(nn.Module):
     """The weighted sum of the named terms (eq. 3); geodesic terms only when their weight > 0.
 
     ``terms(out, targets)`` -> dict of scalar tensors ``ce``, ``silhouette``,
-    ``geodesic``, ``consistency``; ``total(terms)`` -> their weighted sum. When
+    ``geodesic``, ``consistency``, ``part`` (real images' labels) and ``colour_l1`` (the
+    last two only when their weight > 0); ``total(terms)`` -> their weighted sum. When
     ``out.logits`` scores only N pixels, ``targets`` must be :func:`gather_targets`
     at those pixels (the silhouette term uses the whole foreground map).
     """
@@ -296,7 +369,7 @@ class BodyMapLoss(nn.Module):
         super().__init__()
         self.w = weights or BodyMapLossWeights()
         self.landmarks = landmarks
-        if (self.w.geodesic > 0 or self.w.consistency > 0) and landmarks is None:
+        if (self.w.geodesic > 0 or self.w.consistency > 0 or self.w.part > 0) and landmarks is None:
             self.landmarks = surface_landmarks()
 
     def terms(self, out: BodyMapOutput, t: BodyMapTargets) -> dict[str, torch.Tensor]:
@@ -304,12 +377,18 @@ class BodyMapLoss(nn.Module):
         pix = detail_weights(t.part, w.detail) * (t.vertex >= 0).float()
         terms = {"ce": colour_ce_loss(out.logits, t.colour, pix),
                  "silhouette": silhouette_iou_loss(out.foreground, t.mask)}  # fmt: skip
-        if w.geodesic > 0 or w.consistency > 0:
+        if w.colour_l1 > 0:
+            terms["colour_l1"] = colour_l1_loss(out.logits, t.colour, pix)
+        if w.geodesic > 0 or w.consistency > 0 or w.part > 0:
             lm = self.landmarks.to(out.logits.device)
             if w.geodesic > 0:
                 terms["geodesic"] = geodesic_loss(out.logits, t.vertex, lm, w.geodesic_pixels, w.tau)
             if w.consistency > 0:
                 terms["consistency"] = consistency_loss(out.logits, t.vertex, lm, w.anchors, w.tau)
+            if w.part > 0:
+                real = torch.zeros(len(t.part), device=t.part.device) if t.real is None else t.real
+                labels = t.part * (real > 0).view(-1, *([1] * (t.part.ndim - 1)))
+                terms["part"] = part_loss(out.logits, labels, lm, w.tau)
         return terms
 
     def total(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -65,6 +65,20 @@ class BodyMapConfig:
             weight) to the foreground logit: the network starts as the identity on its
             initialisation and learns corrections (reroute's addition, for CPU-scale
             training; the ``rgb`` variant has no initialisation and no prior).
+        prior_offset: the prior's centre and sharpness are predicted per pixel: centre
+            ``c_init + max_offset * tanh(o)`` (3 channels) and sharpness
+            ``s * exp(3 * tanh(o_s))``, from a 1x1 convolution of the pixel features that
+            starts at zero (so the untrained network still returns its initialisation).
+            A correction of the initial colour is then one number per channel, where the
+            free scores would need a ramp over the 256 levels steep enough to move a
+            peak of sharpness ``s``.
+        max_offset: largest correction of the initial colour code (colour units).
+        prior_flow: the prior's centre is the initial map read at the pixel moved by a
+            predicted 2-D flow (bilinear, colour renormalised by the sampled mask), before
+            ``prior_offset``'s correction. The fit's errors are mostly limbs and borders
+            displaced in the image, which a flow undoes directly; the flow head is a 1x1
+            convolution of the pixel features that starts at zero.
+        max_flow: largest flow, as a fraction of the image width (and height) per axis.
     """
 
     variant: str = "full"
@@ -78,6 +92,10 @@ class BodyMapConfig:
     bins: int = 256
     init_prior: bool = True
     prior_sharpness: float = 2000.0
+    prior_offset: bool = False
+    max_offset: float = 0.1
+    prior_flow: bool = False
+    max_flow: float = 0.0625
 
     def validate(self) -> BodyMapConfig:
         if self.variant not in VARIANTS:
@@ -296,6 +314,14 @@ class BodyMapNet(nn.Module):
             # refinement of the initialisation: scores start peaked at the initial colour code
             self.prior_log_sharpness = nn.Parameter(torch.tensor(float(np.log(c.prior_sharpness))))
             self.prior_foreground = nn.Parameter(torch.tensor(3.0))
+            if c.prior_offset:  # per-pixel centre offsets (3) and log-sharpness change (1), zero at the start
+                self.prior_shift = nn.Conv2d(32, 4, 1)
+                nn.init.zeros_(self.prior_shift.weight)
+                nn.init.zeros_(self.prior_shift.bias)
+            if c.prior_flow:  # per-pixel flow (x, y) into the initial map, zero at the start
+                self.flow_head = nn.Conv2d(32, 2, 1)
+                nn.init.zeros_(self.flow_head.weight)
+                nn.init.zeros_(self.flow_head.bias)
 
     @property
     def uses_prior(self) -> bool:
@@ -332,14 +358,41 @@ class BodyMapNet(nn.Module):
         inputs = [image] if self.config.variant == "rgb" else [image, init]
         return self.pixel(torch.cat([x, *inputs], 1))
 
-    def _prior(self, init: torch.Tensor) -> torch.Tensor:
+    def _prior(self, init: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, bins, ...) initialisation prior of ``init`` (B, 4, ...): minus the sharpness
-        times the squared distance of each level to the initial colour; 0 off its mask."""
-        bins = self.config.bins
-        levels = (torch.arange(bins, device=init.device, dtype=init.dtype) + 0.5) / bins
-        levels = levels.view(1, 1, bins, *([1] * (init.ndim - 2)))
-        d2 = (levels - init[:, :3, None]) ** 2
-        return -self.prior_log_sharpness.exp() * d2 * init[:, 3:4, None]
+        times the squared distance of each level to the initial colour (shifted by the
+        offsets predicted from the pixel features ``x`` (B, 32, ...) with ``prior_offset``);
+        0 off the initial mask."""
+        c = self.config
+        levels = (torch.arange(c.bins, device=init.device, dtype=init.dtype) + 0.5) / c.bins
+        levels = levels.view(1, 1, c.bins, *([1] * (init.ndim - 2)))
+        centre, log_s = init[:, :3], self.prior_log_sharpness
+        if c.prior_offset:
+            o = torch.tanh(self.prior_shift(x))
+            centre, log_s = centre + c.max_offset * o[:, :3], log_s + 3 * o[:, 3:4, None]
+        d2 = (levels - centre[:, :, None]) ** 2
+        return -log_s.exp() * d2 * init[:, 3:4, None]
+
+    def _init_at(self, init: torch.Tensor, x: torch.Tensor, pixels: torch.Tensor | None = None) -> torch.Tensor:
+        """The initial map (B, 4, H, W) where the prior reads it: at each pixel (or at
+        ``pixels`` (B, N), as (B, 4, N, 1)), moved by the predicted flow with ``prior_flow``.
+        ``x``: the pixel features (B, 32, H, W)."""
+        c = self.config
+        if not c.prior_flow:
+            return init if pixels is None else self._gather(init, pixels)
+        B, _, H, W = init.shape
+        xf = x if pixels is None else self._gather(x, pixels)
+        flow = 2 * c.max_flow * torch.tanh(self.flow_head(xf)).permute(0, 2, 3, 1)  # grid units
+        if pixels is None:
+            ys, xs = torch.meshgrid(torch.arange(H, device=init.device), torch.arange(W, device=init.device),
+                                    indexing="ij")  # fmt: skip
+            ys, xs = ys[None, ..., None], xs[None, ..., None]
+        else:
+            ys, xs = (pixels // W)[..., None, None], (pixels % W)[..., None, None]
+        base = torch.cat([(2 * xs + 1) / W - 1, (2 * ys + 1) / H - 1], -1).to(init.dtype)  # pixel centres
+        s = F.grid_sample(init, base + flow, mode="bilinear", padding_mode="zeros", align_corners=False)
+        m = s[:, 3:4]
+        return torch.cat([(s[:, :3] / m.clamp_min(1e-3)).clamp(0, 1), m], 1)
 
     def _gather(self, t: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
         return torch.gather(t.flatten(2), 2, pixels[:, None].expand(-1, t.shape[1], -1))[..., None]
@@ -351,8 +404,9 @@ class BodyMapNet(nn.Module):
         B = x.shape[0]
         if pixels.ndim != 2 or pixels.shape[0] != B:
             raise ValueError(f"pixels: expected ({B}, N), got {tuple(pixels.shape)}")
-        scores = self.scores(self._gather(x, pixels)).reshape(B, 3, self.config.bins, -1, 1)
-        return scores + self._prior(self._gather(init, pixels)) if self.uses_prior else scores
+        xp = self._gather(x, pixels)
+        scores = self.scores(xp).reshape(B, 3, self.config.bins, -1, 1)
+        return scores + self._prior(self._init_at(init, x, pixels), xp) if self.uses_prior else scores
 
     def foreground(self, x: torch.Tensor, init: torch.Tensor) -> torch.Tensor:
         """Foreground logits (B, 1, H, W) of :meth:`pixel_features` ``x`` (plus the
@@ -370,7 +424,7 @@ class BodyMapNet(nn.Module):
             return BodyMapOutput(self.score_pixels(x, pixels, init), fg)
         B, _, H, W = x.shape
         scores = self.scores(x).reshape(B, 3, self.config.bins, H, W)
-        return BodyMapOutput(scores + self._prior(init) if self.uses_prior else scores, fg)
+        return BodyMapOutput(scores + self._prior(self._init_at(init, x), x) if self.uses_prior else scores, fg)
 
 
 def parameter_count(model: nn.Module) -> int:

@@ -19,9 +19,11 @@ import torch
 from torch.nn import functional as F
 
 from reroute.correspondence.bodymap.decode import (
+    MIN_ISLAND,
     DecodedCorrespondence,
     decode_colour_map,
     expected_colour,
+    remove_part_islands,
 )
 from reroute.correspondence.bodymap.network import BodyMapConfig, BodyMapNet, init_tensor
 from reroute.correspondence.maps import Correspondence
@@ -51,7 +53,7 @@ def load_default_bodymap(path: str | None = None) -> BodyMapNet:
 
 @torch.no_grad()
 def refine_correspondence(model: BodyMapNet, image: np.ndarray, init: Correspondence,
-                          threshold: float = 0.5) -> DecodedCorrespondence:  # fmt: skip
+                          threshold: float = 0.5, min_island: float = MIN_ISLAND) -> DecodedCorrespondence:  # fmt: skip
     """The network's correspondences of one photo.
 
     Args:
@@ -59,6 +61,8 @@ def refine_correspondence(model: BodyMapNet, image: np.ndarray, init: Correspond
         image: (H, W, 3) uint8 RGB.
         init: the template fit's :class:`Correspondence` of the same (H, W).
         threshold: foreground probability above which a pixel is the person's.
+        min_island: part islands smaller than this fraction of the foreground are
+            refilled from their surroundings (:func:`remove_part_islands`; 0: kept).
     Returns:
         :class:`DecodedCorrespondence` (H, W): ``correspondence`` with part, per-part
         UV, continuous UV, colour code and mask (``body_mask`` = ``mask``),
@@ -89,4 +93,5 @@ def refine_correspondence(model: BodyMapNet, image: np.ndarray, init: Correspond
     confidence = np.zeros((H, W), np.float32)
     colour_map[ys.numpy(), xs.numpy()] = colour[0, :, :, 0].T.numpy()
     confidence[ys.numpy(), xs.numpy()] = (mass[0, :, :, 0].prod(0) * prob[ys, xs]).numpy()
-    return decode_colour_map(colour_map, mask.numpy(), confidence)
+    decoded = decode_colour_map(colour_map, mask.numpy(), confidence)
+    return remove_part_islands(decoded, min_island) if min_island > 0 else decoded

@@ -9,6 +9,11 @@ another seed, so other identities). Losses: :class:`~reroute.correspondence.body
 (eq. 3), with the colour scores computed at ``pixels`` random body pixels per
 image (:func:`~reroute.correspondence.bodymap.losses.sample_pixels`).
 
+``--prepared FILE ...`` trains on prepared sets instead
+(:class:`~reroute.correspondence.bodymap.prepared.PreparedDataset`: synthetic renders
+with the real fit as initialisation, and real video frames whose DensePose part
+labels feed the ``part`` term, ``--part-weight``).
+
 ``--variant full|rgb|unet`` trains the Table 5 rows.
 """
 
@@ -34,6 +39,7 @@ from reroute.correspondence.bodymap.network import (
     BodyMapNet,
     BodyMapOutput,
 )
+from reroute.correspondence.bodymap.prepared import PreparedDataset
 from reroute.errors import InputError
 from reroute.training.trainer import (
     LossTerms,
@@ -52,7 +58,9 @@ class BodyMapTaskConfig:
 
     ``size``: training image side; ``pixels``: scored body pixels per image;
     ``length``: samples per epoch; ``perturbation`` and ``augment``: see
-    :mod:`reroute.correspondence.bodymap.data`.
+    :mod:`reroute.correspondence.bodymap.data`; ``prepared``: prepared set files
+    trained on instead of the on-the-fly stream (then ``length`` and ``perturbation``
+    do not apply), each real frame ``repeat_real`` times per epoch.
     """
 
     model: BodyMapConfig = field(default_factory=BodyMapConfig)
@@ -62,12 +70,15 @@ class BodyMapTaskConfig:
     size: int = 256
     pixels: int = 4096
     length: int = 100_000
+    prepared: tuple[str, ...] = ()
+    repeat_real: int = 1
 
     def config_dict(self) -> dict:
         """Plain values (rebuild the network with :meth:`BodyMapConfig.from_dict` of ``model``)."""
         return {"model": self.model.to_dict(), "loss": asdict(self.loss), "perturbation": asdict(self.perturbation),
                 "augment": asdict(self.augment), "size": self.size, "pixels": self.pixels,
-                "length": self.length}  # fmt: skip
+                "length": self.length, "prepared": list(self.prepared),
+                "repeat_real": self.repeat_real}  # fmt: skip
 
 
 @dataclass
@@ -97,14 +108,14 @@ class BodyMapTask:
         return None
 
     def generate(self, G, batch) -> _Scored:
-        pixels = sample_pixels(batch["vertex"], self.config.pixels)
+        pixels = sample_pixels((batch["vertex"] >= 0) | (batch["part"] > 0), self.config.pixels)
         return _Scored(G(batch["image"], batch["init"], pixels), pixels)
 
     def discriminator_loss(self, D, batch, fake) -> LossTerms:
         raise RuntimeError("the BodyMap network has no discriminator")
 
     def generator_loss(self, D, batch, fake: _Scored) -> LossTerms:
-        t = BodyMapTargets(batch["colour"], batch["mask"], batch["part"], batch["vertex"])
+        t = BodyMapTargets(batch["colour"], batch["mask"], batch["part"], batch["vertex"], batch.get("real"))
         terms = self.loss.terms(fake.output, gather_targets(t, fake.pixels))
         return LossTerms(self.loss.total(terms), {k: v.detach() for k, v in terms.items()})
 
@@ -143,8 +154,17 @@ PRESETS: dict[str, tuple[BodyMapTaskConfig, TrainConfig]] = {
 }  # fmt: skip
 
 
-def build_dataset(cfg: BodyMapTaskConfig, seed: int = 0) -> BodyMapDataset:
-    """The training stream (synthetic identities of ``seed``; augmented)."""
+def build_dataset(cfg: BodyMapTaskConfig, seed: int = 0) -> BodyMapDataset | PreparedDataset:
+    """The training stream (synthetic identities of ``seed``; augmented), or the
+    prepared sets of ``cfg.prepared`` (augmented alike).
+
+    Raises ``InputError``: a prepared file is not a set, or its side is not ``cfg.size``."""
+    if cfg.prepared:
+        ds = PreparedDataset(list(cfg.prepared), cfg.augment, cfg.repeat_real, seed)
+        sides = {d["image"].shape[-1] for d in ds.sets}
+        if sides != {cfg.size}:
+            raise InputError(f"prepared sets are {sorted(sides)} px, the run trains at {cfg.size} px (--size)")
+        return ds
     return BodyMapDataset(cfg.length, seed=seed, perturbation=cfg.perturbation, augment=cfg.augment, size=cfg.size)
 
 
@@ -154,8 +174,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
     p.add_argument("--variant", choices=VARIANTS, help="Table 5 row (default: the preset's, full)")
     p.add_argument("--size", type=int, help="training image side (default: the preset's)")
-    for name in ("ce", "silhouette", "geodesic", "consistency"):
-        p.add_argument(f"--{name}-weight", type=float)
+    for name in ("ce", "silhouette", "geodesic", "consistency", "part", "colour_l1"):
+        p.add_argument(f"--{name.replace('_', '-')}-weight", type=float)
+    p.add_argument("--prepared", nargs="+", help="prepared set files (python -m reroute.correspondence.bodymap.prepared)")
+    p.add_argument("--repeat-real", type=int, default=1, help="times each real frame counts per epoch")
+    p.add_argument("--prior-offset", action="store_true", help="predict a per-pixel correction of the prior's centre")
+    p.add_argument("--prior-flow", action="store_true", help="read the prior's centre through a predicted 2-D flow")
     add_train_options(p)
     return p.parse_args(argv)
 
@@ -164,12 +188,15 @@ def configs_from_args(a: argparse.Namespace) -> tuple[BodyMapTaskConfig, TrainCo
     """The preset with the command-line overrides applied."""
     task, train = PRESETS[a.preset]
     model = replace(task.model, variant=a.variant) if a.variant else task.model
-    weights = {k: getattr(a, f"{k}_weight") for k in ("ce", "silhouette", "geodesic", "consistency")}
+    model = replace(model, prior_offset=model.prior_offset or a.prior_offset, prior_flow=model.prior_flow or a.prior_flow)
+    weights = {k: getattr(a, f"{k}_weight") for k in ("ce", "silhouette", "geodesic", "consistency", "part", "colour_l1")}
     loss = replace(task.loss, **{k: v for k, v in weights.items() if v is not None})
     size = a.size or task.size
     if size % model.step:
         raise InputError(f"--size must be a multiple of {model.step} for this network, got {size}")
-    return replace(task, model=model.validate(), loss=loss, size=size), train_config_from_args(a, train)
+    prepared = tuple(str(p) for p in a.prepared or ())
+    task = replace(task, model=model.validate(), loss=loss, size=size, prepared=prepared, repeat_real=a.repeat_real)
+    return task, train_config_from_args(a, train)
 
 
 def main(argv=None) -> int:
