@@ -68,6 +68,7 @@ def prepare_synthetic(count: int, seed: int = 0, size: int = 256, progress: bool
     Returns the set: stacked tensors plus ``meta`` (``seed``, ``size``, ``tried``,
     ``kept``, ``skipped`` with reasons counted, ``wall_s``). Render ``i`` is view
     ``i % views_per_identity`` of identity ``i // views_per_identity`` of engine ``seed``.
+    Raises ``InputError`` when the fit finds no single person in any render.
     """
     # the photo pipeline (mediapipe, the fit) and the engine load only when a set is prepared, not to train
     from reroute.correspondence.analyse import analyse_person
@@ -94,6 +95,8 @@ def prepare_synthetic(count: int, seed: int = 0, size: int = 256, progress: bool
             )
     meta = {"kind": "synthetic", "seed": seed, "size": size, "tried": count, "kept": len(items),
             "skipped": skipped, "wall_s": round(time.perf_counter() - t0, 1)}  # fmt: skip
+    if not items:
+        raise InputError(f"every image was skipped: {skipped}")
     return {**_stack(items), "meta": meta}
 
 
@@ -113,7 +116,8 @@ def prepare_video(frames: list[Path], progress: bool = True) -> dict:
 
     The ``_IUV.png`` is read with OpenCV (channels I, U, V; I in 0..24, 0 background).
     Returns the set with ``meta`` (``frames`` used, ``skipped`` with reasons, ``wall_s``).
-    Raises ``InputError`` when a frame is not square.
+    Raises ``InputError`` when a frame is not square, its ``_IUV.png`` is another size,
+    or no frame has a person.
     """
     # the photo pipeline (mediapipe, the fit) loads only when a set is prepared, not to train
     from reroute.correspondence.analyse import analyse_person
@@ -133,6 +137,8 @@ def prepare_video(frames: list[Path], progress: bool = True) -> dict:
             continue
         part = cv2.imread(str(p.parent / f"{p.stem}_IUV.png"))[..., 0].astype(np.int64)
         H, W = part.shape
+        if (H, W) != image.shape[:2]:
+            raise InputError(f"{p.stem}_IUV.png is {W}x{H}, its frame {image.shape[1]}x{image.shape[0]}")
         items.append({"image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))),
                       "init": init_tensor(corr)[0], "colour": torch.zeros(3, H, W),
                       "mask": torch.from_numpy((part > 0).astype(np.uint8))[None],
@@ -145,6 +151,8 @@ def prepare_video(frames: list[Path], progress: bool = True) -> dict:
             )
     meta = {"kind": "video", "video": frames[0].parent.name if frames else "", "frames": used,
             "skipped": skipped, "wall_s": round(time.perf_counter() - t0, 1)}  # fmt: skip
+    if not items:
+        raise InputError(f"every image was skipped: {skipped}")
     return {**_stack(items), "meta": meta}
 
 
@@ -156,8 +164,9 @@ class PreparedDataset(torch.utils.data.Dataset):
         paths: files written by :func:`main` (``torch.save``; read with ``weights_only=True``).
         augment: :class:`Augment` applied to every sample (different each epoch; the seed
             is ``(seed, index, epoch)``), or ``None``.
-        repeat: each real (video) frame counts this many times per epoch (the sets are
-            smaller than the synthetic ones).
+        repeat_real: each real (video) frame counts this many times per epoch (the sets
+            are smaller than the synthetic ones).
+        seed: seeds the augmentation.
     Raises:
         InputError: a file is missing or not a prepared set.
     """
