@@ -4,7 +4,8 @@ Per size (batch 1, ``torch.no_grad``, median of ``--repeats`` after one warm-up)
 the two steps of :func:`~reroute.correspondence.bodymap.predict.refine_correspondence`
 on a synthetic render: ``network`` (per-pixel features, foreground, colour scores
 at the person's pixels) and ``decode`` (windowed expectation and nearest surface
-point, :func:`~reroute.correspondence.bodymap.decode.decode_colour_map`, of scores
+point, :func:`~reroute.correspondence.bodymap.decode.decode_colour_map`, then the
+part-island clean-up, :func:`~reroute.correspondence.bodymap.decode.remove_part_islands`, of scores
 peaked at the render's true colour code: the colours a trained network gives; an
 untrained network's off-body colours decode far slower), and their sum. The architecture is the committed checkpoint's (or the ``cpu``
 preset's, untrained, when it is absent). The template fit that makes the
@@ -35,6 +36,7 @@ def main() -> None:
         colour_targets,
         decode_colour_map,
         expected_colour,
+        remove_part_islands,
     )
     from reroute.correspondence.bodymap.network import (
         PRESETS,
@@ -69,7 +71,7 @@ def main() -> None:
             colour, _ = expected_colour(scores)
             cmap = np.zeros(c.mask.shape + (3,), np.float32)
             cmap[ys, xs] = colour[0, :, :, 0].T.numpy()
-            return decode_colour_map(cmap, c.mask)
+            return remove_part_islands(decode_colour_map(cmap, c.mask))
 
         with torch.no_grad():
             net, dec = median_seconds(network, a.repeats), median_seconds(decode, a.repeats)
