@@ -42,13 +42,12 @@ def main() -> None:
     from reroute.body.detect import coco18_keypoints
     from reroute.cli import DENSEPOSE_EXTEND
     from reroute.correspondence.analyse import analyse_person
+    from reroute.correspondence.bodymap.prepared import video_frames
     from reroute.correspondence.cleaning import clean_with_keypoints
     from reroute.correspondence.fitted import render_correspondence
     from reroute.metrics.correspondence import part_iou
 
-    frames = sorted(p for p in root.glob("frame*.png") if not p.stem.endswith("_IUV"))
-    frames = [p for p in frames if (root / f"{p.stem}_IUV.png").exists() and int(p.stem[5:]) >= args.first]
-    frames = frames[:: args.stride]
+    frames = video_frames(root, first=args.first, step=args.stride)
     rows = []
     t0 = time.perf_counter()
     for p in frames:

@@ -58,10 +58,6 @@ def _stack(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     return {k: torch.stack([it[k] for it in items]).to(dt) for k, dt in _STORED.items()}
 
 
-def _image_u8(image: torch.Tensor) -> torch.Tensor:
-    return ((image + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
-
-
 def prepare_synthetic(count: int, seed: int = 0, size: int = 256, progress: bool = True) -> dict:
     """``count`` training renders with the real fit as ``init`` (see the module docstring).
 
@@ -86,7 +82,9 @@ def prepare_synthetic(count: int, seed: int = 0, size: int = 256, progress: bool
             skipped[reason] = skipped.get(reason, 0) + 1
             continue
         t = sample_tensors(s, corr)
-        t["image"], t["real"] = _image_u8(t["image"]), torch.tensor(0)
+        # stored as the render's own uint8 pixels (sample_tensors scales them to [-1, 1])
+        t["image"] = torch.from_numpy(np.ascontiguousarray(s.image.transpose(2, 0, 1)))
+        t["real"] = torch.tensor(0)
         items.append(t)
         if progress and (i + 1) % 50 == 0:
             print(
