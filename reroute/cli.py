@@ -120,7 +120,7 @@ def _cmd_transfer(args) -> int:
         rerender_checkpoint=args.rerender_checkpoint,
         **how,
     )
-    res = pipe(args.source, args.target)
+    res = pipe(args.source if len(args.source) > 1 else args.source[0], args.target)
     _notes(res.notices)
     if args.debug_dir:
         d = _debug_iuv(Path(args.debug_dir), res)
@@ -159,8 +159,10 @@ def _transfer_dpt(args, out: Path, how: dict) -> int:
     # imports torch, anny and mediapipe: not at start-up
     from reroute.pipelines.dpt import DensePoseTransferPipeline
 
+    if len(args.source) > 1:
+        raise InputError("--method dpt takes one --source photo (several are fused by bodymap)")
     pipe = DensePoseTransferPipeline(size=args.size, checkpoint=args.dpt_checkpoint, **how)
-    res = pipe(args.source, args.target)
+    res = pipe(args.source[0], args.target)
     _notes(res.notices)
     if args.debug_dir:
         d = _debug_iuv(Path(args.debug_dir), res)
@@ -401,9 +403,10 @@ def _cmd_novel_view(args) -> int:
     _check_range("--size", args.size, MIN_SIDE, MAX_VIDEO_SIDE, " px")
     _check_range("--fps", args.fps, *FPS_RANGE)
     # these import torch, anny and mediapipe: not at start-up
-    from reroute.correspondence.analyse import analyse_person
+    from reroute.correspondence.analyse import analyse_people
     from reroute.pipelines.novel_view import NovelViewConfig, render_novel_views
     from reroute.pipelines.rerendering import load_rerendering
+    from reroute.uv.texture import fuse_textures
     from reroute.uv.warp import image_to_uv
 
     cfg = NovelViewConfig(frames=args.frames, turn_deg=args.turn, elevation_deg=args.elevation,
@@ -412,19 +415,22 @@ def _cmd_novel_view(args) -> int:
         cfg.check()
     except ValueError as e:
         raise InputError(str(e)) from None
-    loaded = load_image(args.photo, name=args.photo)  # the photo before any model runs
+    loaded = [load_image(p, name=p) for p in args.photo]  # the photos before any model runs
     complete = _completion(args.texture, args.texture_checkpoint)
     rerender = _check_choice("--rerender", args.rerender, _registry().RERENDERINGS)
     # a missing re-renderer or BodyMap checkpoint fails here, before the fit
     load_rerendering(rerender, args.rerender_checkpoint)
     how = _correspondence(args)
     t0 = time.perf_counter()
-    a = analyse_person(loaded, size=args.size, name=args.photo, **how)
-    _notes(a.notices)
+    views = analyse_people(loaded, size=args.size, names=args.photo, **how)
+    a = views[0]
+    _notes([n for v in views for n in v.notices])
     t = time.perf_counter()
-    partial = image_to_uv(a.image, a.correspondence, args.texture_size)
+    partial = fuse_textures([image_to_uv(v.image, v.correspondence, args.texture_size)
+                             for v in views])  # fmt: skip
     texture = complete(partial)
-    timings = {**a.timings, "completion": time.perf_counter() - t}
+    timings = {k: sum(v.timings.get(k, 0.0) for v in views) for k in a.timings}
+    timings["completion"] = time.perf_counter() - t
     video = render_novel_views(a.body, texture, cfg, rerender=rerender,
                                rerender_checkpoint=args.rerender_checkpoint,
                                observed=partial.visibility)  # fmt: skip
@@ -520,7 +526,10 @@ def _add_correspondence_options(p: argparse.ArgumentParser) -> None:
 
 def _add_transfer(sub) -> None:
     t = sub.add_parser("transfer", help="re-render the source person in the target person's pose")
-    t.add_argument("--source", required=True, help="photo of the person to re-render")
+    t.add_argument("--source", required=True, action="append",
+                   help="photo of the person to re-render; give it again for more photos of "
+                   "that person in the same clothes (e.g. front and back): their textures are "
+                   "fused, and the first gives the background")  # fmt: skip
     t.add_argument("--target", required=True, help="photo of the person whose pose to take")
     t.add_argument("--out", required=True, help="output image (.png/.jpg), target's resolution")
     t.add_argument("--size", type=int, default=256, help="working size, longer side in px")
@@ -551,7 +560,9 @@ def _add_try_on(sub) -> None:
 
 def _add_novel_view(sub) -> None:
     v = sub.add_parser("novel-view", help="H.264 MP4 of the camera turning around the person")
-    v.add_argument("photo", help="photo of one person")
+    v.add_argument("photo", nargs="+",
+                   help="photo of one person; more photos of that person in the same clothes "
+                   "(e.g. the back) fill in what the first does not show, whose body turns")  # fmt: skip
     v.add_argument("--out", required=True, help="output video (.mp4)")
     v.add_argument("--frames", type=int, default=72, help="number of frames")
     v.add_argument("--size", type=int, default=256,

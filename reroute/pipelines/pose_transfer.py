@@ -10,6 +10,8 @@ Pose transfer (Ianina et al., CVPR 2022, sec. 5):
    :class:`~reroute.correspondence.cache.AnalysisCache` that analyses each photo once);
    with ``correspondence="bodymap"`` the BodyMap network refines both maps;
 4. lift the source photo into the continuous UV texture (partial + visibility);
+   with several photos of the source person, lift each and fuse them by
+   evidence (:func:`~reroute.uv.texture.fuse_textures`);
 5. complete the texture (classical: mirror fill + push-pull; or the texture
    completion network of :mod:`texture`);
 6. warp the texture to the target's correspondences (seam-free masked
@@ -40,7 +42,7 @@ from reroute.io.images import load_image, to_uint8
 from reroute.pipelines.compose import alpha_blend, flow_weight, inpaint_background, soft_mask
 from reroute.pipelines.correspondences import DEFAULT_CORRESPONDENCE, load_correspondence
 from reroute.pipelines.rerendering import DEFAULT_RERENDERING, load_rerendering
-from reroute.uv.texture import UVTexture
+from reroute.uv.texture import UVTexture, fuse_textures
 from reroute.uv.warp import correspondence_flow, image_to_uv, sample_image, uv_to_image
 from texture import TEXTURE_METHODS, complete_texture, load_default_network
 
@@ -57,8 +59,10 @@ class TransferResult:
     Attributes:
         image: (H_t, W_t, 3) uint8 RGB at the target photo's resolution: the
             source person in the target person's pose.
-        source, target: the two :class:`PersonAnalysis`.
-        partial_texture: the source lifted into UV (T, T) with its visibility.
+        source, target: the two :class:`PersonAnalysis` (``source``: the first
+            source photo's).
+        partial_texture: the source lifted into UV (T, T) with its visibility
+            (with several source photos, their lifted textures fused).
         texture: the completed texture (T, T).
         warped: (h, w, 3) uint8, the completed texture warped to the target's
             correspondences, at the working size (white background).
@@ -73,6 +77,8 @@ class TransferResult:
         background: (h, w, 3) uint8, the source photo with its person
             inpainted away, resized to the target's working size.
         rerendered: whether ``image`` comes from the neural re-renderer.
+        more_sources: the :class:`PersonAnalysis` of the source photos after the
+            first (empty with one source photo).
     """
 
     image: np.ndarray
@@ -86,6 +92,7 @@ class TransferResult:
     composite: np.ndarray | None = None
     background: np.ndarray | None = None
     rerendered: bool = False
+    more_sources: tuple[PersonAnalysis, ...] = ()
 
 
 class PoseTransferPipeline:
@@ -122,8 +129,9 @@ class PoseTransferPipeline:
         InputError: size under 64, unknown texture, re-rendering or correspondence
             method, or a missing or foreign checkpoint of a chosen network.
 
-    Call it with two photos (paths, bytes, PIL images or uint8 arrays); see
-    :meth:`__call__`.
+    Call it with two photos (paths, bytes, PIL images or uint8 arrays), or with
+    a list of source photos of one person in the same clothes (e.g. front and
+    back) and a target photo; see :meth:`__call__`.
     """
 
     def __init__(self, size: int = 256, texture_size: int = 256,
@@ -158,14 +166,20 @@ class PoseTransferPipeline:
         """Run pose transfer.
 
         Args:
-            source: photo of the person to re-render (appearance).
+            source: photo of the person to re-render (appearance), or a list or
+                tuple of photos of that person in the same clothes from other
+                views (front, side, back): each is lifted into UV and the
+                textures are fused by evidence, so the target can show what only
+                a later photo saw. The first gives the background.
             target: photo of the person whose pose to take.
             progress: optional ``progress(fraction, stage)`` callable, called
                 with fraction in [0, 1] and a stage name before each stage.
         Returns:
             :class:`TransferResult`; ``image`` has the target photo's resolution.
         Raises:
-            InputError: bad image, no person, several persons or failed fit in either photo.
+            InputError: an empty source list, a bad image, no person, several
+                persons or a failed fit in any photo (the message names it:
+                "source photo", "source photo 2", ..., "target photo").
         """
 
         def report(fraction: float, stage: str) -> None:
@@ -173,38 +187,57 @@ class PoseTransferPipeline:
                 progress(fraction, stage)
 
         t0 = time.perf_counter()
-        # 1. inputs first: both photos are checked before any model runs
-        src_img = load_image(source, name="source photo")
-        tgt_img = load_image(target, name="target photo")
+        sources = list(source) if isinstance(source, (list, tuple)) else [source]
+        if not sources:
+            raise InputError("pose transfer needs at least one source photo")
+        names = ["source photo"] + [f"source photo {i}" for i in range(2, len(sources) + 1)]
+        # 1. inputs first: every photo is checked before any model runs
+        images = [load_image(s, name=n) for s, n in zip(sources, names, strict=True)]
+        images.append(load_image(target, name="target photo"))
+        names.append("target photo")
         # 2-3. person, fit, correspondences
-        report(0.0, "pose, fit and render: both photos")
-        names = ["source photo", "target photo"]
+        report(0.0, f"pose, fit and render: {len(images)} photos")
         how = {"size": self.size, "names": names, "fit_config": self.fit_config,
                "correspondence": self.correspondence,
                "bodymap_checkpoint": self.bodymap_checkpoint}  # fmt: skip
         if self.cache is None:
-            src, tgt = analyse_people([src_img, tgt_img], **how)
+            analysed = analyse_people(images, **how)
         else:
-            src, tgt = self.cache.get_or_analyse_many([src_img, tgt_img], **how)
+            analysed = self.cache.get_or_analyse_many(images, **how)
         report(0.9, "warp and complete the texture")
-        res = self.transfer(src, tgt)
+        res = self.transfer(analysed[:-1], analysed[-1])
         res.timings["total"] = time.perf_counter() - t0
         report(1.0, "done")
         return res
 
-    def transfer(self, src: PersonAnalysis, tgt: PersonAnalysis) -> TransferResult:
-        """Steps 4-8 on two analysed photos (:func:`~reroute.correspondence.analyse.analyse_person`).
+    def transfer(self, src: PersonAnalysis | list[PersonAnalysis] | tuple[PersonAnalysis, ...],
+                 tgt: PersonAnalysis) -> TransferResult:  # fmt: skip
+        """Steps 4-8 on analysed photos (:func:`~reroute.correspondence.analyse.analyse_person`).
 
+        Args:
+            src: the source photo's analysis, or a non-empty list of analyses of
+                several photos of the source person (fused in step 4; the first
+                gives the background; in step 6 each target pixel takes the
+                photo pixel of the source with the highest flow weight).
+            tgt: the target photo's analysis.
         Returns:
             :class:`TransferResult` (``timings["total"]`` covers these steps only).
+        Raises:
+            InputError: an empty list of sources.
         """
         t0 = time.perf_counter()
-        refined = ("bodymap",) if "bodymap" in src.timings | tgt.timings else ()
+        sources = list(src) if isinstance(src, (list, tuple)) else [src]
+        if not sources:
+            raise InputError("pose transfer needs at least one source photo")
+        src = sources[0]
+        everyone = [*sources, tgt]
+        refined = ("bodymap",) if any("bodymap" in a.timings for a in everyone) else ()
         stages = ("pose", "fit", "render", *refined)
-        timings = {k: src.timings.get(k, 0.0) + tgt.timings.get(k, 0.0) for k in stages}
-        # 4. lift the source into UV
+        timings = {k: sum(a.timings.get(k, 0.0) for a in everyone) for k in stages}
+        # 4. lift the source photo(s) into UV, several fused by evidence
         t = time.perf_counter()
-        partial = image_to_uv(src.image, src.correspondence, self.texture_size)
+        partial = fuse_textures([image_to_uv(a.image, a.correspondence, self.texture_size)
+                                 for a in sources])  # fmt: skip
         timings["warp"] = time.perf_counter() - t
         # 5. complete the texture
         t = time.perf_counter()
@@ -215,10 +248,9 @@ class PoseTransferPipeline:
         corr = tgt.correspondence
         warped = uv_to_image(texture, corr)
         person, keep = warped, None
-        if self.direct:  # the source photo's own pixels wherever the target shows what it shows
-            flow = correspondence_flow(src.correspondence, corr, self.texture_size)
-            keep = flow_weight(flow, corr)
-            person = alpha_blend(sample_image(src.image, flow), keep, warped)
+        if self.direct:  # a source photo's own pixels wherever the target shows what it shows
+            keep, direct = self._direct_pixels(sources, corr)
+            person = alpha_blend(direct, keep, warped)
         # 7. composite over the source background
         h, w = corr.shape
         bg8 = inpaint_background(src.image, src.correspondence.mask)
@@ -239,6 +271,21 @@ class PoseTransferPipeline:
             out8 = cv2.resize(out8, (W, H), interpolation=cv2.INTER_CUBIC)
         warped8 = to_uint8(warped + (1 - corr.mask[..., None]))
         timings["total"] = time.perf_counter() - t0
-        return TransferResult(out8, src, tgt, partial, texture, warped8, timings,
-                              src.notices + tgt.notices, comp8, bg8,
-                              self.rerenderer is not None)  # fmt: skip
+        notices = [n for a in everyone for n in a.notices]
+        return TransferResult(out8, src, tgt, partial, texture, warped8, timings, notices, comp8,
+                              bg8, self.rerenderer is not None, tuple(sources[1:]))  # fmt: skip
+
+    def _direct_pixels(self, sources: list[PersonAnalysis], corr) -> tuple[np.ndarray, np.ndarray]:
+        """Step 6's photo pixels: for each target pixel, the source photo whose
+        correspondence flow weight (:func:`~reroute.pipelines.compose.flow_weight`) is
+        highest there. Returns the (h, w) float32 weight in [0, 1] and the (h, w, 3)
+        float32 pixels sampled through that photo's flow (0 where no weight)."""
+        keep = np.zeros(corr.shape, np.float32)
+        pixels = np.zeros(corr.shape + (3,), np.float32)
+        for a in sources:
+            flow = correspondence_flow(a.correspondence, corr, self.texture_size)
+            k = flow_weight(flow, corr)
+            better = k > keep
+            pixels[better] = sample_image(a.image, flow)[better]
+            keep = np.maximum(keep, k)
+        return keep, pixels

@@ -1,7 +1,8 @@
 """Texture spaces of the body and the warps between them and images.
 
 * :mod:`reroute.uv.texture`: :class:`~reroute.uv.texture.UVTexture` (a texture
-  in anny's continuous UV layout with its visibility) and the layout;
+  in anny's continuous UV layout with its visibility), the layout, and
+  :func:`~reroute.uv.texture.fuse_textures` (several photos' textures fused by evidence);
 * :mod:`reroute.uv.warp`: :func:`~reroute.uv.warp.image_to_uv` (lift a photo
   into UV) and :func:`~reroute.uv.warp.uv_to_image` (sample a texture at a
   correspondence map's UVs);
@@ -10,11 +11,12 @@
 """
 
 from reroute.uv.atlas import atlas_to_continuous, continuous_to_atlas
-from reroute.uv.texture import UVTexture, uv_layout_mask
+from reroute.uv.texture import UVTexture, fuse_textures, uv_layout_mask
 from reroute.uv.warp import image_to_uv, uv_to_image
 
 __all__ = [
     "UVTexture",
+    "fuse_textures",
     "uv_layout_mask",
     "image_to_uv",
     "uv_to_image",

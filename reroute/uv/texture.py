@@ -23,6 +23,7 @@ from reroute.io.images import to_uint8
 
 __all__ = [
     "UVTexture",
+    "fuse_textures",
     "uv_layout",
     "uv_layout_mask",
     "uv_islands",
@@ -40,10 +41,17 @@ class UVTexture:
         pixels: (T, T, 3) float32 RGB in [0, 1]; row 0 is v = 0.
         visibility: (T, T) float32 in [0, 1], 1 where the texel was observed
             (or, after completion, 1 where it was observed or filled).
+        weight: (T, T) float32 >= 0, how much evidence each observed texel's
+            colour rests on (a lifted texture: the mean lifting confidence of
+            the pixels that landed, times their bilinear coverage when under
+            one pixel, see :func:`~reroute.uv.warp.image_to_uv`; summed over
+            views by :func:`fuse_textures`); 0 where unobserved; None when
+            unknown (a completed or loaded texture).
     """
 
     pixels: np.ndarray
     visibility: np.ndarray
+    weight: np.ndarray | None = None
 
     @property
     def size(self) -> int:
@@ -52,6 +60,40 @@ class UVTexture:
     def to_uint8(self) -> np.ndarray:
         """(T, T, 3) uint8 RGB."""
         return to_uint8(self.pixels)
+
+
+def fuse_textures(textures: list[UVTexture]) -> UVTexture:
+    """Fuse partial textures of one person lifted from several photos, by evidence.
+
+    Each texel's colour is the mean of the views that observed it, weighted by
+    their :attr:`UVTexture.weight` (so a texel seen frontally in one photo and
+    at a grazing angle or on a part border in another takes mostly the frontal
+    colour); visibility is the union; the weights add up. One texture is
+    returned as it is.
+
+    Args:
+        textures: one or more partial :class:`UVTexture` of one size T, each with
+            its ``weight`` (from :func:`~reroute.uv.warp.image_to_uv`).
+    Returns:
+        :class:`UVTexture` (T, T) with ``weight`` the summed evidence.
+    Raises:
+        ValueError: no textures, sizes that differ, or a texture without ``weight``.
+    """
+    if not textures:
+        raise ValueError("fuse_textures needs at least one texture")
+    if len(textures) == 1:
+        return textures[0]
+    sizes = {t.size for t in textures}
+    if len(sizes) != 1:
+        raise ValueError(f"textures must share one size, got sizes {sorted(sizes)}")
+    if any(t.weight is None for t in textures):
+        raise ValueError("every fused texture needs its lifting weight (UVTexture.weight)")
+    w = [np.where(t.visibility > 0.5, t.weight, 0.0).astype(np.float32) for t in textures]
+    total = np.sum(w, axis=0)
+    num = np.sum([t.pixels * wi[..., None] for t, wi in zip(textures, w, strict=True)], axis=0)
+    vis = np.max([t.visibility for t in textures], axis=0).astype(np.float32)
+    pix = np.where(total[..., None] > 0, num / np.maximum(total, 1e-12)[..., None], 0.0)
+    return UVTexture(pix.astype(np.float32), vis, total.astype(np.float32))
 
 
 @functools.lru_cache(maxsize=8)

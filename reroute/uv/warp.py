@@ -57,7 +57,10 @@ def image_to_uv(image: np.ndarray, corr: Correspondence, size: int = 256,
     Returns:
         :class:`UVTexture` (T, T): the confidence-weighted mean colour of what
         landed on each texel, 0 elsewhere; visibility 1 where any bilinear weight
-        landed (the same texels whatever the confidence).
+        landed (the same texels whatever the confidence); ``weight`` the
+        evidence behind each visible texel (mean confidence of what landed,
+        times the bilinear coverage where under one pixel's worth landed), by
+        which :func:`~reroute.uv.texture.fuse_textures` fuses several photos.
     Raises:
         ValueError: when the image, correspondence or confidence sizes differ.
     """
@@ -70,9 +73,9 @@ def image_to_uv(image: np.ndarray, corr: Correspondence, size: int = 256,
         raise ValueError(f"confidence is {confidence.shape} but the correspondence is {corr.shape}")
     sel = corr.body_mask & corr.mask
     weights = None if confidence is None else confidence[sel]
-    pix, seen = _splat(img[sel], corr.uv[sel], size, weights)
+    pix, seen, evidence = _splat(img[sel], corr.uv[sel], size, weights)
     vis = seen & uv_layout_mask(size)
-    return UVTexture(pix, vis.astype(np.float32))
+    return UVTexture(pix, vis.astype(np.float32), np.where(vis, evidence, 0.0).astype(np.float32))
 
 
 #: the least weight :func:`lifting_confidence` gives a body pixel
@@ -144,8 +147,10 @@ def _splat(values: np.ndarray, uv: np.ndarray, size: int,
             float32 > 0 per value, or None for 1.
     Returns:
         (T, T, C) float32 weighted mean of what landed on each texel (0 where
-        nothing did) and (T, T) bool, where any bilinear weight (> 1e-3) landed
-        (whatever ``weights``).
+        nothing did); (T, T) bool, where any bilinear weight (> 1e-3) landed
+        (whatever ``weights``); (T, T) float32 evidence, the summed weight
+        (bilinear times ``weights``) over ``max(1, summed bilinear weight)``:
+        the mean weight where a pixel or more landed, less where less did.
     """
     cols = torch.from_numpy(np.ascontiguousarray(values, np.float32))  # (n, C)
     conf = None if weights is None else torch.from_numpy(np.ascontiguousarray(weights, np.float32))
@@ -169,7 +174,9 @@ def _splat(values: np.ndarray, uv: np.ndarray, size: int,
         csum.index_add_(0, idx, cw)
     seen = wsum > 1e-3
     pix = torch.where(seen[:, None], acc / csum.clamp_min(1e-12)[:, None], torch.zeros(()))
-    return pix.reshape(size, size, -1).numpy(), seen.reshape(size, size).numpy()
+    evidence = torch.where(seen, csum / wsum.clamp_min(1.0), torch.zeros(()))
+    return (pix.reshape(size, size, -1).numpy(), seen.reshape(size, size).numpy(),
+            evidence.reshape(size, size).numpy())  # fmt: skip
 
 
 def uv_to_image(texture: np.ndarray | UVTexture, corr: Correspondence) -> np.ndarray:
@@ -243,7 +250,7 @@ def correspondence_flow(source: Correspondence, target: Correspondence, size: in
     sel = source.body_mask & source.mask
     ys, xs = np.nonzero(sel)
     coords = np.stack([xs + 0.5, ys + 0.5], 1).astype(np.float32)
-    ctex, seen = _splat(coords, source.uv[sel], size)
+    ctex, seen, _ = _splat(coords, source.uv[sel], size)
     body = target.body_mask & target.mask
     xy = np.zeros(target.shape + (2,), np.float32)
     valid = np.zeros(target.shape, bool)
