@@ -378,7 +378,7 @@ def _eval_temporal(args, out: Path) -> int:
 def _cmd_try_on(args) -> int:
     out = _check_out(args.out)
     _check_range("--size", args.size, MIN_SIDE, MAX_SIDE, " px")
-    donor = load_image(args.donor, name=args.donor)  # both photos before any model runs
+    donors = [load_image(p, name=p) for p in args.donor]  # every photo before any model runs
     wearer = load_image(args.wearer, name=args.wearer)
     region = _cli_regions()[_check_choice("--region", args.region, _cli_regions())]
     rerender = _check_choice("--rerender", args.rerender, _registry().RERENDERINGS)
@@ -390,8 +390,9 @@ def _cmd_try_on(args) -> int:
     pipe = TryOnPipeline(size=args.size, texture_size=args.texture_size, complete=complete,
                          rerender=rerender, rerender_checkpoint=args.rerender_checkpoint,
                          **_correspondence(args))  # fmt: skip
-    res = pipe(donor.pixels, wearer.pixels, region)
-    _notes([f"{a.path}: {a.notice}" for a in (donor, wearer) if a.notice] + res.notices)
+    d_pixels = [d.pixels for d in donors]
+    res = pipe(d_pixels if len(d_pixels) > 1 else d_pixels[0], wearer.pixels, region)
+    _notes([f"{a.path}: {a.notice}" for a in (*donors, wearer) if a.notice] + res.notices)
     save_image_atomic(out, res.image)
     print(json.dumps({"out": str(out), "region": region, "rerendered": res.rerendered,
                       "timings_s": _timings(res.timings)}))  # fmt: skip
@@ -546,7 +547,9 @@ def _add_transfer(sub) -> None:
 
 def _add_try_on(sub) -> None:
     t = sub.add_parser("try-on", help="the wearer in the donor's top, bottom, shoes or full outfit")
-    t.add_argument("--donor", required=True, help="photo of the person whose garments to take")
+    t.add_argument("--donor", required=True, action="append",
+                   help="photo of the person whose garments to take; give it again for more "
+                   "photos of the donor in the same clothes (e.g. the back), fused")  # fmt: skip
     t.add_argument("--wearer", required=True, help="photo of the person who puts them on")
     t.add_argument("--region", required=True,
                    help="what to swap: {names}; the wearer keeps face, hair and hands")  # fmt: skip

@@ -1,4 +1,5 @@
-"""Several photos of one person: textures fused by evidence (pose transfer, novel view, CLI)."""
+"""Several photos of one person: textures fused by evidence (pose transfer, try-on, novel
+view, CLI)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from PIL import Image
 
 from reroute.io.video import probe_video
 from reroute.pipelines.pose_transfer import PoseTransferPipeline
+from reroute.pipelines.tryon import TryOnPipeline
 from reroute.synth.engine import render_synthetic_person
 from reroute.uv.texture import UVTexture, fuse_textures
 from reroute.uv.warp import image_to_uv
@@ -105,6 +107,20 @@ def test_a_colour_only_the_back_photo_shows_reaches_the_back_of_the_target(views
     np.testing.assert_array_equal(one.background, both.background)
     with pytest.raises(Exception, match="at least one source"):
         pipe([], views["target"])
+
+
+def test_try_on_fuses_the_donor_photos(views) -> None:
+    wearer = render_synthetic_person(None, size=256, seed=5, yaw_deg=165).image
+    pipe = TryOnPipeline(size=256)
+    one = pipe(views["front"], wearer, "top")
+    both = pipe([views["front"], views["back"]], wearer, "top")
+    corr = one.wearer.correspondence
+    torso_back = corr.mask & (corr.part == 1)
+    assert torso_back.sum() > 500
+    assert _green(one.image, torso_back) < 20
+    assert _green(both.image, torso_back) > 100  # the donor's back, seen only in photo 2
+    with pytest.raises(Exception, match="at least one garment donor"):
+        pipe([], wearer, "top")
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:

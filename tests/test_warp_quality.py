@@ -120,6 +120,34 @@ def test_completion_gives_the_back_of_the_head_the_hair_colour():
     np.testing.assert_allclose(out.pixels[back].mean(0), (0.3, 0.2, 0.1), atol=0.05)
 
 
+@pytest.mark.parametrize("bare_torso", [False, True])
+def test_completion_fills_unseen_clothes_from_the_clothes_not_the_bare_skin(bare_torso):
+    """A camisole seen from the front: bare shoulders (the face's skin) above a grey
+    front; the unseen back takes the grey, not the skin next to it in UV. A bare torso
+    (mostly skin) is filled with skin as before."""
+    from reroute.uv.skin import face_texels
+
+    parts, pts = texel_parts(T), texel_points(T)
+    skin, grey = (0.85, 0.62, 0.50), (0.55, 0.55, 0.57)
+    front = parts == 2
+    z = pts[..., 2]
+    shoulders = front & (z > np.quantile(z[front], 0.3 if bare_torso else 0.8))
+    pix = np.zeros((T, T, 3), np.float32)
+    vis = np.zeros((T, T), np.float32)
+    face = face_texels(T)
+    pix[face], vis[face] = skin, 1
+    pix[front], vis[front] = grey, 1
+    pix[shoulders] = skin
+    out = complete_classical(UVTexture(pix, vis))
+    back = parts == 1
+    mean = out.pixels[back].mean(0)
+    if bare_torso:  # skin is most of what is seen: the back is filled from it too
+        assert np.abs(mean - skin).max() < np.abs(mean - grey).max()
+    else:
+        np.testing.assert_allclose(mean, grey, atol=0.03)
+    np.testing.assert_array_equal(out.pixels[vis > 0], pix[vis > 0])  # seen texels kept
+
+
 def test_lifting_then_completing_a_render_keeps_what_was_seen():
     r = render_synthetic_person(EXAMPLE_POSES["arms_down"], size=128)
     part = image_to_uv(r.image, r.correspondence, T)
@@ -200,10 +228,11 @@ def test_correspondence_dataclass_fields_used_by_the_flow():
 def test_try_on_follows_the_garment_not_the_template_region():
     """A short-sleeved donor's bare forearms (skin like its face) are not painted
     on the wearer: those texels keep the wearer's long sleeves."""
-    from reroute.pipelines.tryon import _face_texels, garment_texture_mask, mix_textures
+    from reroute.pipelines.tryon import garment_texture_mask, mix_textures
+    from reroute.uv.skin import face_texels
 
     parts = texel_parts(T)
-    face = _face_texels(T)
+    face = face_texels(T)
     assert face.sum() > 20
     skin = np.float32([0.85, 0.62, 0.50])
     donor = np.zeros((T, T, 3), np.float32)

@@ -13,7 +13,12 @@
    low weight (:data:`PRIOR_WEIGHT`), so an unseen back takes the shirt's
    colour rather than the skin next to it in UV space. On 57 pg2 pairs it raised
    grayscale SSIM from 0.7419 to 0.7437 (copying the counterpart texel by texel
-   instead lowered it, 0.7532 -> 0.7434 on 28 pairs).
+   instead lowered it, 0.7532 -> 0.7434 on 28 pairs). Where most of what is seen
+   of a part pair is clothes (texels not of the face's skin chroma,
+   :func:`~reroute.uv.skin.skin_texels`), the prior is the clothes' median and
+   the seen skin texels (bare shoulders above a camisole, a hand resting on the
+   trousers) keep their colour but weigh only :data:`SKIN_FILL_WEIGHT` in the
+   fill, so unseen clothes are filled from the clothes.
 4. **Push-pull fill** (Gortler et al., "The Lumigraph", 1996) inside each UV
    island separately: what is still empty (or only has the prior) is filled
    from a pyramid of weighted averages of the same island only, coarse levels
@@ -29,15 +34,19 @@ import torch
 import torch.nn.functional as F
 
 from reroute.body.template import get_template
+from reroute.uv.skin import skin_texels
 from reroute.uv.texture import UVTexture, texel_parts, texel_points, uv_islands, uv_layout
 
-__all__ = ["complete_classical", "mirror_texels", "push_pull", "FRONT_BACK", "PRIOR_WEIGHT"]
+__all__ = ["complete_classical", "mirror_texels", "push_pull", "FRONT_BACK", "PRIOR_WEIGHT",
+           "SKIN_FILL_WEIGHT"]  # fmt: skip
 
 #: DensePose front/back part pairs (back, front): torso, upper legs, lower legs,
 #: upper arms, lower arms
 FRONT_BACK = ((1, 2), (7, 9), (8, 10), (11, 13), (12, 14), (15, 17), (16, 18), (19, 21), (20, 22))
 #: push-pull weight of the garment prior (seen texels weigh 1)
 PRIOR_WEIGHT = 0.2
+#: push-pull weight of seen skin texels in a part pair that is mostly clothes
+SKIN_FILL_WEIGHT = 0.02
 
 
 
@@ -79,16 +88,26 @@ def _head_regions(size: int) -> tuple[np.ndarray, np.ndarray]:
     return head & (pts[..., 2] > top - 0.06), head & (pts[..., 1] > centre_y)
 
 
-def _garment_prior(pix: np.ndarray, known: np.ndarray, size: int) -> np.ndarray:
+def _garment_prior(pix: np.ndarray, known: np.ndarray, size: int,
+                   skin: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
     """Fill unseen texels of paired parts with the median seen colour of the part and
-    its front/back counterpart, in place; returns the (T*T,) float32 push-pull weights."""
+    its front/back counterpart, in place; returns the (T*T,) float32 push-pull weights.
+
+    ``skin``: (T*T,) bool texels of the person's skin colour; where the seen texels of a
+    pair are mostly (>= half) not skin, the prior is their median and the seen skin
+    texels weigh :data:`SKIN_FILL_WEIGHT`."""
     parts = texel_parts(size).ravel()
     weight = known.astype(np.float32)
     for back, front in FRONT_BACK:
         seen = np.isin(parts, (back, front)) & known
         if seen.sum() < 16:
             continue
-        colour = np.median(pix[seen], axis=0)
+        clothes = seen if skin is None else seen & ~skin
+        if clothes.sum() >= max(16, seen.sum() / 2):
+            weight[seen & ~clothes] = SKIN_FILL_WEIGHT
+        else:
+            clothes = seen
+        colour = np.median(pix[clothes], axis=0)
         for p in (back, front):
             unseen = (parts == p) & ~known
             pix[unseen] = colour
@@ -140,7 +159,7 @@ def push_pull(pixels: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 
 def complete_classical(texture: UVTexture) -> UVTexture:
-    """Mirror and hair fill, a garment prior, then push-pull inside each UV island.
+    """Mirror and hair fill, a skin-aware garment prior, then push-pull inside each UV island.
 
     Args:
         texture: partial :class:`~reroute.uv.texture.UVTexture` (T, T) with its visibility.
@@ -164,7 +183,10 @@ def complete_classical(texture: UVTexture) -> UVTexture:
         fill = back & ~known & (island == head_island)
         pix[fill] = np.median(pix[hair & vis], axis=0)
         known |= fill
-    weights = _garment_prior(pix, known, size)
+    skin = skin_texels(UVTexture(pix.reshape(size, size, 3), known.reshape(size, size))).ravel()
+    weights = _garment_prior(pix, known, size, skin & known)
     filled = _island_push_pull(pix.reshape(size, size, 3), weights.reshape(size, size), size)
+    # seen texels keep their colour whatever their weight in the fill
+    filled = np.where(known.reshape(size, size)[..., None], pix.reshape(size, size, 3), filled)
     filled = np.where(lay.mask[..., None], filled, 0.0).astype(np.float32)
     return UVTexture(filled, lay.mask.astype(np.float32))

@@ -25,7 +25,6 @@ photo with the person inpainted away, then resized to the photo's resolution.
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,7 +42,8 @@ from reroute.io.images import load_image, to_uint8
 from reroute.pipelines.compose import alpha_blend, inpaint_background, texture_over_photo
 from reroute.pipelines.correspondences import DEFAULT_CORRESPONDENCE, load_correspondence
 from reroute.pipelines.rerendering import DEFAULT_RERENDERING, load_rerendering
-from reroute.uv.texture import UVTexture, texel_parts, texel_points
+from reroute.uv.skin import SKIN_CHROMA_DISTANCE, skin_texels
+from reroute.uv.texture import UVTexture, fuse_textures, texel_parts
 from reroute.uv.warp import image_to_uv, uv_to_image
 from texture.classical import complete_classical
 
@@ -139,41 +139,6 @@ def region_image_mask(corr: Correspondence, region: str, feather: float = 1.0) -
     return soft
 
 
-#: skin test: chroma (Cr, Cb of YCrCb, 0..255) within this distance of the
-#: person's own face skin
-SKIN_CHROMA_DISTANCE = 10.0
-
-
-@functools.lru_cache(maxsize=4)
-def _face_texels(size: int) -> np.ndarray:
-    """(T, T) bool texels of the face: the front of the head between chin and brows."""
-    pts = texel_points(size)
-    head = np.isin(texel_parts(size), (23, 24))
-    hz = pts[head][:, 2]
-    front = pts[..., 1] < np.median(pts[head][:, 1]) - 0.04  # anny faces -y
-    band = (pts[..., 2] > hz.min() + 0.25 * np.ptp(hz)) & (pts[..., 2] < hz.min() + 0.6 * np.ptp(hz))
-    return head & front & band
-
-
-def skin_texels(texture: UVTexture, max_distance: float = SKIN_CHROMA_DISTANCE) -> np.ndarray:
-    """Texels whose colour is the person's own skin, judged against their face.
-
-    Args:
-        texture: a completed (T, T) :class:`~reroute.uv.texture.UVTexture`,
-            pixels float32 RGB in [0, 1].
-        max_distance: chroma distance (YCrCb Cr, Cb in 0..255) to the median of
-            the visible face texels that still counts as skin.
-    Returns:
-        (T, T) bool; all False when fewer than 20 face texels were seen.
-    """
-    face = _face_texels(texture.size) & (texture.visibility > 0.5)
-    if face.sum() < 20:
-        return np.zeros((texture.size, texture.size), bool)
-    ycc = cv2.cvtColor(to_uint8(texture.pixels), cv2.COLOR_RGB2YCrCb).astype(np.float32)
-    ref = np.median(ycc[face][:, 1:], axis=0)
-    return np.linalg.norm(ycc[..., 1:] - ref, axis=-1) <= max_distance
-
-
 def garment_texture_mask(wearer: UVTexture, donor: UVTexture, region: str,
                          feather: float = 1.0) -> np.ndarray:  # fmt: skip
     """Where the donor's texels replace the wearer's: the region minus skin.
@@ -228,8 +193,10 @@ class TryOnResult:
         image: (H, W, 3) uint8 RGB at the wearer photo's resolution: the
             wearer in the donor's garments (region), in the wearer's pose.
         region: what was swapped (a key of :data:`REGIONS`).
-        donor, wearer: the two :class:`~reroute.correspondence.analyse.PersonAnalysis`.
-        donor_texture, wearer_texture: completed UV textures (T, T).
+        donor, wearer: the two :class:`~reroute.correspondence.analyse.PersonAnalysis`
+            (``donor``: the first donor photo's when several were fused).
+        donor_texture, wearer_texture: completed UV textures (T, T) (the donor's
+            from all its photos).
         texture: the mixed texture (T, T).
         mask: (h, w) float32 in [0, 1], where the wearer's pixels were replaced
             (working size).
@@ -312,7 +279,7 @@ def keep_photo_outside(rerendered: np.ndarray, photo: np.ndarray, swapped: np.nd
     return to_uint8(alpha_blend(rerendered / 255.0, alpha, photo / 255.0))
 
 
-def try_on(donor: PersonAnalysis, wearer: PersonAnalysis, region: str, *,
+def try_on(donor: PersonAnalysis | list[PersonAnalysis], wearer: PersonAnalysis, region: str, *,
            wearer_photo: np.ndarray | None = None, texture_size: int = 256,
            complete: Callable[[UVTexture], UVTexture] = complete_classical,
            feather: float = 1.0, rerender: str = DEFAULT_RERENDERING,
@@ -320,7 +287,10 @@ def try_on(donor: PersonAnalysis, wearer: PersonAnalysis, region: str, *,
     """Swap ``region`` of the wearer's appearance for the donor's.
 
     Args:
-        donor: analysis of the garment donor's photo.
+        donor: analysis of the garment donor's photo, or a non-empty list of
+            analyses of several photos of the donor in the same clothes (front,
+            back...): their lifted textures are fused by evidence
+            (:func:`~reroute.uv.texture.fuse_textures`) before completion.
         wearer: analysis of the wearer's photo.
         region: ``"top"``, ``"bottom"``, ``"shoes"`` or ``"full outfit"``.
         wearer_photo: the wearer's photo (H, W, 3) uint8 at full resolution;
@@ -338,14 +308,19 @@ def try_on(donor: PersonAnalysis, wearer: PersonAnalysis, region: str, *,
         :class:`TryOnResult` (``rerendered`` says which).
     Raises:
         InputError: unknown region or re-rendering, missing or foreign re-renderer
-            checkpoint (checked before any work).
+            checkpoint (checked before any work), an empty list of donor photos.
     """
     _check_region(region)
+    donors = list(donor) if isinstance(donor, (list, tuple)) else [donor]
+    if not donors:
+        raise InputError("try-on needs at least one garment donor photo")
+    donor = donors[0]
     model = load_rerendering(rerender, rerender_checkpoint)
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    d_part = image_to_uv(donor.image, donor.correspondence, texture_size)
+    d_part = fuse_textures([image_to_uv(d.image, d.correspondence, texture_size)
+                            for d in donors])  # fmt: skip
     w_part = image_to_uv(wearer.image, wearer.correspondence, texture_size)
     timings["lift"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -369,7 +344,7 @@ def try_on(donor: PersonAnalysis, wearer: PersonAnalysis, region: str, *,
     timings["rerender"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     return TryOnResult(image, region, donor, wearer, d_tex, w_tex, mixed, mask,
-                       timings=timings, notices=donor.notices + wearer.notices,
+                       timings=timings, notices=[n for a in (*donors, wearer) for n in a.notices],
                        texture_mask=swapped, rerendered=model is not None)  # fmt: skip
 
 
@@ -424,7 +399,9 @@ class TryOnPipeline:
         """Run try-on.
 
         Args:
-            donor: photo of the garment donor (path, bytes, PIL image or uint8 array).
+            donor: photo of the garment donor (path, bytes, PIL image or uint8 array),
+                or a list or tuple of photos of the donor in the same clothes from
+                other views, fused (see :func:`try_on`).
             wearer: photo of the person who puts the garments on.
             region: a key of :data:`REGIONS`.
             extra_poses: further photos (of anyone); the mixed appearance is
@@ -454,21 +431,28 @@ class TryOnPipeline:
 
         t0 = time.perf_counter()
         step(0.0, "checking the photos")
-        d_img = load_image(donor, name="garment donor photo")
+        photos = list(donor) if isinstance(donor, (list, tuple)) else [donor]
+        if not photos:
+            raise InputError("try-on needs at least one garment donor photo")
+        names = ["garment donor photo"] + [f"garment donor photo {i}"
+                                           for i in range(2, len(photos) + 1)]  # fmt: skip
+        d_imgs = [load_image(p, name=n) for p, n in zip(photos, names, strict=True)]
         w_img = load_image(wearer, name="wearer photo")
         extra = [load_image(p, name=f"pose photo {i + 1}") for i, p in enumerate(extra_poses)]
-        n_fit = 2 + len(extra)
-        step(0.05, "pose and fit: garment donor photo")
-        d = analyse(d_img, name="garment donor photo")
-        step(0.05 + 0.8 / n_fit, "pose and fit: wearer photo")
+        n_fit = len(d_imgs) + 1 + len(extra)
+        donors = []
+        for i, (img, name) in enumerate(zip(d_imgs, names, strict=True)):
+            step(0.05 + 0.8 * i / n_fit, f"pose and fit: {name}")
+            donors.append(analyse(img, name=name))
+        step(0.05 + 0.8 * len(donors) / n_fit, "pose and fit: wearer photo")
         w = analyse(w_img, name="wearer photo")
-        step(0.05 + 1.6 / n_fit, "completing and mixing the textures")
-        res = try_on(d, w, region, wearer_photo=w_img.pixels, texture_size=self.texture_size,
+        step(0.05 + 0.8 * (len(donors) + 1) / n_fit, "completing and mixing the textures")
+        res = try_on(donors, w, region, wearer_photo=w_img.pixels, texture_size=self.texture_size,
                      complete=self.complete, rerender=self.rerender,
                      rerender_checkpoint=self.rerender_checkpoint)  # fmt: skip
         model = self.rerenderer
         for i, e in enumerate(extra):
-            step(0.05 + 0.8 * (2 + i) / n_fit, f"pose and fit: pose photo {i + 1}")
+            step(0.05 + 0.8 * (len(donors) + 1 + i) / n_fit, f"pose and fit: pose photo {i + 1}")
             a = analyse(e, name=f"pose photo {i + 1}")
             at = e.pixels if model is None else a.image
             img, _ = _composite(res.texture, a, at, region, 1.0, res.texture_mask)
@@ -476,9 +460,10 @@ class TryOnPipeline:
                 img = _rerender(model, img, res.texture, a, e.pixels.shape[:2])
             res.poses.append(img)
             res.notices.extend(a.notices)
-        refined = ("bodymap",) if "bodymap" in d.timings | w.timings else ()
+        fitted = [*donors, w]
+        refined = ("bodymap",) if any("bodymap" in a.timings for a in fitted) else ()
         for k in ("pose", "fit", "render", *refined):
-            res.timings[k] = d.timings.get(k, 0.0) + w.timings.get(k, 0.0)
+            res.timings[k] = sum(a.timings.get(k, 0.0) for a in fitted)
         res.timings["total"] = time.perf_counter() - t0
         step(1.0, "done")
         return res
