@@ -122,28 +122,28 @@ def test_completion_gives_the_back_of_the_head_the_hair_colour():
 
 @pytest.mark.parametrize("bare_torso", [False, True])
 def test_completion_fills_unseen_clothes_from_the_clothes_not_the_bare_skin(bare_torso):
-    """A camisole seen from the front: bare shoulders (the face's skin) above a grey
-    front; the unseen back takes the grey, not the skin next to it in UV. A bare torso
-    (mostly skin) is filled with skin as before."""
+    """A grey top seen from the front, with bare shoulders and arms across its sides
+    (the face's skin): the unseen back takes the grey, not the skin that borders it in
+    UV. A bare torso (mostly skin) is filled with skin as before."""
     from reroute.uv.skin import face_texels
 
     parts, pts = texel_parts(T), texel_points(T)
     skin, grey = (0.85, 0.62, 0.50), (0.55, 0.55, 0.57)
     front = parts == 2
-    z = pts[..., 2]
-    shoulders = front & (z > np.quantile(z[front], 0.3 if bare_torso else 0.8))
+    ax, z = np.abs(pts[..., 0]), pts[..., 2]
+    q = 0.3 if bare_torso else 0.8
+    bare = front & ((z > np.quantile(z[front], q)) | (ax > np.quantile(ax[front], q)))
     pix = np.zeros((T, T, 3), np.float32)
     vis = np.zeros((T, T), np.float32)
     face = face_texels(T)
     pix[face], vis[face] = skin, 1
     pix[front], vis[front] = grey, 1
-    pix[shoulders] = skin
+    pix[bare] = skin
     out = complete_classical(UVTexture(pix, vis))
-    back = parts == 1
-    mean = out.pixels[back].mean(0)
+    mean = out.pixels[parts == 1].mean(0)
     if bare_torso:  # skin is most of what is seen: the back is filled from it too
         assert np.abs(mean - skin).max() < np.abs(mean - grey).max()
-    else:
+    else:  # 0.068 off in red before the clothes-first fill
         np.testing.assert_allclose(mean, grey, atol=0.03)
     np.testing.assert_array_equal(out.pixels[vis > 0], pix[vis > 0])  # seen texels kept
 
