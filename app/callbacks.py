@@ -304,9 +304,28 @@ def _check_transfer_options(services: Services, method: Any, completion: Any, re
     return size, correspondence
 
 
+def _file_paths(files: Any) -> list:
+    """Paths of a ``gr.File(file_count="multiple")`` value (``None``: no files)."""
+    return [f if isinstance(f, str) else getattr(f, "name", f) for f in (files or [])]
+
+
+def _more_photos(services: Services, files: Any) -> list:
+    """The further photos of one person (:func:`_file_paths`), at most
+    :attr:`~app.services.AppLimits.max_more_photos`.
+
+    Raises:
+        InputError: too many photos.
+    """
+    more = _file_paths(files)
+    if len(more) > services.limits.max_more_photos:
+        raise InputError(f"at most {services.limits.max_more_photos} more photos of the person, "
+                         f"got {len(more)}")  # fmt: skip
+    return more
+
+
 def transfer_callback(services: Services, source, target, method=DEFAULT_METHOD,
                       resolution=256, completion=DEFAULT_COMPLETION, rerenderer=False, seed=0,
-                      correspondences=DEFAULT_CORRESPONDENCES, maps=False,
+                      correspondences=DEFAULT_CORRESPONDENCES, maps=False, more_sources=None,
                       progress=None) -> tuple:  # fmt: skip
     """``/transfer``: options checked, then :func:`run_transfer` at the chosen resolution,
     with the neural re-renderer when ``rerenderer`` is true (and its checkpoint loaded);
@@ -316,7 +335,10 @@ def transfer_callback(services: Services, source, target, method=DEFAULT_METHOD,
     network`` to refine both photos' fitted correspondences with the BodyMap network
     (when its checkpoint loaded; the ``ok:`` status then gives its time). ``maps``
     (default off, as the app's "Compute the intermediate maps" box) returns the
-    intermediate maps and fits too.
+    intermediate maps and fits too. ``more_sources`` (files, optional): further photos
+    of the source person in the same clothes (back, side), lifted and fused with the
+    source photo's texture (:func:`~reroute.uv.texture.fuse_textures`; BodyMap
+    re-rendering only).
 
     Returns:
         :data:`N_OUTPUTS` values (see :func:`run_transfer`); an unknown or
@@ -326,6 +348,10 @@ def transfer_callback(services: Services, source, target, method=DEFAULT_METHOD,
     try:
         size, how = _check_transfer_options(services, method, completion, rerenderer, resolution,
                                             seed, correspondences)  # fmt: skip
+        more = _more_photos(services, more_sources)
+        if more and APP_METHODS[method] == "dpt":
+            raise InputError("Dense Pose Transfer takes one source photo; "
+                             "more photos of the person are fused by BodyMap re-rendering")  # fmt: skip
         if APP_METHODS[method] == "dpt":
             pipeline = services.dpt_pipeline_for(size, how)
         else:
@@ -333,6 +359,8 @@ def transfer_callback(services: Services, source, target, method=DEFAULT_METHOD,
     except (InputError, TypeError, ValueError) as exc:
         err = exc if isinstance(exc, InputError) else InputError(str(exc))
         return (None, error_status(err), *empty)
+    if more and source is not None:
+        source = [source, *more]
     return run_transfer(pipeline, source, target, progress, deadline=services.deadline(),
                         maps=bool(maps))  # fmt: skip
 
@@ -356,7 +384,7 @@ def try_on_callback(services: Services, donor, wearer, region=DEFAULT_REGION, re
     if missing:
         return (None, missing, *empty)
     step = _stepper(progress, services.deadline())
-    poses = [p if isinstance(p, str) else getattr(p, "name", p) for p in (pose_photos or [])]
+    poses = _file_paths(pose_photos)
     try:
         if region not in TRYON_REGIONS:
             raise InputError(f"unknown region {region!r}; choose one of {', '.join(TRYON_REGIONS)}")
@@ -417,11 +445,13 @@ def _novel_view_config(services: Services, frames, turn, elevation, fps, resolut
 
 
 def novel_view_callback(services: Services, photo, frames=24, turn=360.0, elevation=0.0,
-                        fps=24, resolution=256, completion=DEFAULT_COMPLETION,
+                        fps=24, resolution=256, completion=DEFAULT_COMPLETION, more_photos=None,
                         progress=None) -> tuple:  # fmt: skip
     """``/novel_view``: an H.264 MP4 of the camera turning around the person, and a strip.
 
-    ``completion`` ("classical" or "network") completes the photo's texture.
+    ``completion`` ("classical" or "network") completes the photo's texture;
+    ``more_photos`` (files, optional): further photos of the person in the same clothes
+    (e.g. the back), fused into the texture; the first photo's body turns.
 
     Returns:
         (mp4 path, frame strip, status); ``None`` files on error.
@@ -433,14 +463,18 @@ def novel_view_callback(services: Services, photo, frames=24, turn=360.0, elevat
     t0 = time.perf_counter()
     try:
         cfg = _novel_view_config(services, frames, turn, elevation, fps, resolution, completion)
+        more = _more_photos(services, more_photos)
         step(0.0, "checking the photo")
-        img = load_image(photo, name="photo")
+        names = ["photo"] + [f"photo {i}" for i in range(2, len(more) + 2)]
+        imgs = [load_image(p, name=n) for p, n in zip([photo, *more], names, strict=True)]
         step(0.02, "pose, fit and render: finding the person and fitting the body model")
-        reused = services.is_cached(img, cfg.size)
-        a = services.analyse(img, size=cfg.size, name="photo")
+        reused = services.is_cached(imgs[0], cfg.size)
+        a, *others = [services.analyse(i, size=cfg.size, name=n)
+                      for i, n in zip(imgs, names, strict=True)]  # fmt: skip
         step(0.35, "completing the texture")
         ext = extract_texture(a, completion=completion, texture_size=TEXTURE_SIZE,
-                              checkpoint=services.checkpoint_for(completion), atlas_tile=None)  # fmt: skip
+                              checkpoint=services.checkpoint_for(completion), atlas_tile=None,
+                              more=others)  # fmt: skip
         step(0.4, "re-rendering the views")
         video = render_novel_views(a.body, ext.texture, cfg,
                                    progress=lambda f, s: step(0.4 + 0.5 * f, s))  # fmt: skip

@@ -99,6 +99,8 @@ class AppLimits:
         max_frames: most frames of a novel-view video.
         max_resolution: largest working size / video resolution, px.
         max_pose_photos: most extra pose photos of a try-on request.
+        max_more_photos: most further photos of one person fused with the first
+            (the pose-transfer source, the novel-view photo).
         timeout_s: a request is stopped (between stages) once it has run this long.
     """
 
@@ -107,6 +109,7 @@ class AppLimits:
     max_frames: int = 240
     max_resolution: int = 512
     max_pose_photos: int = 4
+    max_more_photos: int = 4
     timeout_s: float = 300.0
 
 

@@ -326,17 +326,31 @@ def _transfer_maps() -> tuple[gr.Checkbox, list[gr.Image]]:
     return wanted, [src_iuv, tgt_iuv, partial, completed, atlas, warped, src_fit, tgt_fit]
 
 
+def _more_photos_input(services: Services, who: str, elem_id: str) -> gr.File:
+    """An optional upload of further photos of one person (fused with the first photo's
+    texture, :func:`~reroute.uv.texture.fuse_textures`)."""
+    return gr.File(
+        file_count="multiple", file_types=["image"], elem_id=elem_id, height=150,
+        label=f"Optional: up to {services.limits.max_more_photos} more photos of {who} in the "
+        "same clothes (e.g. from the back), to show what the first photo does not",
+    )  # fmt: skip
+
+
 def _transfer_tab(services: Services, examples: bool) -> None:
     """The "Pose transfer" tab and its ``/transfer`` endpoint."""
 
     def transfer(source, target, method, resolution, completion, rerenderer, seed,
-                 correspondences=DEFAULT_CORRESPONDENCES, maps=False, progress=gr.Progress()):  # noqa: B008  # fmt: skip
+                 correspondences=DEFAULT_CORRESPONDENCES, maps=False, more_sources=None,
+                 progress=gr.Progress()):  # noqa: B008  # fmt: skip
         return transfer_callback(services, source, target, method, resolution, completion,
-                                 rerenderer, seed, correspondences, maps, progress=progress)  # fmt: skip
+                                 rerenderer, seed, correspondences, maps, more_sources,
+                                 progress=progress)  # fmt: skip
 
     with gr.Tab("Pose transfer", id="transfer"):
         with gr.Row():
-            source = PhotoInput(label="Source photo (the person)", elem_id="pt-source")
+            with gr.Column():
+                source = PhotoInput(label="Source photo (the person)", elem_id="pt-source")
+                more_sources = _more_photos_input(services, "the source person", "pt-more")
             target = PhotoInput(label="Target photo (the pose)", elem_id="pt-target")
             result = _out_image("Result", "pt-result")
         options = _transfer_options(services)
@@ -349,7 +363,7 @@ def _transfer_tab(services: Services, examples: bool) -> None:
             pairs = example_images()
             if pairs:
                 gr.Examples(pairs, inputs=[source, target], cache_examples=False)
-    button.click(transfer, inputs=[source, target, *options, wanted],
+    button.click(transfer, inputs=[source, target, *options, wanted, more_sources],
                  outputs=[result, status, *maps], api_name="transfer")  # fmt: skip
 
 
@@ -406,13 +420,16 @@ def _novel_view_tab(services: Services, examples: bool) -> None:
     """The "Novel view" tab and its ``/novel_view`` endpoint."""
 
     def novel_view(photo, frames, turn, elevation, fps, resolution,
-                   completion=DEFAULT_COMPLETION, progress=gr.Progress()):  # noqa: B008  # fmt: skip
+                   completion=DEFAULT_COMPLETION, more_photos=None,
+                   progress=gr.Progress()):  # noqa: B008  # fmt: skip
         return novel_view_callback(services, photo, frames, turn, elevation, fps, resolution,
-                                   completion, progress)  # fmt: skip
+                                   completion, more_photos, progress)  # fmt: skip
 
     with gr.Tab("Novel view", id="novel_view"):
         with gr.Row():
-            photo = PhotoInput(label="Photo", elem_id="nv-photo")
+            with gr.Column():
+                photo = PhotoInput(label="Photo", elem_id="nv-photo")
+                more_photos = _more_photos_input(services, "the person", "nv-more")
             video = gr.Video(label="Novel-view video (H.264 MP4)", elem_id="nv-video",
                              interactive=False)  # fmt: skip
         with gr.Row():
@@ -437,7 +454,7 @@ def _novel_view_tab(services: Services, examples: bool) -> None:
                 gr.Examples([[p] for p in ex], inputs=[photo], cache_examples=False)
     button.click(
         novel_view,
-        inputs=[photo, frames, turn, elevation, fps, resolution, completion],
+        inputs=[photo, frames, turn, elevation, fps, resolution, completion, more_photos],
         outputs=[video, strip, status],
         api_name="novel_view",
     )

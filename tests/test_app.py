@@ -247,6 +247,13 @@ def test_novel_view_and_try_on_check_their_limits_before_any_model(tmp_path):
     assert out[1] == "error: unknown region 'hat'; choose one of top, bottom, shoes, full outfit."
     assert try_on_callback(svc, None, img)[1] == "error: upload a garment donor photo."
     assert novel_view_callback(svc, None)[2] == "error: upload a photo."
+    five = [str(tmp_path / f"more{i}.png") for i in range(5)]  # never read: refused first
+    status = novel_view_callback(svc, img, more_photos=five)[2]
+    assert status == "error: at most 4 more photos of the person, got 5.", status
+    from app.callbacks import transfer_callback
+
+    out = transfer_callback(svc, img, img, more_sources=five)
+    assert out[1] == "error: at most 4 more photos of the person, got 5.", out[1]
 
 
 def test_texture_pipeline_extracts_reads_back_and_retextures(tmp_path):
@@ -525,15 +532,19 @@ def test_every_tab_has_a_named_endpoint(client):
     named = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert {"/transfer", "/try_on", "/novel_view", "/texture", "/retexture"} <= set(named)
     params = [p["parameter_name"] for p in named["/novel_view"]["parameters"]]
-    assert params == ["photo", "frames", "turn", "elevation", "fps", "resolution", "completion"]
+    assert params == ["photo", "frames", "turn", "elevation", "fps", "resolution", "completion",
+                      "more_photos"]  # fmt: skip
     # the intermediate maps cost time under load: off unless asked for
-    maps = named["/transfer"]["parameters"][-1]
+    maps, more = named["/transfer"]["parameters"][-2:]
     assert maps["parameter_name"] == "maps" and maps["parameter_default"] is False
-    # texture completion is the last parameter (default classical) of every completing endpoint
-    for api in ("/transfer", "/try_on", "/novel_view", "/texture"):
-        last = named[api]["parameters"][-1] if api != "/transfer" else named[api]["parameters"][4]
-        assert last["parameter_name"] == "completion", (api, last)
-        assert last["parameter_default"] == "classical", (api, last)
+    # more photos of the source person: optional, last
+    assert more["parameter_name"] == "more_sources" and more["parameter_has_default"], more
+    # texture completion (default classical) of every completing endpoint
+    where = {"/transfer": 4, "/try_on": -1, "/novel_view": -2, "/texture": -1}
+    for api, i in where.items():
+        param = named[api]["parameters"][i]
+        assert param["parameter_name"] == "completion", (api, param)
+        assert param["parameter_default"] == "classical", (api, param)
 
 
 def test_try_on_swaps_the_top_and_keeps_the_head(client):
@@ -563,6 +574,33 @@ def test_try_on_swaps_the_top_and_keeps_the_head(client):
     for p in (mixed, donor_fit, wearer_fit):
         assert p is not None and Path(p).is_file()
     assert not gallery
+
+
+def test_transfer_fuses_more_photos_of_the_source(client, tmp_path):
+    """A colour that only the second source photo (her back, torso painted green) shows
+    reaches the target's back through ``more_sources``."""
+    from gradio_client import handle_file
+
+    from reroute.synth.engine import render_synthetic_person
+
+    front = render_synthetic_person(None, size=256, seed=3).image
+    back = render_synthetic_person(None, size=256, seed=3, yaw_deg=180)
+    painted = back.image.copy()
+    painted[back.correspondence.mask & (back.correspondence.part == 1)] = (0, 200, 0)
+    target = render_synthetic_person(None, size=256, seed=3, yaw_deg=165)
+    files = {}
+    for name, pixels in (("front", front), ("back", painted), ("target", target.image)):
+        files[name] = tmp_path / f"{name}.png"
+        Image.fromarray(pixels).save(files[name])
+    where = target.correspondence.mask & (target.correspondence.part == 1)
+    greens = []
+    for more in ([], [handle_file(str(files["back"]))]):
+        out = client.predict(handle_file(str(files["front"])), handle_file(str(files["target"])),
+                             more_sources=more, api_name="/transfer")  # fmt: skip
+        assert out[1].startswith("ok:"), out[1]
+        px = np.asarray(Image.open(out[0]).convert("RGB"))[where].astype(float)
+        greens.append((px[:, 1] - (px[:, 0] + px[:, 2]) / 2).mean())
+    assert greens[0] < 20 and greens[1] > 80, greens
 
 
 def test_novel_view_video_is_h264_with_the_asked_frames(client):

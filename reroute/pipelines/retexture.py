@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from reroute.pipelines.completion import DEFAULT_COMPLETION, check_completion, r
 from reroute.pipelines.compose import texture_over_photo
 from reroute.pipelines.views import ATLAS_TILE, atlas_image
 from reroute.uv.atlas import atlas_to_continuous
-from reroute.uv.texture import UVTexture
+from reroute.uv.texture import UVTexture, fuse_textures
 from reroute.uv.warp import image_to_uv
 
 __all__ = ["TextureExtraction", "extract_texture", "read_texture", "retexture"]
@@ -69,7 +69,8 @@ def extract_texture(photo: Any, size: int = 256, completion: str = DEFAULT_COMPL
                     texture_size: int = 256, checkpoint: str | Path | None = None,
                     atlas_tile: int | None = ATLAS_TILE, name: str = "photo",
                     fit_config: FitConfig | None = None,
-                    progress: Callable[[float, str], None] | None = None) -> TextureExtraction:  # fmt: skip
+                    progress: Callable[[float, str], None] | None = None,
+                    more: Sequence[PersonAnalysis] = ()) -> TextureExtraction:  # fmt: skip
     """The completed UV texture of the one person in a photo.
 
     Args:
@@ -86,6 +87,9 @@ def extract_texture(photo: Any, size: int = 256, completion: str = DEFAULT_COMPL
         progress: ``progress(fraction, stage)``, called before each stage with
             the fraction of the whole photo -> texture run (0.8 for the
             completion, 0.9 for the atlas, 1.0 when done).
+        more: analyses of further photos of the same person in the same clothes
+            (e.g. the back); their lifted textures are fused with the photo's
+            (:func:`~reroute.uv.texture.fuse_textures`) before completion.
     Returns:
         :class:`TextureExtraction`.
     Raises:
@@ -112,7 +116,8 @@ def extract_texture(photo: Any, size: int = 256, completion: str = DEFAULT_COMPL
         timings.update(analysis.timings)
     report(0.8, "completing the texture")
     t = time.perf_counter()
-    partial = image_to_uv(analysis.image, analysis.correspondence, texture_size)
+    partial = fuse_textures([image_to_uv(a.image, a.correspondence, texture_size)
+                             for a in (analysis, *more)])  # fmt: skip
     timings["lift"] = time.perf_counter() - t
     t = time.perf_counter()
     texture = run_completion(partial, completion, checkpoint)
@@ -126,7 +131,7 @@ def extract_texture(photo: Any, size: int = 256, completion: str = DEFAULT_COMPL
     timings["total"] = time.perf_counter() - t0
     report(1.0, "done")
     return TextureExtraction(texture, partial, atlas, analysis, completion, timings,
-                             list(analysis.notices))  # fmt: skip
+                             [n for a in (analysis, *more) for n in a.notices])  # fmt: skip
 
 
 def read_texture(source: Any, size: int = 256) -> tuple[np.ndarray, str]:
