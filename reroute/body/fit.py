@@ -135,7 +135,11 @@ class FitConfig:
             stage stops; 0 always runs every step.
         patience: steps over which ``tol`` is judged.
         init: ``"ik"`` swings the limbs onto BlazePose's 3-D limb directions
-            before the descent; ``"rest"`` starts from anny's reference pose.
+            before the descent; ``"learned"`` corrects that start with the
+            :class:`~reroute.body.fit_init.FitInitNet` (``init_checkpoint``);
+            ``"rest"`` starts from anny's reference pose.
+        init_checkpoint: the ``"learned"`` network's checkpoint (default: the
+            committed ``checkpoints/fit_init.pt``).
         surface_points: anny vertices (evenly spread) projected for the
             silhouette term.
         mask_points: person-mask pixels drawn for the silhouette's chamfer.
@@ -152,6 +156,7 @@ class FitConfig:
     tol: float = 0.005
     patience: int = 5
     init: str = "ik"
+    init_checkpoint: str | None = None
     warmup: int = 8
     surface_points: int = 600
     mask_points: int = 200
@@ -443,14 +448,19 @@ def fit_bodies(observations: list[PersonObservation], config: FitConfig | None =
         FitError: when too few landmarks are visible to place a body (the
             message names the photo), or a fit diverged.
         ValueError: ``observations`` is empty or ``names`` has another length.
+        InputError: ``config.init="learned"`` and its checkpoint cannot be loaded.
     """
     if not observations:
         raise ValueError("fit_bodies needs at least one observation")
     if names is not None and len(names) != len(observations):
         raise ValueError(f"names: expected {len(observations)}, got {len(names)}")
     cfg = config or FitConfig()
-    if cfg.init not in ("ik", "rest"):
-        raise ValueError(f"FitConfig.init must be 'ik' or 'rest', got {cfg.init!r}")
+    if cfg.init not in ("ik", "learned", "rest"):
+        raise ValueError(f"FitConfig.init must be 'ik', 'learned' or 'rest', got {cfg.init!r}")
+    if cfg.init == "learned":  # a missing or foreign checkpoint fails here, before any step
+        from reroute.body.fit_init import cached_fit_init  # fit_init imports this module
+
+        cached_fit_init(cfg.init_checkpoint)
     if names is None:
         names = [f"photo {i + 1}" for i in range(len(observations))] if len(observations) > 1 \
             else [""]  # fmt: skip
@@ -595,7 +605,8 @@ def _limb_ik(obs: PersonObservation, body: _Body, R0: np.ndarray, kp0: np.ndarra
     return rot
 
 
-def _initialise(obs: PersonObservation, body: _Body, cam: Camera, init: str = "ik") -> _Start:
+def _initialise(obs: PersonObservation, body: _Body, cam: Camera, init: str = "ik",
+                checkpoint: str | None = None) -> _Start:  # fmt: skip
     """Starting parameters: facing by Kabsch, depth from the torso's size, limbs by IK.
 
     The facing is the rotation aligning anny's reference-pose shoulders and hips
@@ -604,7 +615,12 @@ def _initialise(obs: PersonObservation, body: _Body, cam: Camera, init: str = "i
     centre to hip centre, the 2-D length at least 5 % of ``max(H, W)``) and the
     translation puts the torso's centre on the landmarks' torso centre (pixels)
     at that depth. With ``init="ik"`` the arms and legs start swung onto
-    BlazePose's 3-D limb directions (:func:`_limb_ik`), else at zero deltas.
+    BlazePose's 3-D limb directions (:func:`_limb_ik`); with ``init="learned"``
+    that pose is corrected by :func:`~reroute.body.fit_init.learned_pose` (network at
+    ``checkpoint``); else at zero deltas.
+
+    Raises:
+        InputError: ``init="learned"`` and its checkpoint cannot be loaded.
     """
     h, w = obs.image_size
     scale = float(max(h, w))
@@ -624,8 +640,38 @@ def _initialise(obs: PersonObservation, body: _Body, cam: Camera, init: str = "i
         np.array([(c2d[0] - cam.cx) / cam.focal * z, (c2d[1] - cam.cy) / cam.focal * z, z])
         - centre3d
     )
-    rot = _limb_ik(obs, body, R0, kp0) if init == "ik" else np.zeros((len(POSE_BONES), 3))
+    rot = _limb_ik(obs, body, R0, kp0) if init in ("ik", "learned") else np.zeros((len(POSE_BONES), 3))
+    if init == "learned":
+        from reroute.body.fit_init import learned_pose  # fit_init imports this module
+
+        rot = learned_pose(obs, R0, rot, checkpoint)
     return _Start(glob=_matrix_to_axis_angle(R0), trans=t0 / z, rot=rot, z=float(z))
+
+
+def closed_form_pose(obs: PersonObservation) -> tuple[np.ndarray, np.ndarray]:
+    """The closed-form start of the fit: the facing and the limbs swung onto BlazePose.
+
+    Args:
+        obs: the photo's :class:`~reroute.body.detect.PersonObservation`.
+    Returns:
+        ``R0`` (3, 3) float64, the rotation taking anny's frame (reference pose,
+        metres) to the camera's (Kabsch on the shoulders and hips, as in the fit),
+        and ``rot`` (J, 3) float64, the :data:`POSE_BONES` axis-angles with each
+        arm and leg swung onto BlazePose's 3-D limb directions (:func:`_limb_ik`).
+    """
+    body = _body()
+    kp0 = _reference_keypoints(body)
+    ti = [body.kp_names.index(k) for k in _TORSO]
+    R0 = _kabsch(kp0[ti], obs.world[[_BP_INDEX[k] for k in _TORSO]].astype(np.float64))
+    return R0, _limb_ik(obs, body, R0, kp0)
+
+
+def pose_keypoints(rot: torch.Tensor) -> torch.Tensor:
+    """anny's 23 COCO keypoints (B, 23, 3) float32 (anny's frame, metres, default
+    phenotypes, root at the origin) for :data:`POSE_BONES` axis-angles rot (B, J, 3)
+    float32; differentiable (the fit's fast skinning)."""
+    fs = _body().fast_skin()
+    return fs.apply(fs.transforms(rot), fs.y_kp, fs.const_kp)
 
 
 def _silhouette_targets(obs: PersonObservation, scale: float, n_points: int
@@ -888,7 +934,7 @@ def _fit_bodies(observations: list[PersonObservation], cfg: FitConfig,
         except FitError as e:
             raise _named(e, name) from None
         cams.append(cam)
-        starts.append(_initialise(obs, body, cam, cfg.init))
+        starts.append(_initialise(obs, body, cam, cfg.init, cfg.init_checkpoint))
     f32 = torch.float32
 
     def leaf(x) -> torch.Tensor:
