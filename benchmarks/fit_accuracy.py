@@ -17,7 +17,8 @@ The renders are deterministic (seeded), so runs of two versions of the code
 (e.g. ``python /path/to/old/checkout/benchmarks/fit_accuracy.py``) compare on
 the same set. Prints JSON.
 
-    python benchmarks/fit_accuracy.py [--count 24] [--size 256]
+    python benchmarks/fit_accuracy.py [--count 24] [--size 256] [--init ik|learned|rest]
+        [--steps-pose 40] [--init-checkpoint PATH]
 """
 
 from __future__ import annotations
@@ -39,16 +40,23 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--count", type=int, default=24)
     ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--init", default=None, help="FitConfig.init (default: the default config's)")
+    ap.add_argument("--steps-pose", type=int, default=None, help="FitConfig.steps_pose")
+    ap.add_argument("--init-checkpoint", default=None, help="the learned init's checkpoint")
     args = ap.parse_args()
     import numpy as np
 
     from reroute.body.detect import detect_person
-    from reroute.body.fit import POSE_BONES, fit_body
+    from reroute.body.fit import POSE_BONES, FitConfig, fit_body
     from reroute.correspondence.fitted import render_correspondence
     from reroute.errors import InputError
     from reroute.synth.engine import render_synthetic_person
     from reroute.synth.pose import sample_pose
 
+    cfg = FitConfig()
+    cfg.init = args.init or cfg.init
+    cfg.steps_pose = args.steps_pose if args.steps_pose is not None else cfg.steps_pose
+    cfg.init_checkpoint = args.init_checkpoint
     rows, failed = [], []
     for i in range(args.count):
         rng = np.random.default_rng(1000 + i)
@@ -58,9 +66,9 @@ def main() -> None:
         truth = render_synthetic_person(pose, size=args.size, yaw_deg=yaw, seed=i)
         try:
             obs = detect_person(truth.image, name=f"render {i}")
-            fit_body(obs) if i == 0 else None  # warm-up: anny and the fast skinning load once
+            fit_body(obs, cfg) if i == 0 else None  # warm-up: anny and the fast skinning load once
             t = time.perf_counter()
-            fitted = fit_body(obs)
+            fitted = fit_body(obs, cfg)
             dt = time.perf_counter() - t
         except InputError as e:
             failed.append(f"render {i} ({kind}, yaw {yaw:g}): {e}")
@@ -91,6 +99,8 @@ def main() -> None:
     emit(
         {
             "renders": args.count,
+            "init": cfg.init,
+            "steps_pose": cfg.steps_pose,
             "fitted": len(rows),
             "size": args.size,
             "limb_error_px": mean("limb_error_px"),

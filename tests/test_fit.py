@@ -129,6 +129,8 @@ def test_fast_skinning_matches_anny_and_ik_starts_near_the_pose(one_thread) -> N
         vc = kp @ cv2.Rodrigues(s.glob)[0].T + s.trans * s.z
         return float(np.linalg.norm(cam.project(vc)[idx] - truth.keypoints_2d[idx], axis=1).mean())
 
-    rest, ik = start_error("rest"), start_error("ik")
-    print(f"\nlimb-joint error at the start: reference pose {rest:.1f} px, IK {ik:.1f} px")
+    rest, ik, learned = start_error("rest"), start_error("ik"), start_error("learned")
+    print(f"\nlimb-joint error at the start: reference pose {rest:.1f} px, IK {ik:.1f} px, "
+          f"learned {learned:.1f} px")  # fmt: skip
     assert ik < 0.6 * rest
+    assert learned < ik  # the committed network (checkpoints/fit_init.pt) improves the start

@@ -84,7 +84,8 @@ def test_tiny_training_learns_the_pose_and_round_trips(data, tmp_path, observati
     err_cf = float(keypoint_error_cm(torch.from_numpy(rot0), truth).mean())
     assert err_net < 0.7 * err_cf, (err_net, err_cf)
     ckpt = tmp_path / "fit_init.pt"
-    save_fit_init(net, ckpt, {"steps": training.steps, "metrics": metrics})
+    save_fit_init(net, ckpt, {"steps": training.steps, "metrics": metrics,
+                              "torch": torch.__version__})  # a TorchVersion, stored as text
     back = load_fit_init(ckpt)
     x = torch.from_numpy(feats)
     with torch.no_grad():
@@ -96,6 +97,26 @@ def test_tiny_training_learns_the_pose_and_round_trips(data, tmp_path, observati
     assert start.shape == (len(POSE_BONES), 3) and not np.allclose(start, rot0_obs)
     fitted = fit_body(observation, FitConfig(init="learned", init_checkpoint=str(ckpt)))
     assert fitted.keypoint_error_px < 10
+
+
+def test_photos_that_cut_the_body_off_keep_the_closed_form(observation, tmp_path) -> None:
+    """The network saw only full-body renders: a close-up (legs out of the frame)
+    starts from the closed form, whatever the network."""
+    from reroute.body.fit_init import in_training_domain
+
+    assert in_training_domain(observation)
+    full = render_synthetic_person(None, size=256, seed=0, yaw_deg=20).image
+    crop = np.ascontiguousarray(full[:150])  # head to hips
+    close = detect_person(crop)
+    assert not in_training_domain(close)
+    net = FitInitNet(FitInitConfig.preset("tiny"))
+    torch.nn.init.normal_(net.head.weight, std=1.0)  # a network that moves every pose
+    ckpt = tmp_path / "moving.pt"
+    save_fit_init(net, ckpt, {"steps": 0})
+    for obs, moved in ((observation, True), (close, False)):
+        R0, rot0 = closed_form_pose(obs)
+        start = learned_pose(obs, R0, rot0, ckpt)
+        assert np.allclose(start, rot0) != moved
 
 
 def test_a_missing_checkpoint_is_refused_before_the_fit(observation, tmp_path) -> None:

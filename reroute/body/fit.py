@@ -24,7 +24,11 @@ the depth comes from the ratio of 3-D to 2-D torso size, and each upper and
 lower arm and leg is swung from anny's reference pose onto BlazePose's 3-D
 limb direction (inverse kinematics on the world landmarks), so the gradient
 descent starts near the answer and stops after far fewer steps: a stage ends
-when its loss has stopped falling (:attr:`FitConfig.tol`).
+when its loss has stopped falling (:attr:`FitConfig.tol`). By default
+(``FitConfig.init="learned"``) that pose is then corrected by a small network
+trained on synthetic full-body renders of known pose (:mod:`reroute.body.fit_init`:
+twist, spine, neck and head, which the closed form leaves at rest) when the whole
+body is in the frame (:func:`~reroute.body.fit_init.in_training_domain`).
 
 Speed: every optimised quantity is linear in the 18 optimised bones'
 transforms once the phenotypes are fixed (:class:`_FastSkin`), so a step
@@ -135,8 +139,9 @@ class FitConfig:
             stage stops; 0 always runs every step.
         patience: steps over which ``tol`` is judged.
         init: ``"ik"`` swings the limbs onto BlazePose's 3-D limb directions
-            before the descent; ``"learned"`` corrects that start with the
-            :class:`~reroute.body.fit_init.FitInitNet` (``init_checkpoint``);
+            before the descent; ``"learned"`` (the default) corrects that start with
+            the :class:`~reroute.body.fit_init.FitInitNet` (``init_checkpoint``) on
+            photos with the whole body in the frame (others keep the closed form);
             ``"rest"`` starts from anny's reference pose.
         init_checkpoint: the ``"learned"`` network's checkpoint (default: the
             committed ``checkpoints/fit_init.pt``).
@@ -155,7 +160,7 @@ class FitConfig:
     lr_final_factor: float = 0.1
     tol: float = 0.005
     patience: int = 5
-    init: str = "ik"
+    init: str = "learned"
     init_checkpoint: str | None = None
     warmup: int = 8
     surface_points: int = 600
