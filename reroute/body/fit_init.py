@@ -2,7 +2,7 @@
 
 The fit (:mod:`reroute.body.fit`) starts from a closed form: the facing by Kabsch
 on the torso, the depth from its size and each arm and leg swung onto BlazePose's
-3-D limb directions (:func:`~reroute.body.fit.limb_ik`). That start leaves twist,
+3-D limb directions (:func:`~reroute.body.fit.closed_form_pose`). That start leaves twist,
 spine, neck and head at rest, and the descent spends its steps there: started at
 the true pose, 15 steps land closer (limb error 2.50 px on the 24 renders of
 ``benchmarks/fit_accuracy.py``) than 40 from the closed form (2.84 px).
@@ -54,16 +54,12 @@ __all__ = [
     "save_fit_init",
     "keypoint_error_cm",
     "FitInitTraining",
-    "CHECKPOINT_VERSION",
     "DEFAULT_CHECKPOINT",
 ]
 
-#: checkpoint format version (``{"version", "config", "state_dict", "card"}``)
-CHECKPOINT_VERSION = 1
-#: the committed checkpoint
+#: the committed checkpoint (:func:`~reroute.training.checkpoint.save_checkpoint`'s
+#: versioned format, ``kind="fit_init"``: config, ``state_dict``, model ``card``)
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "fit_init.pt"
-#: BlazePose landmarks
-N_LANDMARKS = 33
 #: the torso landmarks (left/right shoulder, left/right hip) of BlazePose's 33
 _TORSO_IDS = (11, 12, 23, 24)
 
@@ -361,7 +357,7 @@ def learned_pose(obs: PersonObservation, R0: np.ndarray, rot0: np.ndarray,
 
 def main(argv: list[str] | None = None) -> int:
     """``prepare`` (synthetic renders -> BlazePose observations, .npz) and ``train``."""
-    ap = argparse.ArgumentParser(prog="python -m reroute.body.fit_init", description=__doc__.split("\\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m reroute.body.fit_init", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("prepare", help="BlazePose on synthetic renders of known pose")
     p.add_argument("--count", type=int, default=3000)
