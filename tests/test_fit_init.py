@@ -45,6 +45,16 @@ def observation():
     return detect_person(render_synthetic_person(None, size=256, seed=0, yaw_deg=20).image)
 
 
+def test_prepared_close_ups_cut_the_body_off() -> None:
+    d = prepare_observations(3, seed=98, crop_share=1.0)
+    assert len(d["rot"]) >= 2
+    for h, w in d["image_size"]:
+        assert h < 256 and w < h  # a portrait window of the top of the render
+    # cut at 50-95 % of the height: feet or knees fall below the frame in most
+    below = [(lm[:, 1] > h).any() for (h, _), lm in zip(d["image_size"], d["landmarks"], strict=True)]
+    assert any(below)
+
+
 def test_the_untrained_network_returns_the_closed_form(observation) -> None:
     R0, rot0 = closed_form_pose(observation)
     f = init_features(observation.landmarks, observation.world, observation.visibility,

@@ -64,14 +64,17 @@ DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "fit_
 _TORSO_IDS = (11, 12, 23, 24)
 
 
-def prepare_observations(count: int, seed: int = 0, size: int = 256,
-                         progress: bool = False) -> dict[str, np.ndarray]:  # fmt: skip
+def prepare_observations(count: int, seed: int = 0, size: int = 256, progress: bool = False,
+                         crop_share: float = 0.0) -> dict[str, np.ndarray]:  # fmt: skip
     """BlazePose on synthetic renders of known pose: the training data of :class:`FitInitNet`.
 
     Render ``i`` draws its pose (:func:`~reroute.synth.pose.sample_pose`, any kind),
     a yaw uniform in [-180, 180) degrees, phenotypes (:func:`~reroute.synth.engine.
     sample_phenotypes`) and an outfit from ``default_rng(seed * 1_000_003 + i)``;
-    renders where BlazePose finds nobody are left out.
+    with probability ``crop_share`` the render is then cut like a fashion close-up:
+    the rows from the top to a uniform 50-95 % of its height, a portrait window
+    (width 0.69 x height) about the centre. Renders where BlazePose finds nobody
+    are left out.
 
     Args:
         count: renders to make; seed: the set's seed; size: render side, px.
@@ -96,8 +99,13 @@ def prepare_observations(count: int, seed: int = 0, size: int = 256,
         yaw = float(rng.uniform(-180.0, 180.0))
         r = render_synthetic_person(pose, size=size, yaw_deg=yaw, seed=int(rng.integers(1 << 30)),
                                     phenotypes=sample_phenotypes(rng))  # fmt: skip
+        image = r.image
+        if rng.random() < crop_share:  # a close-up: legs (and the sides) out of the frame
+            rows = int(size * rng.uniform(0.5, 0.95))
+            half = int(0.69 * rows / 2)
+            image = np.ascontiguousarray(image[:rows, max(0, size // 2 - half): size // 2 + half])
         try:
-            obs = detect_person(r.image)
+            obs = detect_person(image)
         except InputError:
             continue
         rot = np.zeros((len(POSE_BONES), 3), np.float32)
@@ -362,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("prepare", help="BlazePose on synthetic renders of known pose")
     p.add_argument("--count", type=int, default=3000)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--crop-share", type=float, default=0.0,
+                   help="share of renders cut like fashion close-ups (legs out of the frame)")
     p.add_argument("--out", required=True, help="output .npz")
     t = sub.add_parser("train", help="train the network on prepared .npz files")
     t.add_argument("--data", nargs="+", required=True)
@@ -372,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     try:
         if a.command == "prepare":
-            d = prepare_observations(a.count, seed=a.seed, progress=True)
+            d = prepare_observations(a.count, seed=a.seed, progress=True, crop_share=a.crop_share)
             np.savez_compressed(a.out, **d)
             print(json.dumps({"out": a.out, "renders": a.count, "kept": len(d["rot"])}))
             return 0
