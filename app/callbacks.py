@@ -22,7 +22,7 @@ import numpy as np
 from app.services import RERENDERER, TEXTURE_SIZE, Deadline, Services, sentence
 from reroute import LoadedImage, PersonAnalysis, TransferResult, load_image
 from reroute.errors import FitError, InputError
-from reroute.io.images import save_image_atomic
+from reroute.io.images import load_photos, save_image_atomic
 from reroute.io.video import write_mp4
 from reroute.pipelines.completion import DEFAULT_COMPLETION
 from reroute.pipelines.dpt import DPTResult
@@ -465,8 +465,7 @@ def novel_view_callback(services: Services, photo, frames=24, turn=360.0, elevat
         cfg = _novel_view_config(services, frames, turn, elevation, fps, resolution, completion)
         more = _more_photos(services, more_photos)
         step(0.0, "checking the photo")
-        names = ["photo"] + [f"photo {i}" for i in range(2, len(more) + 2)]
-        imgs = [load_image(p, name=n) for p, n in zip([photo, *more], names, strict=True)]
+        imgs, names = load_photos([photo, *more], name="photo")
         step(0.02, "pose, fit and render: finding the person and fitting the body model")
         reused = services.is_cached(imgs[0], cfg.size)
         a, *others = [services.analyse(i, size=cfg.size, name=n)

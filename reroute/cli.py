@@ -120,7 +120,7 @@ def _cmd_transfer(args) -> int:
         rerender_checkpoint=args.rerender_checkpoint,
         **how,
     )
-    res = pipe(args.source if len(args.source) > 1 else args.source[0], args.target)
+    res = pipe(args.source, args.target)
     _notes(res.notices)
     if args.debug_dir:
         d = _debug_iuv(Path(args.debug_dir), res)
@@ -390,8 +390,7 @@ def _cmd_try_on(args) -> int:
     pipe = TryOnPipeline(size=args.size, texture_size=args.texture_size, complete=complete,
                          rerender=rerender, rerender_checkpoint=args.rerender_checkpoint,
                          **_correspondence(args))  # fmt: skip
-    d_pixels = [d.pixels for d in donors]
-    res = pipe(d_pixels if len(d_pixels) > 1 else d_pixels[0], wearer.pixels, region)
+    res = pipe([d.pixels for d in donors], wearer.pixels, region)
     _notes([f"{a.path}: {a.notice}" for a in (*donors, wearer) if a.notice] + res.notices)
     save_image_atomic(out, res.image)
     print(json.dumps({"out": str(out), "region": region, "rerendered": res.rerendered,

@@ -183,7 +183,8 @@ def complete_classical(texture: UVTexture) -> UVTexture:
         fill = back & ~known & (island == head_island)
         pix[fill] = np.median(pix[hair & vis], axis=0)
         known |= fill
-    skin = skin_texels(UVTexture(pix.reshape(size, size, 3), known.reshape(size, size))).ravel()
+    seen = UVTexture(pix.reshape(size, size, 3), known.reshape(size, size).astype(np.float32))
+    skin = skin_texels(seen).ravel()
     weights = _garment_prior(pix, known, size, skin & known)
     filled = _island_push_pull(pix.reshape(size, size, 3), weights.reshape(size, size), size)
     # seen texels keep their colour whatever their weight in the fill

@@ -631,8 +631,7 @@ def _initialise(obs: PersonObservation, body: _Body, cam: Camera, init: str = "i
     scale = float(max(h, w))
     kp0 = _reference_keypoints(body)
     ti = [body.kp_names.index(k) for k in _TORSO]
-    world = obs.world[[_BP_INDEX[k] for k in _TORSO]].astype(np.float64)
-    R0 = _kabsch(kp0[ti], world)
+    R0 = _facing(obs, body, kp0)
     lm_t = obs.landmarks[[_BP_INDEX[k] for k in _TORSO]].astype(np.float64)
     sh2d = (lm_t[0] + lm_t[1]) / 2
     hip2d = (lm_t[2] + lm_t[3]) / 2
@@ -666,9 +665,15 @@ def closed_form_pose(obs: PersonObservation) -> tuple[np.ndarray, np.ndarray]:
     """
     body = _body()
     kp0 = _reference_keypoints(body)
-    ti = [body.kp_names.index(k) for k in _TORSO]
-    R0 = _kabsch(kp0[ti], obs.world[[_BP_INDEX[k] for k in _TORSO]].astype(np.float64))
+    R0 = _facing(obs, body, kp0)
     return R0, _limb_ik(obs, body, R0, kp0)
+
+
+def _facing(obs: PersonObservation, body: _Body, kp0: np.ndarray) -> np.ndarray:
+    """(3, 3) float64 Kabsch rotation taking anny's reference shoulders and hips
+    (``kp0``, anny's frame) onto BlazePose's world landmarks (camera axes)."""
+    ti = [body.kp_names.index(k) for k in _TORSO]
+    return _kabsch(kp0[ti], obs.world[[_BP_INDEX[k] for k in _TORSO]].astype(np.float64))
 
 
 def pose_keypoints(rot: torch.Tensor) -> torch.Tensor:

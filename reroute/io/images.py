@@ -37,6 +37,7 @@ __all__ = [
     "MAX_PIXELS",
     "LoadedImage",
     "load_image",
+    "load_photos",
     "save_image_atomic",
     "to_uint8",
     "check_uint8",
@@ -171,6 +172,27 @@ def load_image(source: Any, *, name: str = "image") -> LoadedImage:
 
     pixels = np.ascontiguousarray(rgb, dtype=np.uint8)
     return LoadedImage(pixels=pixels, notice=notice, path=path)
+
+
+def load_photos(photos: Any, *, name: str) -> tuple[list[LoadedImage], list[str]]:
+    """One photo, or a list or tuple of photos of one person, each loaded by :func:`load_image`.
+
+    Args:
+        photos: a photo (anything :func:`load_image` takes), or a non-empty list or
+            tuple of them.
+        name: how messages call the first photo; the others are ``"<name> 2"``,
+            ``"<name> 3"``, ...
+    Returns:
+        the loaded photos and their names, in order.
+    Raises:
+        InputError: an empty list, or any photo :func:`load_image` refuses (the first
+            refused one is reported).
+    """
+    items = list(photos) if isinstance(photos, (list, tuple)) else [photos]
+    if not items:
+        raise InputError(f"at least one {name} is needed")
+    names = [name] + [f"{name} {i}" for i in range(2, len(items) + 1)]
+    return [load_image(p, name=n) for p, n in zip(items, names, strict=True)], names
 
 
 def save_image_atomic(path: str | os.PathLike[str], pixels: np.ndarray) -> None:

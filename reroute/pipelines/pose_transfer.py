@@ -38,7 +38,7 @@ from reroute.body.fit import FitConfig
 from reroute.correspondence.analyse import PersonAnalysis, analyse_people
 from reroute.correspondence.cache import AnalysisCache
 from reroute.errors import InputError
-from reroute.io.images import load_image, to_uint8
+from reroute.io.images import load_image, load_photos, to_uint8
 from reroute.pipelines.compose import alpha_blend, flow_weight, inpaint_background, soft_mask
 from reroute.pipelines.correspondences import DEFAULT_CORRESPONDENCE, load_correspondence
 from reroute.pipelines.rerendering import DEFAULT_RERENDERING, load_rerendering
@@ -187,12 +187,8 @@ class PoseTransferPipeline:
                 progress(fraction, stage)
 
         t0 = time.perf_counter()
-        sources = list(source) if isinstance(source, (list, tuple)) else [source]
-        if not sources:
-            raise InputError("pose transfer needs at least one source photo")
-        names = ["source photo"] + [f"source photo {i}" for i in range(2, len(sources) + 1)]
         # 1. inputs first: every photo is checked before any model runs
-        images = [load_image(s, name=n) for s, n in zip(sources, names, strict=True)]
+        images, names = load_photos(source, name="source photo")
         images.append(load_image(target, name="target photo"))
         names.append("target photo")
         # 2-3. person, fit, correspondences

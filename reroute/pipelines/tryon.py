@@ -38,7 +38,7 @@ from reroute.body.template import PART_NAMES
 from reroute.correspondence.analyse import PersonAnalysis, analyse_person
 from reroute.correspondence.maps import Correspondence
 from reroute.errors import InputError
-from reroute.io.images import load_image, to_uint8
+from reroute.io.images import load_image, load_photos, to_uint8
 from reroute.pipelines.compose import alpha_blend, inpaint_background, texture_over_photo
 from reroute.pipelines.correspondences import DEFAULT_CORRESPONDENCE, load_correspondence
 from reroute.pipelines.rerendering import DEFAULT_RERENDERING, load_rerendering
@@ -431,12 +431,7 @@ class TryOnPipeline:
 
         t0 = time.perf_counter()
         step(0.0, "checking the photos")
-        photos = list(donor) if isinstance(donor, (list, tuple)) else [donor]
-        if not photos:
-            raise InputError("try-on needs at least one garment donor photo")
-        names = ["garment donor photo"] + [f"garment donor photo {i}"
-                                           for i in range(2, len(photos) + 1)]  # fmt: skip
-        d_imgs = [load_image(p, name=n) for p, n in zip(photos, names, strict=True)]
+        d_imgs, names = load_photos(donor, name="garment donor photo")
         w_img = load_image(wearer, name="wearer photo")
         extra = [load_image(p, name=f"pose photo {i + 1}") for i, p in enumerate(extra_poses)]
         n_fit = len(d_imgs) + 1 + len(extra)
