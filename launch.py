@@ -1,7 +1,7 @@
 """Start the reroute Gradio app.
 
 ``python launch.py [--host H] [--port P] [--share] [--device D] [--checkpoints DIR]
-[--concurrency N] [--max-upload-mb MB] [--timeout S]``.
+[--concurrency N] [--max-upload-mb MB] [--timeout S] [--compile-fit]``.
 
 Thin on purpose: it parses the options, quiets the native libraries' logs,
 builds the app with :func:`app.ui.build_app` (limits: :class:`app.services.AppLimits`)
@@ -32,6 +32,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="largest upload in MB (default 20)")  # fmt: skip
     p.add_argument("--timeout", type=float, default=300.0,
                    help="seconds after which a request is stopped between stages (default 300)")  # fmt: skip
+    p.add_argument("--compile-fit", action="store_true",
+                   help="compile the body fit's step with torch.compile at start-up (needs a C++ "
+                        "compiler; about 100 s the first time on a machine, a few seconds "
+                        "after): each transfer's fit then takes about half the time")  # fmt: skip
     return p.parse_args(argv)
 
 
@@ -49,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GLOG_minloglevel", "2")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    if args.compile_fit:  # reroute.body.fit.COMPILE_ENV: every default FitConfig compiles
+        os.environ["REROUTE_COMPILE_FIT"] = "1"
 
     import torch  # here: heavy, and only needed once the options are parsed
 

@@ -14,7 +14,7 @@ its photos come from the app's analysis cache (``repeat_of_request_0``).
 Photos: 8 DeepFashion pairs with distinct people from ../shared/data when
 present, else synthetic anny renders with different colours.
 
-    python benchmarks/app_load.py [--requests 8] [--concurrency N] [--url http://127.0.0.1:7860/]
+    python benchmarks/app_load.py [--requests 8] [--concurrency N] [--compile-fit] [--url http://127.0.0.1:7860/]
 """
 
 from __future__ import annotations
@@ -40,12 +40,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_server(log_path: Path, concurrency: int | None) -> tuple[subprocess.Popen, str]:
+def _start_server(log_path: Path, concurrency: int | None,
+                  compile_fit: bool = False) -> tuple[subprocess.Popen, str]:  # fmt: skip
     port = _free_port()
     url = f"http://127.0.0.1:{port}/"
     env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False")
     log = open(log_path, "wb")  # noqa: SIM115 - closed with the process
     extra = [] if concurrency is None else ["--concurrency", str(concurrency)]
+    extra += ["--compile-fit"] if compile_fit else []
     proc = subprocess.Popen([sys.executable, "launch.py", "--port", str(port), *extra], cwd=REPO,
                             env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
     deadline = time.monotonic() + 300
@@ -144,6 +146,8 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds per request")
     ap.add_argument("--concurrency", type=int, default=None,
                     help="the started server's --concurrency (default: launch.py's)")
+    ap.add_argument("--compile-fit", action="store_true",
+                    help="start the server with --compile-fit (compiled at start-up, untimed)")
     args = ap.parse_args()
     import numpy as np
     from gradio_client import Client, handle_file
@@ -153,7 +157,7 @@ def main() -> None:
     proc = None
     url = args.url
     if url is None:
-        proc, url = _start_server(tmp / "server.log", args.concurrency)
+        proc, url = _start_server(tmp / "server.log", args.concurrency, args.compile_fit)
     try:
         inputs, data = _inputs(args.requests, tmp)
         client = Client(url, verbose=False)
@@ -206,6 +210,7 @@ def main() -> None:
             "url": url,
             "data": data,
             "requests": len(inputs),
+            "compile_fit": args.compile_fit,
             "all_succeeded": all(c["ok"] for c in checks),
             "no_mix_up": all(c["own_target_size"] and c["own_source_patch"] for c in checks),
             "latency_s": {"p50": round(float(np.percentile(lat, 50)), 2),

@@ -43,6 +43,7 @@ def main() -> None:
     ap.add_argument("--init", default=None, help="FitConfig.init (default: the default config's)")
     ap.add_argument("--steps-pose", type=int, default=None, help="FitConfig.steps_pose")
     ap.add_argument("--init-checkpoint", default=None, help="the learned init's checkpoint")
+    ap.add_argument("--compile-fit", action="store_true", help="FitConfig.compile (torch.compile)")
     args = ap.parse_args()
     import numpy as np
 
@@ -57,6 +58,7 @@ def main() -> None:
     cfg.init = args.init or cfg.init
     cfg.steps_pose = args.steps_pose if args.steps_pose is not None else cfg.steps_pose
     cfg.init_checkpoint = args.init_checkpoint
+    cfg.compile = args.compile_fit
     rows, failed = [], []
     for i in range(args.count):
         rng = np.random.default_rng(1000 + i)
@@ -101,6 +103,7 @@ def main() -> None:
             "renders": args.count,
             "init": cfg.init,
             "steps_pose": cfg.steps_pose,
+            "compile": cfg.compile,
             "fitted": len(rows),
             "size": args.size,
             "limb_error_px": mean("limb_error_px"),

@@ -34,12 +34,14 @@ def main() -> None:
     ap.add_argument("--first", type=int, default=0, help="only frames numbered from this one (held-out frames)")
     ap.add_argument("--clean-keypoints", action="store_true",
                     help="drop regions that contradict BlazePose's keypoints (Rong et al. 2019) before scoring")
+    ap.add_argument("--compile-fit", action="store_true", help="FitConfig(compile=True)")
     args = ap.parse_args()
     root = require(SHARED_DATA / "video" / args.video)
     import cv2
     import numpy as np
 
     from reroute.body.detect import coco18_keypoints
+    from reroute.body.fit import FitConfig
     from reroute.cli import DENSEPOSE_EXTEND
     from reroute.correspondence.analyse import analyse_person
     from reroute.correspondence.bodymap.prepared import video_frames
@@ -54,7 +56,8 @@ def main() -> None:
         ref = cv2.imread(str(root / f"{p.stem}_IUV.png"))
         try:
             a = analyse_person(p, size=args.size, name=p.name, correspondence=args.correspondence,
-                               bodymap_checkpoint=args.bodymap_checkpoint)  # fmt: skip
+                               bodymap_checkpoint=args.bodymap_checkpoint,
+                               fit_config=FitConfig(compile=args.compile_fit))  # fmt: skip
         except Exception as e:  # a failed frame counts, with its reason
             rows.append({"frame": p.stem, "error": str(e)})
             continue

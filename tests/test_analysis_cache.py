@@ -8,6 +8,8 @@ stand-in analysis so they take no time.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 
 import numpy as np
 import pytest
@@ -200,6 +202,14 @@ def test_other_size_or_fit_config_is_a_miss(counted):
     cache.get_or_analyse(_flat(8), size=64)
     assert (cache.hits, cache.misses) == (1, 4) and len(counted) == 4
     assert analysis_key(a, 64) == analysis_key(_flat(7), 64, FitConfig())
+    # the compiled fit's bodies differ in the last bits: its own key; the eager key is
+    # the one it was before the option existed (the fields without "compile")
+    assert analysis_key(a, 64, FitConfig(compile=True)) != analysis_key(a, 64, FitConfig())
+    fields = dataclasses.asdict(FitConfig())
+    del fields["compile"]
+    h = hashlib.sha1(np.ascontiguousarray(a.pixels).tobytes())
+    h.update(json.dumps([list(a.pixels.shape), "uint8", 64, fields], sort_keys=True).encode())
+    assert analysis_key(a, 64) == h.hexdigest()
     # same bytes, another shape: another key
     assert analysis_key(a, 64) != analysis_key(LoadedImage(a.pixels.reshape(48, 64, 3), None,
                                                                       None), 64)  # fmt: skip

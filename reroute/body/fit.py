@@ -49,7 +49,10 @@ anny's reference A-pose).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+import threading
+import warnings
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -64,12 +67,16 @@ from reroute.body.template import load_anny
 from reroute.errors import FitError
 
 __all__ = [
+    "COMPILE_ENV",
     "FitConfig",
     "SHARED_BATCHER",
     "fit_bodies",
     "fit_body",
     "POSE_BONES",
 ]
+
+#: environment variable whose value "1" makes :attr:`FitConfig.compile` default to True
+COMPILE_ENV = "REROUTE_COMPILE_FIT"
 
 #: bones whose rotation is optimised, with their prior weight
 POSE_BONES: dict[str, float] = {
@@ -149,6 +156,17 @@ class FitConfig:
             silhouette term.
         mask_points: person-mask pixels drawn for the silhouette's chamfer.
         threads: torch threads used during the fit (0 keeps the caller's).
+        compile: run each step's loss and its gradient through ``torch.compile``
+            (TorchInductor; needs a C++ compiler): on the 2-core CPU a two-photo
+            fit takes about half the eager time, but the first fit of a process
+            compiles (about a minute on a new machine, a few seconds once
+            Inductor's on-disk cache holds the kernels), so it pays off in a
+            long-running process (the app server turns it on and compiles at
+            start-up, :func:`warm_up_compiled_fit`). Results equal the eager fit
+            up to float summation order. Falls back to the eager loss, with a
+            warning, where compiling fails. Off by default; the environment
+            variable ``REROUTE_COMPILE_FIT=1`` (:data:`COMPILE_ENV`) turns it on
+            for every default config of the process (``launch.py --compile-fit``).
         w_2d, w_3d, w_mask, w_prior, w_shape: loss weights.
         focal_factor: camera focal length as a multiple of ``max(H, W)``.
     """
@@ -166,6 +184,7 @@ class FitConfig:
     surface_points: int = 600
     mask_points: int = 200
     threads: int = 1
+    compile: bool = field(default_factory=lambda: os.environ.get(COMPILE_ENV, "") == "1")
     w_2d: float = 1.0
     w_3d: float = 0.05
     w_mask: float = 0.5
@@ -724,9 +743,12 @@ class _FitLoss:
         self.scale = torch.tensor([float(max(c.width, c.height)) for c in cams], dtype=f32)
         self.target2d = torch.stack([t.target2d for t in targets])
         self.weight2d = torch.stack([t.weight2d for t in targets])
-        # silhouette: distance maps padded (edge values) to one size, mask points padded
+        # silhouette: distance maps padded (edge values) to one size, mask points padded;
+        # compiled, to a square and to cfg.mask_points, so that only B changes a shape
         hm = max(c.height for c in cams)
         wm = max(c.width for c in cams)
+        if cfg.compile:
+            hm = wm = max(hm, wm)
         self.grid_scale = torch.tensor([2.0 / wm, 2.0 / hm])
         outs, pts = [], []
         for o, s in zip(observations, self.scale.tolist(), strict=True):
@@ -734,7 +756,7 @@ class _FitLoss:
             outs.append(np.pad(out, ((0, hm - out.shape[0]), (0, wm - out.shape[1])), "edge"))
             pts.append(p)
         self.outside = torch.from_numpy(np.stack(outs))[:, None]  # (B, 1, hm, wm)
-        n = max(max(len(p) for p in pts), 1)
+        n = max(max(len(p) for p in pts), cfg.mask_points if cfg.compile else 1)
         self.mask_pts = torch.zeros(len(pts), n, 2)
         self.mask_w = torch.zeros(len(pts), n)
         for i, p in enumerate(pts):
@@ -750,6 +772,10 @@ class _FitLoss:
         vis = torch.tensor(np.stack([o.visibility for o in observations]), dtype=f32)
         self.limb_w = ((vis[:, wa] > 0.5) & (vis[:, wb] > 0.5)).float()  # (B, L)
         self.prior_w = torch.tensor(list(POSE_BONES.values()))
+        self.compile = cfg.compile
+        if cfg.compile:  # one compiled graph serves every batch size above 1
+            for t in self.batch_tensors():
+                torch._dynamo.maybe_mark_dynamic(t, 0)
 
     def camera_points(self, with_shape: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Keypoints (B, 23, 3) and surface points (B, N, 3) float32 in the camera frame
@@ -801,6 +827,24 @@ class _FitLoss:
         return sil + (self.mask_w * dist).sum(1) / self.mask_w.sum(1).clamp_min(1)
 
     def __call__(self, with_shape: bool) -> dict[str, torch.Tensor]:
+        if self.compile and not with_shape:
+            compiled = _compiled_terms()
+            if compiled is not None:
+                try:
+                    return compiled(self)
+                except Exception as e:  # noqa: BLE001 - no C++ compiler, unsupported op, ...
+                    _compile_failed(e)
+        return self.terms(with_shape)
+
+    def batch_tensors(self) -> list[torch.Tensor]:
+        """Every tensor the terms read whose first dimension is the batch B."""
+        p = self.params
+        return [p.glob, p.trans, p.rot, p.pheno, p.z, self.focal, self.centre, self.scale,
+                self.target2d, self.weight2d, self.outside, self.mask_pts, self.mask_w,
+                self.world_dir, self.limb_w]  # fmt: skip
+
+    def terms(self, with_shape: bool) -> dict[str, torch.Tensor]:
+        """The terms, eagerly (what :meth:`__call__` returns)."""
         p = self.params
         kp, surf = self.camera_points(with_shape)
         out = {"2d": self.reprojection(kp), "3d": self.bone_directions(kp)}
@@ -809,6 +853,32 @@ class _FitLoss:
         out["shape"] = ((p.pheno - 0.5).pow(2).sum(1) if with_shape
                         else torch.zeros(len(p.rot)))  # fmt: skip
         return out
+
+
+def _fast_terms(loss: _FitLoss) -> dict[str, torch.Tensor]:
+    """``loss.terms(False)``: the function ``torch.compile`` traces."""
+    return loss.terms(False)
+
+
+_COMPILED: list = []  # [compiled _fast_terms] once built, [None] once compiling failed
+_COMPILE_LOCK = threading.Lock()
+
+
+def _compiled_terms():
+    """``torch.compile(_fast_terms)``, built once; None once compiling has failed."""
+    with _COMPILE_LOCK:
+        if not _COMPILED:
+            _COMPILED.append(torch.compile(_fast_terms))
+        return _COMPILED[0]
+
+
+def _compile_failed(error: Exception) -> None:
+    """Turn the compiled fit off for this process and say why (once)."""
+    with _COMPILE_LOCK:
+        _COMPILED[:] = [None]
+    warnings.warn(f"FitConfig(compile=True): torch.compile failed, the fit runs eagerly "
+                  f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})",
+                  RuntimeWarning, stacklevel=3)  # fmt: skip
 
 
 def _run_stage(loss: _FitLoss, weights: dict[str, float], params: list[torch.Tensor],

@@ -138,7 +138,8 @@ def analysis_key(photo: LoadedImage, size: int | None, fit_config: FitConfig | N
     ``correspondence``: 40 hex digits.
 
     SHA-1 of the pixels (``(H, W, 3)`` uint8) and their shape, the working size,
-    every :class:`~reroute.body.fit.FitConfig` field (``None``: the defaults) and,
+    every :class:`~reroute.body.fit.FitConfig` field (``None``: the defaults;
+    ``compile`` only when True) and,
     for a learned correspondence method (``bodymap``), the method and
     :func:`checkpoint_digest` of ``bodymap_checkpoint`` (ignored for ``fit``, whose
     keys are those of format 1 before the option existed).
@@ -148,6 +149,8 @@ def analysis_key(photo: LoadedImage, size: int | None, fit_config: FitConfig | N
     """
     check_correspondence(correspondence)
     cfg = asdict(fit_config if fit_config is not None else FitConfig())
+    if not cfg["compile"]:  # an eager fit keeps the keys it had before the option existed
+        del cfg["compile"]
     fields: list[Any] = [list(photo.pixels.shape), str(photo.pixels.dtype), size, cfg]
     if correspondence in LEARNED_CORRESPONDENCES:
         fields.append({"correspondence": correspondence,
