@@ -34,7 +34,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="seconds after which a request is stopped between stages (default 300)")  # fmt: skip
     p.add_argument("--compile-fit", action="store_true",
                    help="compile the body fit's step with torch.compile at start-up (needs a C++ "
-                        "compiler; about 100 s the first time on a machine, a few seconds "
+                        "compiler; about 2 minutes the first time on a machine, about 10 s "
                         "after): each transfer's fit then takes about half the time")  # fmt: skip
     return p.parse_args(argv)
 

@@ -158,9 +158,9 @@ class FitConfig:
         threads: torch threads used during the fit (0 keeps the caller's).
         compile: run each step's loss and its gradient through ``torch.compile``
             (TorchInductor; needs a C++ compiler): on the 2-core CPU a two-photo
-            fit takes about half the eager time, but the first fit of a process
-            compiles (about a minute on a new machine, a few seconds once
-            Inductor's on-disk cache holds the kernels), so it pays off in a
+            fit takes 0.55-0.6 times the eager time, but the first fit of a process
+            compiles (about 2 minutes on a new machine, seconds once Inductor's
+            on-disk cache holds the kernels), so it pays off in a
             long-running process (the app server turns it on and compiles at
             start-up, :func:`warm_up_compiled_fit`). Results equal the eager fit
             up to float summation order. Falls back to the eager loss, with a
