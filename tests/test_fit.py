@@ -25,14 +25,6 @@ LIMB_JOINTS = (
 )  # fmt: skip
 
 
-@pytest.fixture
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.mark.parametrize(
     "pose, yaw, seed",
     [("arm_raised", 0.0, 0),  # left arm raised, right elbow bent, right knee bent

@@ -30,14 +30,6 @@ def observations():
 
 
 @pytest.fixture
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture
 def fresh_compile_state():
     """Forget this process's compiled step (and a failure) before and after the test."""
     saved = list(fit_module._COMPILED)
