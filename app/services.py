@@ -478,6 +478,7 @@ class Services:
 
 
 def warm_up() -> None:
-    """Load the shared models once: anny + template, mediapipe, the warp kernel, UV layouts."""
+    """Load the shared models once: anny + template, mediapipe, the warp kernel, UV layouts;
+    and compile the body fit when ``REROUTE_COMPILE_FIT=1`` (``launch.py --compile-fit``)."""
     seconds = load_shared_models(TEXTURE_SIZE, ATLAS_TILE)
     log.info("models loaded in %.1f s", seconds)

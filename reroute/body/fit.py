@@ -162,8 +162,9 @@ class FitConfig:
             compiles (about 2 minutes on a new machine, seconds once Inductor's
             on-disk cache holds the kernels), so it pays off in a
             long-running process (the app server turns it on and compiles at
-            start-up, :func:`warm_up_compiled_fit`). Results equal the eager fit
-            up to float summation order. Falls back to the eager loss, with a
+            start-up, :func:`reroute.pipelines.warmup.compile_fit_step`). Results
+            equal the eager fit up to float summation order. The phenotype stage
+            (``steps_shape``) stays eager. Falls back to the eager loss, with a
             warning, where compiling fails. Off by default; the environment
             variable ``REROUTE_COMPILE_FIT=1`` (:data:`COMPILE_ENV`) turns it on
             for every default config of the process (``launch.py --compile-fit``).

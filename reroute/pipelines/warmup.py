@@ -2,7 +2,8 @@
 
 A server (the app) calls :func:`warm_up` at start-up so that its first
 request does not pay for anny's template, mediapipe's three models, the warp
-ray-casting kernel and the UV layouts of the texture size it works with.
+ray-casting kernel and the UV layouts of the texture size it works with, nor,
+with ``REROUTE_COMPILE_FIT=1``, for compiling the body fit (:func:`compile_fit_step`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from reroute.synth.engine import render_synthetic_person
 from reroute.uv.texture import uv_layout_mask
 from texture.classical import mirror_texels
 
-__all__ = ["warm_up"]
+__all__ = ["compile_fit_step", "warm_up"]
 
 
 def warm_up(texture_size: int = 256, atlas_tile: int = ATLAS_TILE,
