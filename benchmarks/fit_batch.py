@@ -4,7 +4,7 @@ Detects the person in ``--photos`` DeepFashion photos (synthetic anny renders
 when ../shared/data is absent), then times, with one torch thread as the
 pipelines run the fit:
 
-* ``batch_s``: one :func:`reroute.body.fit.fit_bodies` call on 1, 2, 4 and 8
+* ``batch_s``: one :func:`reroute.body.fit.fit_bodies` call on 1, 2, 4, 8 and 16
   photos (the photos repeated as needed): the fit's cost is per optimiser step,
   so it grows far slower than the photo count;
 * ``concurrent_s``: ``--threads`` threads each fitting two photos at once, as
@@ -15,7 +15,7 @@ pipelines run the fit:
 
 Medians over ``--repeats``. Prints JSON.
 
-    python benchmarks/fit_batch.py [--photos 4] [--threads 4] [--repeats 5]
+    python benchmarks/fit_batch.py [--photos 4] [--threads 4] [--repeats 5] [--compile-fit]
 """
 
 from __future__ import annotations
@@ -66,6 +66,8 @@ def main() -> None:
     ap.add_argument("--photos", type=int, default=4)
     ap.add_argument("--threads", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--compile-fit", action="store_true",
+                    help="FitConfig(compile=True), compiled before the timing")  # fmt: skip
     args = ap.parse_args()
     import torch
 
@@ -73,9 +75,11 @@ def main() -> None:
 
     torch.set_num_threads(1)
     obs, data = _observations(args.photos)
-    cfg = fit.FitConfig()
+    cfg = fit.FitConfig(compile=args.compile_fit)
+    fit.fit_bodies(obs[:1], cfg)  # warm-up (and compile: one photo, then batches)
+    fit.fit_bodies(obs[:2], cfg)
     batch = {}
-    for n in (1, 2, 4, 8):
+    for n in (1, 2, 4, 8, 16):
         photos = (obs * n)[:n]
         batch[str(n)] = _median_time(lambda photos=photos: fit.fit_bodies(photos, cfg), args.repeats)
     pairs = [((obs[(2 * i) % len(obs)], obs[(2 * i + 1) % len(obs)]),) for i in range(args.threads)]
@@ -95,6 +99,7 @@ def main() -> None:
                          "unmerged": unmerged,
                          "batches_per_run": round((batcher.batches - before) / runs, 2)},
         "torch_threads": torch.get_num_threads(),
+        "compile": cfg.compile,
     })  # fmt: skip
 
 
