@@ -64,9 +64,9 @@ def test_failed_compile_warns_once_and_fits_eagerly(observations, one_thread, mo
         warnings.simplefilter("error")  # the second fit does not try (nor warn) again
         second = fit_bodies(observations[:1], FitConfig(steps_pose=5, compile=True), merge=False)[0]
     assert fit_module._COMPILED == [None]
-    for got in (first, second):
-        np.testing.assert_array_equal(got.pose, eager.pose)
-        np.testing.assert_array_equal(got.vertices, eager.vertices)
+    for got in (first, second):  # the eager terms, on the compiled path's padded inputs
+        np.testing.assert_allclose(got.pose, eager.pose, atol=1e-3)
+        np.testing.assert_allclose(got.vertices, eager.vertices, atol=1e-3)
 
 
 @pytest.mark.slow
@@ -93,3 +93,10 @@ def test_compiled_fit_matches_the_eager_fit(observations, one_thread, fresh_comp
     for e, c in zip(eager, comp, strict=True):
         assert c.keypoint_error_px < max(1.25 * e.keypoint_error_px, e.keypoint_error_px + 0.5)
         assert np.median(np.linalg.norm(c.keypoints_2d - e.keypoints_2d, axis=1)) < 2.0
+    # another working size and batch size: the batch graph compiled above serves them
+    graphs = dict(torch._dynamo.utils.counters["stats"])
+    other = detect_person(render_synthetic_person(None, size=384, seed=2).image)
+    for batch in ([other, other], [other, other, other]):
+        out = fit_bodies(batch, FitConfig(compile=True), merge=False)
+        assert (out[0].camera.width, out[0].camera.height) == (384, 384)
+    assert dict(torch._dynamo.utils.counters["stats"]) == graphs

@@ -158,7 +158,7 @@ class FitConfig:
         threads: torch threads used during the fit (0 keeps the caller's).
         compile: run each step's loss and its gradient through ``torch.compile``
             (TorchInductor; needs a C++ compiler): on the 2-core CPU a two-photo
-            fit takes 0.55-0.6 times the eager time, but the first fit of a process
+            fit takes 0.55-0.8 times the eager time, but the first fit of a process
             compiles (about 2 minutes on a new machine, seconds once Inductor's
             on-disk cache holds the kernels), so it pays off in a
             long-running process (the app server turns it on and compiles at
@@ -749,7 +749,7 @@ class _FitLoss:
         hm = max(c.height for c in cams)
         wm = max(c.width for c in cams)
         if cfg.compile:
-            hm = wm = max(hm, wm)
+            hm = wm = max(hm, wm, _COMPILED_MAP_SIDE)
         self.grid_scale = torch.tensor([2.0 / wm, 2.0 / hm])
         outs, pts = [], []
         for o, s in zip(observations, self.scale.tolist(), strict=True):
@@ -860,6 +860,11 @@ def _fast_terms(loss: _FitLoss) -> dict[str, torch.Tensor]:
     """``loss.terms(False)``: the function ``torch.compile`` traces."""
     return loss.terms(False)
 
+
+#: with FitConfig.compile, the silhouette's distance maps are padded to at least this
+#: side (edge values, which the border sampling returns anyway), so that working
+#: sizes up to it share one compiled graph
+_COMPILED_MAP_SIDE = 1024
 
 _COMPILED: list = []  # [compiled _fast_terms] once built, [None] once compiling failed
 _COMPILE_LOCK = threading.Lock()
