@@ -745,7 +745,8 @@ class _FitLoss:
         self.target2d = torch.stack([t.target2d for t in targets])
         self.weight2d = torch.stack([t.weight2d for t in targets])
         # silhouette: distance maps padded (edge values) to one size, mask points padded;
-        # compiled, to a square and to cfg.mask_points, so that only B changes a shape
+        # compiled, to a square of at least _COMPILED_MAP_SIDE and to cfg.mask_points,
+        # so that only B changes a shape
         hm = max(c.height for c in cams)
         wm = max(c.width for c in cams)
         if cfg.compile:
