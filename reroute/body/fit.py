@@ -833,7 +833,7 @@ class _FitLoss:
             compiled = _compiled_terms()
             if compiled is not None:
                 try:
-                    return compiled(self)
+                    return compiled(self, False)
                 except Exception as e:  # noqa: BLE001 - no C++ compiler, unsupported op, ...
                     _compile_failed(e)
         return self.terms(with_shape)
@@ -857,25 +857,20 @@ class _FitLoss:
         return out
 
 
-def _fast_terms(loss: _FitLoss) -> dict[str, torch.Tensor]:
-    """``loss.terms(False)``: the function ``torch.compile`` traces."""
-    return loss.terms(False)
-
-
 #: with FitConfig.compile, the silhouette's distance maps are padded to at least this
 #: side (edge values, which the border sampling returns anyway), so that working
 #: sizes up to it share one compiled graph
 _COMPILED_MAP_SIDE = 1024
 
-_COMPILED: list = []  # [compiled _fast_terms] once built, [None] once compiling failed
+_COMPILED: list = []  # [compiled _FitLoss.terms] once built, [None] once compiling failed
 _COMPILE_LOCK = threading.Lock()
 
 
 def _compiled_terms():
-    """``torch.compile(_fast_terms)``, built once; None once compiling has failed."""
+    """``torch.compile(_FitLoss.terms)``, built once; None once compiling has failed."""
     with _COMPILE_LOCK:
         if not _COMPILED:
-            _COMPILED.append(torch.compile(_fast_terms))
+            _COMPILED.append(torch.compile(_FitLoss.terms))
         return _COMPILED[0]
 
 

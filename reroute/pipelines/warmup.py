@@ -58,7 +58,7 @@ def warm_up(texture_size: int = 256, atlas_tile: int = ATLAS_TILE,
 def compile_fit_step(size: int = 256) -> float:
     """Compile the body fit's step (``FitConfig(compile=True)``) by fitting a synthetic
     render alone and as a batch of two, so that later fits of any batch size at
-    ``size`` px find it compiled (on the 2-core CPU 117 s the first time on a
+    ``size`` px find it compiled (on the 2-core CPU 100-117 s the first time on a
     machine; 10 s in a new process once TorchInductor's on-disk cache holds the
     kernels, model loading included).
 
