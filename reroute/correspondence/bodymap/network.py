@@ -34,16 +34,19 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from reroute.correspondence.bodymap.decode import part_lookup
 from reroute.correspondence.maps import Correspondence
 from reroute.training.checkpoint import dataclass_from_dict
 
 __all__ = ["VARIANTS", "BodyMapConfig", "BodyMapOutput", "BodyMapNet", "PRESETS", "init_tensor", "INIT_CHANNELS",
-           "parameter_count"]
+           "PARTS", "parameter_count"]
 
 #: the paper's Table 5 rows: both encoders, RGB only, U-Net backbone
 VARIANTS = ("full", "rgb", "unet")
 #: channels of the initial correspondence input: colour code (3) and mask (1)
 INIT_CHANNELS = 4
+#: DensePose body parts scored by the part head (1..24; background is the foreground head's)
+PARTS = 24
 
 
 @dataclass
@@ -62,8 +65,9 @@ class BodyMapConfig:
         init_prior: add to the colour scores a prior peaked at the initial colour code,
             ``-s * (level - c_init)^2`` on the initial map's mask with a learned sharpness
             ``s`` (``prior_sharpness`` at the start), and ``3 * (2 m_init - 1)`` (learned
-            weight) to the foreground logit: the network starts as the identity on its
-            initialisation and learns corrections (reroute's addition, for CPU-scale
+            weight) to the foreground logit, and the free colour scores start at zero: the
+            network starts as the identity on its initialisation and learns corrections
+            (reroute's addition, for CPU-scale
             training; the ``rgb`` variant has no initialisation and no prior).
         prior_offset: the prior's centre and sharpness are predicted per pixel: centre
             ``c_init + max_offset * tanh(o)`` (3 channels) and sharpness
@@ -79,6 +83,27 @@ class BodyMapConfig:
             displaced in the image, which a flow undoes directly; the flow head is a 1x1
             convolution of the pixel features that starts at zero.
         max_flow: largest flow, as a fraction of the image width (and height) per axis.
+        part_head: also predict per-pixel scores over the 24 DensePose parts (a head
+            like DensePose's "I" output; reroute's addition): decoding then finds each
+            pixel's surface point within its predicted part
+            (:func:`~reroute.correspondence.bodymap.decode.decode_colour_map`). DensePose
+            R-CNN's part labels on real frames train it directly (the colour scores see
+            them only through the soft assignment of :func:`part_loss`). With the
+            initialisation prior the scores start as ``part_prior`` times the one-hot part
+            of the initial colour code (read from
+            :func:`~reroute.correspondence.bodymap.decode.part_lookup`, learned weight)
+            plus a head whose last layer starts at zero: the untrained network returns
+            the initial parts.
+        part_prior: the initial weight of that one-hot prior.
+        part_gain: the part head's output is multiplied by this constant, so that Adam's
+            bounded steps (about the learning rate per step and weight) can move part
+            scores by the prior's size within a few hundred steps.
+        part_table: side ``S`` of a learned correction of the part prior in colour space
+            (0: none): an (S, S, S, 24) table, zero at the start and scaled by
+            ``part_gain``, read at each pixel's initial colour code and added to the part
+            scores. It learns where on the template surface DensePose's part borders lie
+            other than the template's (e.g. the upper arms' inside/outside split) from
+            every pixel whose initial colour falls in a cell.
     """
 
     variant: str = "full"
@@ -96,6 +121,10 @@ class BodyMapConfig:
     max_offset: float = 0.1
     prior_flow: bool = False
     max_flow: float = 0.0625
+    part_head: bool = False
+    part_prior: float = 4.0
+    part_gain: float = 1.0
+    part_table: int = 0
 
     def validate(self) -> BodyMapConfig:
         if self.variant not in VARIANTS:
@@ -140,10 +169,14 @@ class BodyMapOutput:
             ``bins`` levels (level k is colour (k + 0.5) / bins); (B, 3, bins, N, 1)
             when only N pixels were scored (``BodyMapNet.forward(..., pixels)``).
         foreground: (B, 1, H, W) float32 foreground logit.
+        parts: (B, 24, H, W) float32 scores over DensePose parts 1..24 (channel
+            ``i`` is part ``i + 1``), (B, 24, N, 1) at the scored pixels, or ``None``
+            without ``part_head``.
     """
 
     logits: torch.Tensor
     foreground: torch.Tensor
+    parts: torch.Tensor | None = None
 
 
 def init_tensor(corr: Correspondence) -> torch.Tensor:
@@ -285,12 +318,13 @@ class UNetBackbone(nn.Module):
 
 
 class BodyMapNet(nn.Module):
-    """Image and initial correspondences -> per-pixel colour-code scores and foreground.
+    """Image and initial correspondences -> per-pixel colour-code scores, foreground
+    and (``part_head``) part scores.
 
     ``forward(image, init, pixels=None)``: image (B, 3, H, W) float32 in [-1, 1]; init
     (B, 4, H, W) float32 (:func:`init_tensor`; ignored by the ``rgb`` variant); H, W
     multiples of ``config.step``. Returns :class:`BodyMapOutput` at (H, W) (the
-    colour scores at ``pixels`` only when given).
+    colour and part scores at ``pixels`` only when given).
     Raises ``ValueError`` on wrong shapes (expected versus actual).
     """
 
@@ -312,6 +346,8 @@ class BodyMapNet(nn.Module):
         self.fg = nn.Conv2d(32, 1, 1)
         if self.uses_prior:
             # refinement of the initialisation: scores start peaked at the initial colour code
+            nn.init.zeros_(self.scores.weight)  # the scores start as the prior alone
+            nn.init.zeros_(self.scores.bias)
             self.prior_log_sharpness = nn.Parameter(torch.tensor(float(np.log(c.prior_sharpness))))
             self.prior_foreground = nn.Parameter(torch.tensor(3.0))
             if c.prior_offset:  # per-pixel centre offsets (3) and log-sharpness change (1), zero at the start
@@ -322,6 +358,14 @@ class BodyMapNet(nn.Module):
                 self.flow_head = nn.Conv2d(32, 2, 1)
                 nn.init.zeros_(self.flow_head.weight)
                 nn.init.zeros_(self.flow_head.bias)
+        if c.part_head:
+            self.part = nn.Sequential(nn.Conv2d(32, 32, 3, 1, 1), nn.ReLU(True), nn.Conv2d(32, PARTS, 1))
+            if self.uses_prior:  # scores start at the initial parts' one-hot prior
+                nn.init.zeros_(self.part[-1].weight)
+                nn.init.zeros_(self.part[-1].bias)
+                self.part_prior = nn.Parameter(torch.tensor(float(c.part_prior)))
+                if c.part_table:
+                    self.part_table = nn.Parameter(torch.zeros(c.part_table ** 3, PARTS))
 
     @property
     def uses_prior(self) -> bool:
@@ -414,17 +458,45 @@ class BodyMapNet(nn.Module):
         fg = self.fg(x)
         return fg + self.prior_foreground * (2 * init[:, 3:4] - 1) if self.uses_prior else fg
 
+    def part_scores(self, x: torch.Tensor, init: torch.Tensor) -> torch.Tensor:
+        """Part scores (B, 24, H, W) of :meth:`pixel_features` ``x`` (``part_head`` only):
+        the head's, plus ``part_prior`` on the initial part where the initial map has one
+        (:attr:`uses_prior`). Raises ``RuntimeError`` without ``part_head``."""
+        if not self.config.part_head:
+            raise RuntimeError("this BodyMap network has no part head (config.part_head is False)")
+        c = self.config
+        scores = c.part_gain * self.part(x)
+        if not self.uses_prior:
+            return scores
+        lut = part_lookup().to(init.device)
+        side = lut.shape[0]
+        on = init[:, 3] > 0.5
+        q = (init[:, :3].detach() * side).long().clamp(0, side - 1)
+        first = lut[q[:, 0], q[:, 1], q[:, 2]].long() * on  # (B, H, W), 0 = none
+        onehot = F.one_hot(first, PARTS + 1)[..., 1:].permute(0, 3, 1, 2).to(scores.dtype)
+        scores = scores + self.part_prior * onehot
+        if c.part_table:
+            n = c.part_table
+            q = (init[:, :3].detach() * n).long().clamp(0, n - 1)
+            cell = (q[:, 0] * n + q[:, 1]) * n + q[:, 2]  # (B, H, W)
+            table = self.part_table[cell].permute(0, 3, 1, 2) * on[:, None].to(scores.dtype)
+            scores = scores + c.part_gain * table
+        return scores
+
     def forward(self, image: torch.Tensor, init: torch.Tensor, pixels: torch.Tensor | None = None) -> BodyMapOutput:
         """See the class docstring; ``pixels`` (B, N) int64 flat indices ``y * W + x``:
         score only those pixels (training: the 3 x 256 scores per pixel are the
         costliest tensor), returned as ``logits`` (B, 3, bins, N, 1)."""
         x = self.pixel_features(image, init)
         fg = self.foreground(x, init)
+        parts = self.part_scores(x, init) if self.config.part_head else None
         if pixels is not None:
-            return BodyMapOutput(self.score_pixels(x, pixels, init), fg)
+            parts = None if parts is None else self._gather(parts, pixels)
+            return BodyMapOutput(self.score_pixels(x, pixels, init), fg, parts)
         B, _, H, W = x.shape
         scores = self.scores(x).reshape(B, 3, self.config.bins, H, W)
-        return BodyMapOutput(scores + self._prior(self._init_at(init, x), x) if self.uses_prior else scores, fg)
+        prior = self._prior(self._init_at(init, x), x) if self.uses_prior else 0
+        return BodyMapOutput(scores + prior, fg, parts)
 
 
 def parameter_count(model: nn.Module) -> int:

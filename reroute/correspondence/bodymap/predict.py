@@ -5,7 +5,8 @@ on one photo and its fitted :class:`~reroute.correspondence.maps.Correspondence`
 (the initialisation) and decodes the prediction where the foreground is
 (:func:`~reroute.correspondence.bodymap.decode.expected_colour`,
 :func:`~reroute.correspondence.bodymap.decode.decode_colour_map`): colour code ->
-nearest surface point -> part, per-part UV, continuous UV, with a confidence map.
+nearest surface point (within the predicted part, for networks with a part head)
+-> part, per-part UV, continuous UV, with a confidence map.
 :func:`load_bodymap` reads a checkpoint of kind ``bodymap`` (``weights_only=True``).
 """
 
@@ -93,5 +94,9 @@ def refine_correspondence(model: BodyMapNet, image: np.ndarray, init: Correspond
     confidence = np.zeros((H, W), np.float32)
     colour_map[ys.numpy(), xs.numpy()] = colour[0, :, :, 0].T.numpy()
     confidence[ys.numpy(), xs.numpy()] = (mass[0, :, :, 0].prod(0) * prob[ys, xs]).numpy()
-    decoded = decode_colour_map(colour_map, mask.numpy(), confidence)
+    part = None
+    if model.config.part_head:  # each pixel's surface point within its predicted part
+        part = np.zeros((H, W), np.int64)
+        part[ys.numpy(), xs.numpy()] = (model.part_scores(feats, init_t)[0, :, ys, xs].argmax(0) + 1).numpy()
+    decoded = decode_colour_map(colour_map, mask.numpy(), confidence, part)
     return remove_part_islands(decoded, min_island) if min_island > 0 else decoded

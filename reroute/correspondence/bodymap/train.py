@@ -174,12 +174,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
     p.add_argument("--variant", choices=VARIANTS, help="Table 5 row (default: the preset's, full)")
     p.add_argument("--size", type=int, help="training image side (default: the preset's)")
-    for name in ("ce", "silhouette", "geodesic", "consistency", "part", "colour_l1"):
+    for name in ("ce", "silhouette", "geodesic", "consistency", "part", "colour_l1", "part_ce"):
         p.add_argument(f"--{name.replace('_', '-')}-weight", type=float)
     p.add_argument("--prepared", nargs="+", help="prepared set files (python -m reroute.correspondence.bodymap.prepared)")
     p.add_argument("--repeat-real", type=int, default=1, help="times each real frame counts per epoch")
     p.add_argument("--prior-offset", action="store_true", help="predict a per-pixel correction of the prior's centre")
     p.add_argument("--prior-flow", action="store_true", help="read the prior's centre through a predicted 2-D flow")
+    p.add_argument("--part-head", action="store_true", help="add the part head (train it with --part-ce-weight)")
+    p.add_argument("--part-prior", type=float, help="initial weight of the part head's one-hot prior")
+    p.add_argument("--part-gain", type=float, help="output scale of the part head (and its table)")
+    p.add_argument("--part-table", type=int, help="side of the part prior's learned colour-space table (0: none)")
     add_train_options(p)
     return p.parse_args(argv)
 
@@ -188,8 +192,13 @@ def configs_from_args(a: argparse.Namespace) -> tuple[BodyMapTaskConfig, TrainCo
     """The preset with the command-line overrides applied."""
     task, train = PRESETS[a.preset]
     model = replace(task.model, variant=a.variant) if a.variant else task.model
-    model = replace(model, prior_offset=model.prior_offset or a.prior_offset, prior_flow=model.prior_flow or a.prior_flow)
-    weights = {k: getattr(a, f"{k}_weight") for k in ("ce", "silhouette", "geodesic", "consistency", "part", "colour_l1")}
+    model = replace(model, prior_offset=model.prior_offset or a.prior_offset, prior_flow=model.prior_flow or a.prior_flow,
+                    part_head=model.part_head or a.part_head)
+    for k in ("part_prior", "part_gain", "part_table"):
+        if getattr(a, k) is not None:
+            model = replace(model, **{k: getattr(a, k)})
+    weights = {k: getattr(a, f"{k}_weight")
+               for k in ("ce", "silhouette", "geodesic", "consistency", "part", "colour_l1", "part_ce")}
     loss = replace(task.loss, **{k: v for k, v in weights.items() if v is not None})
     size = a.size or task.size
     if size % model.step:
