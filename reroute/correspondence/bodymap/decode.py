@@ -67,8 +67,6 @@ _K_MAX = 256
 _PAIRS = 1 << 17
 #: cells per colour-code axis of :func:`part_lookup`
 PART_LOOKUP_SIDE = 128
-#: :func:`part_lookup` cells farther than this from the body (metres) read part 0
-_LOOKUP_REACH = 0.05
 
 
 @dataclass
@@ -182,16 +180,17 @@ def _within_parts(p: np.ndarray, parts: np.ndarray, face: np.ndarray,
 
 @functools.lru_cache(maxsize=4)
 def part_lookup(side: int = PART_LOOKUP_SIDE) -> torch.Tensor:
-    """The DensePose part of the template surface nearest to each cell of colour space.
+    """The DensePose part of the template surface in each cell of colour space.
 
-    Cell ``(i, j, k)`` is the colour code ``((i, j, k) + 0.5) / side``; its entry is the
-    part (1..24) of the face owning the surface sample nearest to that position
-    (:func:`_surface_samples`, within 4 mm of the exact surface), or 0 for cells
-    farther than 5 cm from the body. With the default
-    128 cells an axis a cell spans 0.2-1.4 cm of the canonical body, so a colour code
-    on the surface reads its own part except within about a cell of a part border.
-    Built once per process (~5 s); the BodyMap network's part prior reads the initial
-    correspondences' part from it (:meth:`~reroute.correspondence.bodymap.network.BodyMapNet.part_scores`).
+    Cell ``(i, j, k)`` holds the colour codes in ``[i, i + 1) / side`` (and so on per
+    channel). Each cell the surface passes through takes the part (1..24) of the face
+    owning the surface sample (:func:`_surface_samples`, 4 mm apart or closer) nearest
+    to the cell's centre; cells the surface does not reach read 0. With the default 128
+    cells an axis a cell spans 0.3-1.3 cm of the canonical body (finer than the
+    samples' spacing nowhere), so a colour code on the surface reads its own part
+    except within about a cell of a part border. Built once per process (~1 s); the
+    BodyMap network's part prior reads the initial correspondences' part from it
+    (:meth:`~reroute.correspondence.bodymap.network.BodyMapNet.part_scores`).
 
     Returns:
         (side, side, side) uint8 tensor indexed by the quantised colour channels
@@ -199,14 +198,13 @@ def part_lookup(side: int = PART_LOOKUP_SIDE) -> torch.Tensor:
     """
     t = get_template()
     tree, owner, _ = _surface_samples()
-    c = (np.arange(side, dtype=np.float64) + 0.5) / side
-    grid = np.stack(np.meshgrid(c, c, c, indexing="ij"), -1).reshape(-1, 3)
-    lo = t.bbox_min.astype(np.float64)
-    _, idx = tree.query(lo + grid * (t.bbox_max.astype(np.float64) - lo), k=1, workers=-1,
-                        distance_upper_bound=_LOOKUP_REACH)  # fmt: skip
-    near = idx < len(owner)
-    part = np.zeros(len(grid), np.uint8)
-    part[near] = t.face_part[owner[idx[near]]]
+    colour = (tree.data - t.bbox_min) / (t.bbox_max - t.bbox_min)
+    cell = np.clip((colour * side).astype(np.int64), 0, side - 1)
+    off = ((colour * side - cell - 0.5) ** 2).sum(1)
+    order = np.argsort(-off)  # the sample nearest to its cell's centre is written last
+    flat = ((cell[:, 0] * side + cell[:, 1]) * side + cell[:, 2])[order]
+    part = np.zeros(side**3, np.uint8)
+    part[flat] = t.face_part[owner[order]]
     return torch.from_numpy(part.reshape(side, side, side))
 
 
