@@ -13,7 +13,8 @@ feature-fusion blocks). The head upsamples the decoder's features to the input
 resolution, joins them with the inputs themselves (so pixel-sharp edges of the
 photo and of the initial map reach it; reroute's addition) and gives, per
 pixel, 256-way scores for each of the three colour-code channels and a
-foreground logit (:class:`BodyMapOutput`).
+foreground logit (:class:`BodyMapOutput`), and with ``part_head`` scores over the
+24 DensePose parts (reroute's addition; see :class:`BodyMapConfig`).
 
 Variants (the paper's Table 5 ablation): ``full`` (both encoders), ``rgb``
 (the RGB encoder alone, no initial correspondences) and ``unet`` (a

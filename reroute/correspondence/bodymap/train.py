@@ -14,7 +14,9 @@ image (:func:`~reroute.correspondence.bodymap.losses.sample_pixels`).
 with the real fit as initialisation, and real video frames whose DensePose part
 labels feed the ``part`` term, ``--part-weight``).
 
-``--variant full|rgb|unet`` trains the Table 5 rows.
+``--variant full|rgb|unet`` trains the Table 5 rows. ``--part-head`` adds the part head
+(``--part-prior``, ``--part-gain``, ``--part-table``), trained by ``--part-ce-weight``
+on synthetic and real part labels alike.
 """
 
 from __future__ import annotations
