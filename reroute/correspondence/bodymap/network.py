@@ -68,8 +68,8 @@ class BodyMapConfig:
             ``s`` (``prior_sharpness`` at the start), and ``3 * (2 m_init - 1)`` (learned
             weight) to the foreground logit, and the free colour scores start at zero: the
             network starts as the identity on its initialisation and learns corrections
-            (reroute's addition, for CPU-scale
-            training; the ``rgb`` variant has no initialisation and no prior).
+            (reroute's addition, for CPU-scale training; the ``rgb`` variant has no
+            initialisation and no prior).
         prior_offset: the prior's centre and sharpness are predicted per pixel: centre
             ``c_init + max_offset * tanh(o)`` (3 channels) and sharpness
             ``s * exp(3 * tanh(o_s))``, from a 1x1 convolution of the pixel features that
@@ -460,28 +460,29 @@ class BodyMapNet(nn.Module):
         return fg + self.prior_foreground * (2 * init[:, 3:4] - 1) if self.uses_prior else fg
 
     def part_scores(self, x: torch.Tensor, init: torch.Tensor) -> torch.Tensor:
-        """Part scores (B, 24, H, W) of :meth:`pixel_features` ``x`` (``part_head`` only):
-        the head's, plus ``part_prior`` on the initial part where the initial map has one
-        (:attr:`uses_prior`). Raises ``RuntimeError`` without ``part_head``."""
+        """Part scores (B, 24, H, W) float32 (channel ``i`` is DensePose part ``i + 1``;
+        ``part_head`` only).
+
+        ``x``: the (B, 32, H, W) :meth:`pixel_features`; ``init``: the (B, 4, H, W)
+        initial map (:func:`init_tensor`). The scores are ``part_gain`` times the head's,
+        plus (:attr:`uses_prior`), on the initial mask, ``part_prior`` times the one-hot
+        part of the initial colour code (:func:`~reroute.correspondence.bodymap.decode.part_lookup`)
+        and ``part_gain`` times the ``part_table`` entry of its colour-space cell.
+        Raises ``RuntimeError`` without ``part_head``."""
         if not self.config.part_head:
             raise RuntimeError("this BodyMap network has no part head (config.part_head is False)")
         c = self.config
         scores = c.part_gain * self.part(x)
         if not self.uses_prior:
             return scores
-        lut = part_lookup().to(init.device)
-        side = lut.shape[0]
         on = init[:, 3] > 0.5
-        q = (init[:, :3].detach() * side).long().clamp(0, side - 1)
-        first = lut[q[:, 0], q[:, 1], q[:, 2]].long() * on  # (B, H, W), 0 = none
+        lut = part_lookup().to(init.device)
+        first = lut.flatten()[_colour_cells(init, lut.shape[0])].long() * on  # (B, H, W), 0 = none
         onehot = F.one_hot(first, PARTS + 1)[..., 1:].permute(0, 3, 1, 2).to(scores.dtype)
         scores = scores + self.part_prior * onehot
         if c.part_table:
-            n = c.part_table
-            q = (init[:, :3].detach() * n).long().clamp(0, n - 1)
-            cell = (q[:, 0] * n + q[:, 1]) * n + q[:, 2]  # (B, H, W)
-            table = self.part_table[cell].permute(0, 3, 1, 2) * on[:, None].to(scores.dtype)
-            scores = scores + c.part_gain * table
+            table = self.part_table[_colour_cells(init, c.part_table)].permute(0, 3, 1, 2)
+            scores = scores + c.part_gain * table * on[:, None].to(scores.dtype)
         return scores
 
     def forward(self, image: torch.Tensor, init: torch.Tensor, pixels: torch.Tensor | None = None) -> BodyMapOutput:
@@ -498,6 +499,13 @@ class BodyMapNet(nn.Module):
         scores = self.scores(x).reshape(B, 3, self.config.bins, H, W)
         prior = self._prior(self._init_at(init, x), x) if self.uses_prior else 0
         return BodyMapOutput(scores + prior, fg, parts)
+
+
+def _colour_cells(init: torch.Tensor, n: int) -> torch.Tensor:
+    """(B, H, W) int64 flat index ``(i * n + j) * n + k`` of the initial colour code's cell
+    in an n x n x n grid over [0, 1]^3 (``init``: (B, 4, H, W), colour in channels 0-2)."""
+    q = (init[:, :3].detach() * n).long().clamp(0, n - 1)
+    return (q[:, 0] * n + q[:, 1]) * n + q[:, 2]
 
 
 def parameter_count(model: nn.Module) -> int:
