@@ -11,6 +11,11 @@ reroute's per-part charts are its own unwrap of anny, not DensePose's SMPL
 charts, so the UV error measures chart disagreement, not only fit error.
 
     python benchmarks/ubc_correspondence.py [--stride 4]
+
+``body_part_iou`` scores the (refitted, with ``--refit``) body's own rendered map
+with the DensePose coverage, whatever ``--correspondence`` is: with ``--correspondence
+bodymap --refit`` it shows whether the dense refit (Rong et al. eq. 4) moved the body
+towards DensePose's labels.
 """
 
 from __future__ import annotations
@@ -35,13 +40,15 @@ def main() -> None:
     ap.add_argument("--clean-keypoints", action="store_true",
                     help="drop regions that contradict BlazePose's keypoints (Rong et al. 2019) before scoring")
     ap.add_argument("--compile-fit", action="store_true", help="FitConfig(compile=True)")
+    ap.add_argument("--refit", action="store_true",
+                    help="with --correspondence bodymap: refit the body to the network's map (RefitConfig())")
     args = ap.parse_args()
     root = require(SHARED_DATA / "video" / args.video)
     import cv2
     import numpy as np
 
     from reroute.body.detect import coco18_keypoints
-    from reroute.body.fit import FitConfig
+    from reroute.body.fit import FitConfig, RefitConfig
     from reroute.cli import DENSEPOSE_EXTEND
     from reroute.correspondence.analyse import analyse_person
     from reroute.correspondence.bodymap.prepared import video_frames
@@ -57,7 +64,8 @@ def main() -> None:
         try:
             a = analyse_person(p, size=args.size, name=p.name, correspondence=args.correspondence,
                                bodymap_checkpoint=args.bodymap_checkpoint,
-                               fit_config=FitConfig(compile=args.compile_fit))  # fmt: skip
+                               fit_config=FitConfig(compile=args.compile_fit),
+                               refit=RefitConfig() if args.refit else None)  # fmt: skip
         except Exception as e:  # a failed frame counts, with its reason
             rows.append({"frame": p.stem, "error": str(e)})
             continue
@@ -67,6 +75,7 @@ def main() -> None:
         # full person-mask coverage (what transfer uses), scored on labels only
         full = render_correspondence(body, m).to_iuv()[..., 0]
         extend = DENSEPOSE_EXTEND * max(H, W) if args.coverage == "densepose" else None
+        own = render_correspondence(body, m, extend_px=DENSEPOSE_EXTEND * max(H, W)).to_iuv()[..., 0]
         corr = (render_correspondence(body, m, extend_px=extend) if args.correspondence == "fit"
                 else a.correspondence.resized(H, W))  # fmt: skip
         if args.clean_keypoints:
@@ -81,6 +90,8 @@ def main() -> None:
                 "frame": p.stem,
                 "part_iou": round(part_iou(iuv[..., 0], ref[..., 0]), 4),
                 "part_iou_mask_coverage": round(part_iou(full, ref[..., 0]), 4),
+                "body_part_iou": round(part_iou(own, ref[..., 0]), 4),
+                "refit_seconds": round(a.timings.get("refit", 0.0), 3),
                 "foreground_iou": round(
                     float((fg[0] & fg[1]).sum() / max((fg[0] | fg[1]).sum(), 1)), 4
                 ),
@@ -100,6 +111,8 @@ def main() -> None:
             )
             if ok
             else None,
+            "mean_body_part_iou": round(float(np.mean([r["body_part_iou"] for r in ok])), 4) if ok else None,
+            "refit": args.refit,
             "coverage": args.coverage,
             "clean_keypoints": args.clean_keypoints,
             "correspondence": args.correspondence,

@@ -126,6 +126,45 @@ def test_bodymap_analysis_differs_from_the_fit_and_the_cache_keeps_them_apart(
                              bodymap_checkpoint=str(tmp_path / "missing.pt"))  # fmt: skip
 
 
+def test_dense_targets_and_the_refit_through_the_analysis(tiny_bodymap, photo):
+    """The refined map's pixels become dense keypoints (Rong et al. eq. 4) and, asked for,
+    the analysis refits the body to them."""
+    from reroute.body.fit import RefitConfig
+    from reroute.correspondence.analyse import analyse_person
+    from reroute.correspondence.bodymap.predict import (
+        dense_targets,
+        load_bodymap,
+        refine_correspondence,
+    )
+
+    ck = str(tiny_bodymap)
+    fit = analyse_person(photo, size=128)
+    decoded = refine_correspondence(load_bodymap(ck), fit.image, fit.correspondence)
+    d = dense_targets(decoded, n=50)
+    assert d.pixels.shape == (50, 2) and d.vertices.shape == d.weights.shape == (50,)
+    xs, ys = (d.pixels - 0.5).astype(int).T
+    np.testing.assert_array_equal(d.vertices, decoded.vertex[ys, xs])
+    np.testing.assert_array_equal(d.weights, decoded.confidence[ys, xs])
+    assert (d.vertices >= 0).all()
+    np.testing.assert_array_equal(dense_targets(decoded, n=50).pixels, d.pixels)  # same draw
+    inside = np.zeros(decoded.vertex.shape, bool)
+    inside[:64] = True
+    assert (dense_targets(decoded, n=50, body_only=inside).pixels[:, 1] < 64).all()
+    everything = dense_targets(decoded, n=10**6)
+    assert len(everything.vertices) == int((decoded.vertex >= 0).sum())
+
+    net = analyse_person(photo, size=128, correspondence="bodymap", bodymap_checkpoint=ck)
+    refit = analyse_person(photo, size=128, correspondence="bodymap", bodymap_checkpoint=ck,
+                           refit=RefitConfig(steps=10))  # fmt: skip
+    assert "refit" in refit.timings and "refit" not in net.timings
+    np.testing.assert_array_equal(net.body.vertices, fit.body.vertices)
+    assert not np.array_equal(refit.body.vertices, fit.body.vertices)
+    assert "dense" in refit.body.losses
+    np.testing.assert_array_equal(refit.correspondence.part, net.correspondence.part)
+    # the fit's own correspondences have no refit
+    assert "refit" not in analyse_person(photo, size=128, refit=RefitConfig(steps=10)).timings
+
+
 # ------------------------------------------------------------ CLI
 
 

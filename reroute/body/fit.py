@@ -52,7 +52,7 @@ from __future__ import annotations
 import os
 import threading
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -68,11 +68,14 @@ from reroute.errors import FitError
 
 __all__ = [
     "COMPILE_ENV",
+    "DenseTargets",
     "FitConfig",
+    "RefitConfig",
     "SHARED_BATCHER",
     "fit_bodies",
     "fit_body",
     "POSE_BONES",
+    "refit_body",
 ]
 
 #: environment variable whose value "1" makes :attr:`FitConfig.compile` default to True
@@ -1059,3 +1062,141 @@ def _fit_bodies(observations: list[PersonObservation], cfg: FitConfig,
 def _named(error: FitError, name: str) -> FitError:
     """``error`` with the photo's ``name`` in front of its message (unchanged for "")."""
     return FitError(f"{name}: {error}" if name else str(error))
+
+
+@dataclass
+class DenseTargets:
+    """Dense 2-D keypoints of one photo: pixels that show known template vertices
+    (the dense correspondences of Rong et al., ICCV 2019, sec. 3.3, eq. 4).
+
+    Attributes:
+        pixels: (N, 2) float32 image points (x, y) in pixels of the fitted photo's
+            working size, pixel centres at ``+0.5`` (the convention of
+            :class:`~reroute.body.raster.Camera`).
+        vertices: (N,) int64 anny vertex index (0..13717) each pixel shows.
+        weights: (N,) float32 >= 0, e.g. the correspondence confidence.
+    """
+
+    pixels: np.ndarray
+    vertices: np.ndarray
+    weights: np.ndarray
+
+    def __post_init__(self):
+        n = len(self.vertices)
+        if self.pixels.shape != (n, 2) or self.weights.shape != (n,):
+            raise ValueError(f"DenseTargets: expected pixels ({n}, 2) and weights ({n},), "
+                             f"got {self.pixels.shape} and {self.weights.shape}")  # fmt: skip
+
+
+@dataclass
+class RefitConfig:
+    """Schedule of :func:`refit_body`.
+
+    Attributes:
+        steps: at most this many Adam steps on facing, translation and pose (the
+            convergence stop of :class:`FitConfig` applies).
+        lr: peak learning rate (smaller than the fit's: the start is already close).
+        w_dense: weight of the dense term (mean distance, as a fraction of
+            ``max(H, W)``, like the keypoint term it sits beside).
+        sigma: the dense term is robust: each point's distance ``d`` counts as
+            ``d * sigma / (d + sigma)`` (fraction of ``max(H, W)``), so a pixel
+            whose vertex is wrong by far pulls with at most ``sigma``.
+    """
+
+    steps: int = 30
+    lr: float = 0.01
+    w_dense: float = 3.0
+    sigma: float = 0.05
+
+
+class _DenseFitLoss(_FitLoss):
+    """:class:`_FitLoss` plus the dense term ``"dense"`` (one photo, eager)."""
+
+    def __init__(self, obs: PersonObservation, body: _Body, cam: Camera, targets: _Targets,
+                 params: _Params, cfg: FitConfig, dense: DenseTargets, sigma: float):  # fmt: skip
+        super().__init__([obs], body, [cam], [targets], params, cfg)
+        full = body.full_skin()
+        ids = torch.as_tensor(dense.vertices, dtype=torch.long)
+        self.dense_y, self.dense_const = full.y[ids], full.const[ids]  # (N, G, 4), (N, 3)
+        self.dense_px = torch.as_tensor(dense.pixels, dtype=torch.float32)[None]
+        self.dense_w = torch.as_tensor(dense.weights, dtype=torch.float32)[None]
+        self.sigma = sigma
+
+    def terms(self, with_shape: bool) -> dict[str, torch.Tensor]:
+        out = super().terms(False)
+        p = self.params
+        R = axis_angle_to_matrix(torch.cat([p.glob[:, None], p.rot], 1))
+        pts = self.fast.apply(self.fast.transforms(p.rot, R[:, 1:]), self.dense_y, self.dense_const)
+        vc = pts @ R[:, 0].transpose(1, 2) + (p.trans * p.z[:, None])[:, None]
+        vc = torch.cat([vc[..., :2], vc[..., 2:].clamp_min(0.1)], -1)
+        d = ((self.project(vc) - self.dense_px).pow(2).sum(-1) + 1e-8).sqrt() / self.scale[:, None]
+        d = d * self.sigma / (d + self.sigma)
+        out["dense"] = (self.dense_w * d).sum(1) / self.dense_w.sum(1).clamp_min(1e-6)
+        return out
+
+
+def refit_body(obs: PersonObservation, body: FittedBody, dense: DenseTargets,
+               config: RefitConfig | None = None, fit_config: FitConfig | None = None) -> FittedBody:  # fmt: skip
+    """Refit a fitted body to dense correspondences (Rong et al., ICCV 2019, eq. 4).
+
+    Continues the fit from ``body`` with the fit's terms (keypoints, limb
+    directions, silhouette, pose prior; ``fit_config``'s weights) plus the dense
+    term: each pixel of ``dense`` pulls the projection of the anny vertex it
+    shows towards itself (``sum_i w_i rho(|x_i - pi(v_i(theta))|)``, with the
+    robust ``rho`` of :attr:`RefitConfig.sigma`). Refined correspondences (e.g.
+    the BodyMap network's) thus move the body itself, so novel views of it use a
+    better-fitting body.
+
+    Args:
+        obs: the photo's :class:`~reroute.body.detect.PersonObservation` at the
+            size ``body`` was fitted at.
+        body: the :class:`FittedBody` to start from (default phenotypes, i.e. a
+            fit with ``steps_shape=0``).
+        dense: :class:`DenseTargets` in the same image.
+        config: :class:`RefitConfig`.
+        fit_config: weights of the fit's own terms (default :class:`FitConfig`).
+    Returns:
+        a new :class:`FittedBody` in the same camera; ``losses`` includes ``"dense"``
+        and ``steps`` adds the refit's steps to the fit's.
+    Raises:
+        ValueError: ``body`` has fitted phenotypes, or ``dense`` is empty.
+        FitError: too few landmarks (as the fit), or the refit diverged.
+    """
+    rc = config or RefitConfig()
+    if body.phenotypes:
+        raise ValueError("refit_body: the body has fitted phenotypes; only anny's default "
+                         "phenotypes are supported (FitConfig.steps_shape=0)")  # fmt: skip
+    if len(dense.vertices) == 0:
+        raise ValueError("refit_body: no dense targets")
+    cfg = replace(fit_config or FitConfig(), compile=False, steps_shape=0)
+    b = _body()
+    f32 = torch.float32
+    rot0 = np.stack([_matrix_to_axis_angle(R) for R in body.pose[b.pose_ids.numpy(), :3, :3]])
+    z = float(body.translation[2])
+    params = _Params(
+        glob=torch.tensor(_matrix_to_axis_angle(body.rotation)[None], dtype=f32).requires_grad_(True),
+        trans=torch.tensor(body.translation[None] / z, dtype=f32).requires_grad_(True),
+        rot=torch.tensor(rot0[None], dtype=f32).requires_grad_(True),
+        pheno=torch.full((1, len(FIT_PHENOTYPES)), 0.5),
+        z=torch.tensor([z], dtype=f32),
+    )
+    targets = _targets(obs, b)
+    loss = _DenseFitLoss(obs, b, body.camera, targets, params, cfg, dense, rc.sigma)
+    weights = {"2d": cfg.w_2d, "3d": cfg.w_3d, "mask": cfg.w_mask, "prior": cfg.w_prior,
+               "shape": 0.0, "dense": rc.w_dense}  # fmt: skip
+    before = torch.get_num_threads()
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    try:
+        terms, taken = _run_stage(loss, weights, [params.glob, params.trans, params.rot],
+                                  rc.steps, replace(cfg, warmup=min(cfg.warmup, 4)), lr=rc.lr)  # fmt: skip
+        if not terms:
+            with torch.no_grad():
+                terms = loss(False)
+    finally:
+        torch.set_num_threads(before)
+    return _finish(obs, b, body.camera, targets, params.rot[0].detach().double().numpy(),
+                   params.glob[0].detach().double().numpy(),
+                   params.trans[0].detach().double().numpy() * z, np.full(len(FIT_PHENOTYPES), 0.5),
+                   cfg, {k: float(v[0].detach()) for k, v in terms.items()},
+                   body.steps + int(taken[0]))  # fmt: skip

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from reroute.body.fit import DenseTargets
 from reroute.correspondence.bodymap.decode import (
     MIN_ISLAND,
     DecodedCorrespondence,
@@ -30,7 +31,11 @@ from reroute.correspondence.bodymap.network import BodyMapConfig, BodyMapNet, in
 from reroute.correspondence.maps import Correspondence
 from reroute.training.checkpoint import load_checkpoint
 
-__all__ = ["DEFAULT_CHECKPOINT", "load_bodymap", "load_default_bodymap", "refine_correspondence"]
+__all__ = ["DEFAULT_CHECKPOINT", "dense_targets", "load_bodymap", "load_default_bodymap",
+           "refine_correspondence"]
+
+#: pixels drawn by :func:`dense_targets` for the dense refit
+DENSE_POINTS = 400
 
 #: the committed CPU checkpoint (see its .json model card)
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[3] / "checkpoints" / "bodymap_cpu256.pt"
@@ -100,3 +105,35 @@ def refine_correspondence(model: BodyMapNet, image: np.ndarray, init: Correspond
         part[ys.numpy(), xs.numpy()] = (model.part_scores(feats, init_t)[0, :, ys, xs].argmax(0) + 1).numpy()
     decoded = decode_colour_map(colour_map, mask.numpy(), confidence, part)
     return remove_part_islands(decoded, min_island) if min_island > 0 else decoded
+
+
+def dense_targets(decoded: DecodedCorrespondence, n: int = DENSE_POINTS, seed: int = 0,
+                  body_only: np.ndarray | None = None) -> DenseTargets:  # fmt: skip
+    """Dense 2-D keypoints for :func:`reroute.body.fit.refit_body` from decoded correspondences.
+
+    Draws up to ``n`` foreground pixels (``decoded.vertex >= 0``; without replacement,
+    ``numpy.random.default_rng(seed)``, so the same map gives the same targets), each
+    with the template vertex it shows and its confidence as the weight.
+
+    Args:
+        decoded: a :class:`DecodedCorrespondence` (H, W).
+        n: at most this many points.
+        seed: the draw's seed.
+        body_only: optional (H, W) bool; only pixels inside it are drawn (e.g. the
+            fitted body's own silhouette, leaving out hair and loose clothes).
+    Returns:
+        :class:`~reroute.body.fit.DenseTargets`: pixels (N, 2) float32 (x, y) at pixel
+        centres (``+0.5``), vertices (N,) int64, weights (N,) float32 in [0, 1].
+    """
+    ok = decoded.vertex >= 0
+    if body_only is not None:
+        ok &= body_only
+    ys, xs = np.nonzero(ok)
+    if len(ys) > n:
+        pick = np.sort(np.random.default_rng(seed).choice(len(ys), n, replace=False))
+        ys, xs = ys[pick], xs[pick]
+    return DenseTargets(
+        pixels=(np.stack([xs, ys], 1) + 0.5).astype(np.float32),
+        vertices=decoded.vertex[ys, xs].astype(np.int64),
+        weights=decoded.confidence[ys, xs].astype(np.float32),
+    )
