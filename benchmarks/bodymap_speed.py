@@ -9,7 +9,12 @@ part-island clean-up, :func:`~reroute.correspondence.bodymap.decode.remove_part_
 peaked at the render's true colour code: the colours a trained network gives; an
 untrained network's off-body colours decode far slower), and their sum. The architecture is the committed checkpoint's (or the ``cpu``
 preset's, untrained, when it is absent). The template fit that makes the
-network's initial input is not included (see ``transfer_stages.py``).
+network's initial input is not included (see ``transfer_stages.py``). With a part
+head, ``network`` includes the part scores and ``decode`` searches within the render's
+true parts. ``refine_correspondence_s`` times the whole of
+:func:`~reroute.correspondence.bodymap.predict.refine_correspondence` (the network's own
+foreground, colours and parts, then decoding) on the render with its true map as the
+initialisation.
 
     python benchmarks/bodymap_speed.py [--checkpoint CKPT] [--sizes 256 512] [--threads 2] [--repeats 5]
 """
@@ -44,7 +49,11 @@ def main() -> None:
         init_tensor,
         parameter_count,
     )
-    from reroute.correspondence.bodymap.predict import DEFAULT_CHECKPOINT, load_bodymap
+    from reroute.correspondence.bodymap.predict import (
+        DEFAULT_CHECKPOINT,
+        load_bodymap,
+        refine_correspondence,
+    )
     from reroute.synth.engine import SynthConfig, SyntheticEngine
 
     torch.set_num_threads(a.threads)
@@ -65,17 +74,23 @@ def main() -> None:
 
         def network(image=image, init=init, pixels=pixels):
             feats = model.pixel_features(image, init)
-            return model.foreground(feats, init), model.score_pixels(feats, pixels, init)
+            parts = model.part_scores(feats, init) if model.config.part_head else None
+            return model.foreground(feats, init), model.score_pixels(feats, pixels, init), parts
 
         def decode(scores=scores, c=c, ys=ys, xs=xs):
             colour, _ = expected_colour(scores)
             cmap = np.zeros(c.mask.shape + (3,), np.float32)
             cmap[ys, xs] = colour[0, :, :, 0].T.numpy()
-            return remove_part_islands(decode_colour_map(cmap, c.mask))
+            part = c.part.astype(np.int64) if model.config.part_head else None
+            return remove_part_islands(decode_colour_map(cmap, c.mask, part=part))
+
+        def end_to_end(image=s.image, c=c):
+            return refine_correspondence(model, image, c)
 
         with torch.no_grad():
             net, dec = median_seconds(network, a.repeats), median_seconds(decode, a.repeats)
         out[f"{size}px"] = {"network_s": net, "decode_s": dec, "total_s": round(net + dec, 4),
+                            "refine_correspondence_s": median_seconds(end_to_end, a.repeats),
                             "foreground_pixels": int(len(ys))}  # fmt: skip
     out["peak_rss_mb"] = round(peak_rss_mb(), 1)
     emit(out)

@@ -19,7 +19,7 @@ default of ``reroute transfer``); it was trained on pg2 pairs 000-079, so on
 only ``heldout`` is a fair figure for it.
 
     python benchmarks/pose_transfer_quality.py --set pg2 [--limit N] [--texture classical]
-        [--rerender none|network] [--save-dir DIR]
+        [--rerender none|network] [--correspondence fit|bodymap] [--save-dir DIR]
 """
 
 from __future__ import annotations
@@ -64,6 +64,9 @@ def main() -> None:
     ap.add_argument("--texture", default="classical")
     ap.add_argument("--rerender", choices=["none", "network"], default="none")
     ap.add_argument("--save-dir", default=None, help="write each output PNG here")
+    ap.add_argument("--correspondence", choices=["fit", "bodymap"], default="fit",
+                    help="both photos' correspondences: the fit, or refined by the BodyMap network")
+    ap.add_argument("--bodymap-checkpoint", default=None, help="with --correspondence bodymap")
     args = ap.parse_args()
     root = require(SHARED_DATA / "deepfashion")
     import numpy as np
@@ -79,7 +82,9 @@ def main() -> None:
         return float(structural_similarity(rgb2gray(a), rgb2gray(b), data_range=1.0))
 
     pairs = _pairs(root, args.set, args.split)[: args.limit]
-    pipe = PoseTransferPipeline(size=256, texture=args.texture, rerender=args.rerender)
+    pipe = PoseTransferPipeline(size=256, texture=args.texture, rerender=args.rerender,
+                                correspondence=args.correspondence,
+                                bodymap_checkpoint=args.bodymap_checkpoint)  # fmt: skip
     rows, failed = [], []
     t0 = time.perf_counter()
     for p in pairs:
@@ -107,7 +112,7 @@ def main() -> None:
         return round(float(np.mean([r[key] for r in rows if split in (None, r["split"])])), 4)
 
     result = {"set": args.set, "split": args.split, "pairs": len(rows), "texture": args.texture,
-              "rerender": args.rerender,
+              "rerender": args.rerender, "correspondence": args.correspondence,
               "failed": failed, "mean_ssim_reroute": mean("ssim"),
               "mean_ssim_patn_reroute": mean("ssim_patn"),
               "min_ssim_reroute": round(min(r["ssim"] for r in rows), 4),
