@@ -409,3 +409,26 @@ def test_refine_correspondence_uses_the_predicted_parts(sample):
     fg = d.correspondence.mask
     assert fg.sum() > 50 and (d.correspondence.part[fg] == 4).all()
     assert (d.vertex[fg] >= 0).all()
+
+
+def test_refine_correspondence_keeps_the_fits_torso_side(sample):
+    """A head that calls every pixel torso front (2) does not turn the fit's torso back (1)
+    into front unless asked to: the fit's facing decides front from back."""
+    torch.manual_seed(0)
+    m = _net("tiny", "full", part_head=True).eval()
+    c = sample.correspondence
+    from reroute.correspondence.maps import Correspondence  # noqa: PLC0415 - only these tests crop a map
+
+    init = Correspondence(*(getattr(c, k) for k in ("part", "part_uv", "uv", "colour", "mask", "body_mask")))
+    init.part[init.part == 2] = 1  # the fit sees the torso from the back
+    with torch.no_grad():
+        m.part_prior.fill_(0.0)
+        m.part[-1].bias[1] = 5.0  # torso front everywhere
+    kept = refine_correspondence(m, sample.image, init, min_island=0)
+    swapped = refine_correspondence(m, sample.image, init, min_island=0, keep_torso_side=False)
+    back = (init.part == 1) & kept.correspondence.mask
+    assert back.sum() > 50
+    assert (kept.correspondence.part[back] == 1).all()
+    assert (swapped.correspondence.part[back & swapped.correspondence.mask] == 2).all()
+    other = kept.correspondence.mask & ~np.isin(init.part, (1, 2))
+    assert (kept.correspondence.part[other] == 2).all()  # only the torso is held

@@ -59,7 +59,8 @@ def load_default_bodymap(path: str | None = None) -> BodyMapNet:
 
 @torch.no_grad()
 def refine_correspondence(model: BodyMapNet, image: np.ndarray, init: Correspondence,
-                          threshold: float = 0.5, min_island: float = MIN_ISLAND) -> DecodedCorrespondence:  # fmt: skip
+                          threshold: float = 0.5, min_island: float = MIN_ISLAND,
+                          keep_torso_side: bool = True) -> DecodedCorrespondence:  # fmt: skip
     """The network's correspondences of one photo.
 
     Args:
@@ -69,6 +70,9 @@ def refine_correspondence(model: BodyMapNet, image: np.ndarray, init: Correspond
         threshold: foreground probability above which a pixel is the person's.
         min_island: part islands smaller than this fraction of the foreground are
             refilled from their surroundings (:func:`remove_part_islands`; 0: kept).
+        keep_torso_side: with a part head, a pixel the initial map puts on one side of
+            the torso (DensePose part 1 back, 2 front) and the network on the other keeps
+            the initial side: the fit's facing decides front from back.
     Returns:
         :class:`DecodedCorrespondence` (H, W): ``correspondence`` with part, per-part
         UV, continuous UV, colour code and mask (``body_mask`` = ``mask``),
@@ -103,6 +107,9 @@ def refine_correspondence(model: BodyMapNet, image: np.ndarray, init: Correspond
     if model.config.part_head:  # each pixel's surface point within its predicted part
         part = np.zeros((H, W), np.int64)
         part[ys.numpy(), xs.numpy()] = (model.part_scores(feats, init_t)[0, :, ys, xs].argmax(0) + 1).numpy()
+        if keep_torso_side:  # torso front <-> back swaps against the fit's facing are refused
+            flip = np.isin(init.part, (1, 2)) & np.isin(part, (1, 2)) & (part != init.part)
+            part[flip] = init.part[flip]
     decoded = decode_colour_map(colour_map, mask.numpy(), confidence, part)
     return remove_part_islands(decoded, min_island) if min_island > 0 else decoded
 
