@@ -255,8 +255,7 @@ def analyse_people(photos: list, *, size: int | None = 256, names: list[str] | N
     for tm in timings:
         tm["render"] = share
     if model is not None:
-        corrs, bodies = _refine(model, images, corrs, timings, observations, bodies, refit,
-                                fit_config)  # fmt: skip
+        corrs, bodies = _refine(model, images, corrs, timings, observations, bodies, refit, fit_config)
     out = []
     for photo, name, img, obs, body, corr, tm in zip(loaded, names, images, observations, bodies,
                                                      corrs, timings, strict=True):  # fmt: skip
