@@ -75,9 +75,12 @@ def main() -> None:
         # full person-mask coverage (what transfer uses), scored on labels only
         full = render_correspondence(body, m).to_iuv()[..., 0]
         extend = DENSEPOSE_EXTEND * max(H, W) if args.coverage == "densepose" else None
-        own = render_correspondence(body, m, extend_px=DENSEPOSE_EXTEND * max(H, W)).to_iuv()[..., 0]
-        corr = (render_correspondence(body, m, extend_px=extend) if args.correspondence == "fit"
-                else a.correspondence.resized(H, W))  # fmt: skip
+        # the body's own map with DensePose's coverage (the fit's scored map, for `fit`)
+        own = render_correspondence(body, m, extend_px=DENSEPOSE_EXTEND * max(H, W))
+        if args.correspondence != "fit":
+            corr = a.correspondence.resized(H, W)
+        else:
+            corr = own if args.coverage == "densepose" else render_correspondence(body, m, extend_px=extend)
         if args.clean_keypoints:
             obs = a.observation.scaled(H, W)
             corr, _ = clean_with_keypoints(corr, coco18_keypoints(obs.landmarks, obs.visibility))
@@ -90,7 +93,7 @@ def main() -> None:
                 "frame": p.stem,
                 "part_iou": round(part_iou(iuv[..., 0], ref[..., 0]), 4),
                 "part_iou_mask_coverage": round(part_iou(full, ref[..., 0]), 4),
-                "body_part_iou": round(part_iou(own, ref[..., 0]), 4),
+                "body_part_iou": round(part_iou(own.to_iuv()[..., 0], ref[..., 0]), 4),
                 "refit_seconds": round(a.timings.get("refit", 0.0), 3),
                 "foreground_iou": round(
                     float((fg[0] & fg[1]).sum() / max((fg[0] | fg[1]).sum(), 1)), 4

@@ -49,6 +49,7 @@ anny's reference A-pose).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import warnings
@@ -497,16 +498,23 @@ def fit_bodies(observations: list[PersonObservation], config: FitConfig | None =
     return SHARED_BATCHER(list(observations), cfg, list(names))
 
 
+@contextlib.contextmanager
+def _torch_threads(n: int):
+    """Run the block with ``n`` torch threads (``n <= 0``: unchanged); restored afterwards."""
+    before = torch.get_num_threads()
+    if n > 0:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _fit_with_threads(observations: list[PersonObservation], cfg: FitConfig,
                       names: list[str]) -> list[FittedBody]:  # fmt: skip
     """:func:`_fit_bodies` with ``cfg.threads`` torch threads (restored afterwards)."""
-    before = torch.get_num_threads()
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
-    try:
+    with _torch_threads(cfg.threads):
         return _fit_bodies(observations, cfg, names)
-    finally:
-        torch.set_num_threads(before)
 
 
 #: every :func:`fit_bodies` call (unless ``merge=False``) goes through this batcher:
@@ -1184,17 +1192,12 @@ def refit_body(obs: PersonObservation, body: FittedBody, dense: DenseTargets,
     loss = _DenseFitLoss(obs, b, body.camera, targets, params, cfg, dense, rc.sigma)
     weights = {"2d": cfg.w_2d, "3d": cfg.w_3d, "mask": cfg.w_mask, "prior": cfg.w_prior,
                "shape": 0.0, "dense": rc.w_dense}  # fmt: skip
-    before = torch.get_num_threads()
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
-    try:
+    with _torch_threads(cfg.threads):
         terms, taken = _run_stage(loss, weights, [params.glob, params.trans, params.rot],
                                   rc.steps, replace(cfg, warmup=min(cfg.warmup, 4)), lr=rc.lr)  # fmt: skip
         if not terms:
             with torch.no_grad():
                 terms = loss(False)
-    finally:
-        torch.set_num_threads(before)
     return _finish(obs, b, body.camera, targets, params.rot[0].detach().double().numpy(),
                    params.glob[0].detach().double().numpy(),
                    params.trans[0].detach().double().numpy() * z, np.full(len(FIT_PHENOTYPES), 0.5),
