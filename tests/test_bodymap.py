@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from reroute.correspondence.bodymap import network as bodymap_network
 from reroute.correspondence.bodymap.data import BodyMapDataset, InitPerturbation, perturbed_init
 from reroute.correspondence.bodymap.decode import colour_targets, decode_logits, part_lookup
 from reroute.correspondence.bodymap.export import main as export_main
@@ -257,6 +258,49 @@ def test_refine_correspondence_equals_decoding_the_full_output(sample):
     assert np.allclose(a.confidence, b.confidence, atol=1e-6)
     with pytest.raises(ValueError, match="differ"):
         refine_correspondence(m, image[:-1], init)
+
+
+@pytest.mark.parametrize("colours", ["prior only", "learned"])
+def test_refine_correspondence_shortcuts_equal_the_full_heads(sample, colours):
+    """refine_correspondence's shortcuts change no output: the colours' expectation from
+    the prior alone (``colour_is_prior``) or chunk by chunk at the foreground pixels, and
+    the part scores in the foreground's box, against decoding the full-size output (with
+    parts, no island clean-up); ``timings`` gets both stages."""
+    torch.manual_seed(0)
+    m = _net("tiny", "full", part_head=True).eval()
+    c, image = sample.correspondence, sample.image
+    with torch.no_grad():
+        m.part_prior.fill_(0.5)
+        m.part[0].weight.normal_(0, 1.0)  # parts other than the initial ones, which read
+        m.part[-1].weight.normal_(0, 1.0)  # the neighbours' features (a 3 x 3 convolution)
+        if colours == "learned":
+            m.scores.weight.normal_(0, 2.0)
+    assert m.colour_is_prior == (colours == "prior only")
+    tm: dict[str, float] = {}
+    a = refine_correspondence(m, image, c, min_island=0, keep_torso_side=False, timings=tm)
+    with torch.no_grad():
+        x = torch.from_numpy(image.transpose(2, 0, 1).copy()).float()[None] / 127.5 - 1
+        out = m(x, init_tensor(c))
+    b = decode_logits(out.logits, out.foreground, parts=out.parts)[0]
+    fg = a.correspondence.mask
+    assert fg.sum() > 100 and np.array_equal(fg, b.correspondence.mask)
+    assert (a.correspondence.part[fg] != c.part[fg]).mean() > 0.05  # the head moved parts
+    assert np.array_equal(a.correspondence.part, b.correspondence.part)
+    assert (a.vertex != b.vertex).mean() < 1e-3  # float rounding may flip a tie on an edge
+    assert np.allclose(a.confidence, b.confidence, atol=1e-5)
+    assert set(tm) == {"network", "decode"} and all(v > 0 for v in tm.values())
+
+
+def test_encoder_block_equals_the_transformer_layer():
+    """``network._encoder_block`` computes ``nn.TransformerEncoderLayer``'s output: the same
+    operations in training, and within 1e-5 of PyTorch's fused eval fast path."""
+    torch.manual_seed(0)
+    m = _net("tiny", "full")
+    t = torch.randn(2, 17, m.config.dim)
+    for block in m.rgb.blocks:
+        assert torch.equal(block.train()(t), bodymap_network._encoder_block(block, t))
+        with torch.no_grad():
+            assert torch.allclose(block.eval()(t), bodymap_network._encoder_block(block, t), atol=1e-5)
 
 
 def test_untrained_network_reproduces_its_initialisation():

@@ -14,6 +14,7 @@ from reroute.correspondence.bodymap.decode import (
     decode_colour_map,
     decode_logits,
     expected_colour,
+    expected_prior_colour,
     nearest_surface_points,
     part_lookup,
 )
@@ -161,6 +162,48 @@ def test_expected_colour_sub_bin_and_window():
     assert torch.allclose(colour[0, :, 0, 0], torch.tensor([101.0, 40.5, 11.25]) / LEVELS)
     p200 = np.exp(4.0) / (np.exp(5.0) + np.exp(4.0))
     assert abs(float(mass[0, 1, 0, 0]) - (1 - p200)) < 1e-5
+
+
+def test_expected_prior_colour_equals_the_full_scores():
+    """From the prior alone (scores -s (level - c)^2 on the mask, 0 off it), the band of
+    levels gives :func:`expected_colour` of all 256 scores: at 0 and 1, on bin edges (ties
+    between two levels), off the mask; and bad shapes or sharpness are refused."""
+    torch.manual_seed(0)
+    n = 400
+    c = torch.rand(2, 3, n)
+    c[0, :, :3] = torch.tensor([[0.0, 1.0, 0.5]]).T  # the ends of the range
+    c[1, :, :50] = torch.randint(0, LEVELS + 1, (3, 50)) / LEVELS  # bin edges
+    on = torch.rand(2, n) > 0.2
+    for s in (2000.0, 300.0, 20000.0):
+        levels = (torch.arange(LEVELS) + 0.5) / LEVELS
+        scores = -s * (levels[None, None, :, None] - c[:, :, None]) ** 2 * on[:, None, None]
+        want = expected_colour(scores[..., None])
+        got = expected_prior_colour(c, on, s)
+        for w, g in zip(want, got, strict=True):
+            assert g.shape == (2, 3, n, 1) and torch.allclose(w, g, atol=1e-6), s
+    with pytest.raises(ValueError, match="expected"):
+        expected_prior_colour(c[0], on, 2000.0)
+    with pytest.raises(ValueError, match="sharpness"):
+        expected_prior_colour(c, on, 0.0)
+
+
+def test_project_best_dedups_candidates_and_keeps_their_order(template):
+    """Repeated and missing (-1) candidates give the result of the distinct ones; of two
+    faces equally close (a point off their shared corner) the one listed first wins."""
+    t = template
+    q = t.vertices[t.faces[:30, 0]].astype(np.float64) + 0.002  # just off each face's corner a
+    rng = np.random.default_rng(0)
+    cand = rng.integers(0, len(t.faces), (30, 6))
+    cand[:, 0] = np.arange(30)
+    messy = np.concatenate([cand, cand[:, ::-1], np.full((30, 3), -1)], 1)
+    assert all(np.array_equal(a, b) for a, b in zip(decode._project_best(q, cand), decode._project_best(q, messy),
+                                                       strict=True))  # fmt: skip
+    v = int(t.faces[0, 0])
+    sharing = np.flatnonzero((t.faces == v).any(1))  # faces around one vertex
+    p = np.repeat(t.vertices[v][None].astype(np.float64), 2, 0)  # exactly on it: every one at distance 0
+    pair = np.array([[sharing[0], sharing[1]], [sharing[1], sharing[0]]])
+    face, bary = decode._project_best(p, pair)
+    assert face.tolist() == [sharing[0], sharing[1]] and np.allclose(bary.max(1), 1.0)
 
 
 def test_decode_logits_mask_confidence_and_colours(template):

@@ -37,6 +37,7 @@ from reroute.correspondence.maps import Correspondence
 __all__ = [
     "LEVELS",
     "WINDOW",
+    "expected_prior_colour",
     "SurfacePoints",
     "DecodedCorrespondence",
     "nearest_surface_points",
@@ -65,6 +66,11 @@ _K_FIRST = 16
 _K_MAX = 256
 #: (point, candidate) pairs projected at once (bounds the temporaries)
 _PAIRS = 1 << 17
+#: a softmax term this far below the peak score is negligible in float32 (see
+#: :func:`expected_prior_colour`)
+_NEGLIGIBLE = 30.0
+#: k-d tree queries of at least this many points run on every core
+_PARALLEL_QUERY = 512
 #: cells per colour-code axis of :func:`part_lookup`
 PART_LOOKUP_SIDE = 128
 
@@ -155,6 +161,13 @@ def _part_samples() -> dict[int, tuple[cKDTree, np.ndarray]]:
     return {p: (cKDTree(tree.data[part == p]), owner[part == p]) for p in range(1, 25)}
 
 
+def _query(tree: cKDTree, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``tree.query(q, k)`` as (n, k) distances and indices; on every core for large
+    queries (starting the threads costs more than small ones take)."""
+    dist, idx = tree.query(q, k=k, workers=-1 if len(q) >= _PARALLEL_QUERY else 1)
+    return dist.reshape(len(q), k), idx.reshape(len(q), k)
+
+
 def _within_parts(p: np.ndarray, parts: np.ndarray, face: np.ndarray,
                   bary: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Move the points whose nearest face is not of their part in ``parts`` (N,)
@@ -172,7 +185,7 @@ def _within_parts(p: np.ndarray, parts: np.ndarray, face: np.ndarray,
         sel = np.flatnonzero(parts[rows] == part)
         tree, owner = samples[int(part)]
         k = min(_K_FIRST, len(owner))
-        _, idx = tree.query(q[sel], k=k)
+        _, idx = _query(tree, q[sel], k)
         f, b = _project_best(q[sel], owner[idx.reshape(len(sel), k)])
         face[rows[sel]], bary[rows[sel]] = f, b
     return face, bary
@@ -258,25 +271,45 @@ def _closest_on_triangles(p: np.ndarray, a: np.ndarray, b: np.ndarray,
     return np.stack([1.0 - v - w, v, w], axis=-1)
 
 
+@functools.lru_cache(maxsize=1)
+def _triangles() -> np.ndarray:
+    """(F, 3 corners, 3) float64 canonical corner positions of every template face."""
+    t = get_template()
+    return t.vertices.astype(np.float64)[t.faces]
+
+
 def _project_best(p: np.ndarray, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The closest of each row's candidate faces: p (n, 3) float64 metres, cand (n, k)
-    int64 faces (-1 = none; at least one per row) -> face (n,), barycentric (n, 3)."""
-    t = get_template()
-    verts = t.vertices.astype(np.float64)
-    face = np.zeros(len(p), np.int64)
-    bary = np.zeros((len(p), 3), np.float64)
-    step = max(1, _PAIRS // max(cand.shape[1], 1))
-    for s in range(0, len(p), step):
-        q, c = p[s:s + step, None, :], cand[s:s + step]
-        tri = verts[t.faces[np.maximum(c, 0)]]  # (n, k, 3 corners, 3)
-        w = _closest_on_triangles(q, tri[..., 0, :], tri[..., 1, :], tri[..., 2, :])
-        closest = np.einsum("nkc,nkcd->nkd", w, tri)
-        dist = np.where(c >= 0, ((closest - q) ** 2).sum(-1), np.inf)
-        best = dist.argmin(1)
-        rows = np.arange(len(c))
-        face[s:s + step] = c[rows, best]
-        bary[s:s + step] = w[rows, best]
-    return face, bary
+    int64 faces (-1 = none; at least one per row) -> face (n,), barycentric (n, 3).
+
+    Each distinct face of a row is projected once (neighbouring samples mostly share
+    their faces); of equally close faces the one first in ``cand`` wins."""
+    if cand.shape[1] == 1:
+        rows, faces = np.arange(len(cand)), cand[:, 0]
+    else:
+        order = np.argsort(cand, axis=1, kind="stable")
+        ordered = np.take_along_axis(cand, order, 1)
+        first = np.ones(cand.shape, bool)
+        first[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+        keep = np.zeros(cand.shape, bool)
+        np.put_along_axis(keep, order, first & (ordered >= 0), 1)
+        rows, cols = np.nonzero(keep)  # distinct (row, face) pairs, in candidate order per row
+        faces = cand[rows, cols]
+    dist = np.empty(len(rows))
+    bary = np.empty((len(rows), 3))
+    for s in range(0, len(rows), _PAIRS):
+        q, tri = p[rows[s:s + _PAIRS]], _triangles()[faces[s:s + _PAIRS]]  # (m, 3), (m, 3 corners, 3)
+        w = _closest_on_triangles(q, tri[:, 0], tri[:, 1], tri[:, 2])
+        dist[s:s + _PAIRS] = ((np.einsum("mc,mcd->md", w, tri) - q) ** 2).sum(-1)
+        bary[s:s + _PAIRS] = w
+    if len(rows) == len(cand):  # one pair a row
+        return faces, bary
+    # per row (rows ascending, pairs in candidate order) the first pair at the row's minimum
+    new_row = np.diff(rows, prepend=-1) != 0
+    row_min = np.minimum.reduceat(dist, np.flatnonzero(new_row))
+    at_min = np.flatnonzero(dist == row_min[np.cumsum(new_row) - 1])
+    best = at_min[np.diff(rows[at_min], prepend=-1) != 0]
+    return faces[best], bary[best]
 
 
 def nearest_surface_points(colours: np.ndarray, parts: np.ndarray | None = None) -> SurfacePoints:
@@ -327,15 +360,16 @@ def nearest_surface_points(colours: np.ndarray, parts: np.ndarray | None = None)
     tree, owner, radius = _surface_samples()
     lo = t.bbox_min.astype(np.float64)
     p = lo + colours.astype(np.float64) * (t.bbox_max.astype(np.float64) - lo)
-    _, first = tree.query(p, k=1)
-    face, bary = _project_best(p, owner[first][:, None])
+    k = min(_K_FIRST, len(owner))
+    dist, idx = _query(tree, p, k)
+    face, bary = _project_best(p, owner[idx[:, :1]])
     corners = t.vertices.astype(np.float64)[t.faces[face]]
     upper = np.linalg.norm(np.einsum("nc,ncd->nd", bary, corners) - p, axis=1)
     bound = upper + radius + 1e-9  # every face closer than `upper` has a sample in here
-    rows, k = np.arange(len(p)), min(_K_FIRST, len(owner))
+    rows = np.arange(len(p))
     while len(rows):
-        dist, idx = tree.query(p[rows], k=k)
-        dist, idx = dist.reshape(len(rows), k), idx.reshape(len(rows), k)
+        if k > dist.shape[1]:  # the ball holds more: fetch more samples for these rows
+            dist, idx = _query(tree, p[rows], k)
         inside = dist <= bound[rows, None]
         more = inside[:, -1] & (k < min(_K_MAX, len(owner)))
         done = rows[~more]
@@ -343,6 +377,7 @@ def nearest_surface_points(colours: np.ndarray, parts: np.ndarray | None = None)
         cand = np.concatenate([face[done, None], cand], 1)
         face[done], bary[done] = _project_best(p[done], cand)
         rows, k = rows[more], min(2 * k, _K_MAX, len(owner))
+        dist, idx = dist[more], idx[more]
     if parts is not None:
         face, bary = _within_parts(p, np.asarray(parts, np.int64), face, bary)
     return SurfacePoints(face, bary.astype(np.float32))
@@ -428,17 +463,23 @@ def remove_part_islands(d: DecodedCorrespondence, min_fraction: float = MIN_ISLA
     """
     c = d.correspondence
     limit = min_fraction * c.mask.sum()
-    island = np.zeros(c.shape, bool)
-    for p in np.unique(c.part[c.mask]):
-        n, labels, stats, _ = cv2.connectedComponentsWithStats((c.part == p).astype(np.uint8), connectivity=8)
+    if not c.mask.any():
+        return d
+    ys, xs = np.nonzero(c.mask)  # the work is done in the foreground's box
+    box = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+    part, mask = c.part[box], c.mask[box]
+    island = np.zeros(part.shape, bool)
+    for p in np.unique(part[mask]):
+        n, labels, stats, _ = cv2.connectedComponentsWithStats((part == p).astype(np.uint8), connectivity=8)
         small = np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] < limit) + 1
         if len(small):
             island |= np.isin(labels, small)
-    keep = c.mask & ~island
+    keep = mask & ~island
     if not island.any() or not keep.any():
         return d
     iy, ix = ndimage.distance_transform_edt(~keep, return_distances=False, return_indices=True)
-    src = (iy[island], ix[island])
+    src = (iy[island] + box[0].start, ix[island] + box[1].start)
+    island = np.pad(island, ((box[0].start, c.shape[0] - box[0].stop), (box[1].start, c.shape[1] - box[1].stop)))
 
     def refill(a: np.ndarray) -> np.ndarray:
         a = a.copy()
@@ -477,18 +518,69 @@ def expected_colour(logits: torch.Tensor,
     """
     _check_logits(logits)
     with torch.no_grad():
-        x = logits.detach().float()
-        top = x.argmax(2, keepdim=True)  # (B, 3, 1, H, W)
-        offsets = torch.arange(-window, window + 1, device=x.device).view(1, 1, -1, 1, 1)
-        idx = top + offsets
-        inside = (idx >= 0) & (idx < LEVELS)
-        idx = idx.clamp(0, LEVELS - 1)
-        lse = torch.logsumexp(x, 2, keepdim=True)
-        p = torch.exp(x.gather(2, idx) - lse) * inside
-        mass = p.sum(2)
-        level = (idx.float() + 0.5) / LEVELS
-        colour = (p * level).sum(2) / mass.clamp_min(torch.finfo(torch.float32).tiny)
+        return _windowed_expectation(logits.detach().float().movedim(2, -1), 0, window)
+
+
+def _windowed_expectation(x: torch.Tensor, first: torch.Tensor | int,
+                          window: int) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """:func:`expected_colour`'s work on scores ``x`` (..., K) over the consecutive levels
+    ``first + 0 .. first + K - 1`` (``first``: an int or (..., 1) int64; levels outside
+    0..255 must score ``-inf``); terms below e^-80 of the peak enter the softmax's
+    normaliser as e^-80 (no change in float32, where ``exp``'s slow path for
+    underflowing arguments costs 5 times more). Returns colour and mass (...)."""
+    top = x.argmax(-1, keepdim=True)  # (..., 1), the first of equal maxima
+    peak = x.gather(-1, top)
+    lse = peak + (x - peak).clamp_(min=-80.0).exp_().sum(-1, keepdim=True).log_()
+    idx = top + torch.arange(-window, window + 1, device=x.device)
+    level = idx + first
+    inside = (level >= 0) & (level < LEVELS)
+    p = torch.exp(x.gather(-1, idx.clamp(0, x.shape[-1] - 1)) - lse) * inside
+    mass = p.sum(-1)
+    colour = (p * ((level.float() + 0.5) / LEVELS)).sum(-1) / mass.clamp_min(torch.finfo(torch.float32).tiny)
     return colour, mass.clamp(0.0, 1.0)
+
+
+def expected_prior_colour(centre: torch.Tensor, on: torch.Tensor, sharpness: float,
+                          window: int = WINDOW) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """:func:`expected_colour` of scores that are the BodyMap initialisation prior alone,
+    ``-sharpness * (level - centre)^2`` on the initial mask and 0 off it, without making
+    the 256 scores per channel.
+
+    Levels farther than ``256 * sqrt(30 / sharpness)`` from ``centre`` score more than 30
+    below the peak (e^-30 = 1e-13 of its weight; all 256 together could not change a
+    float32 sum), so the scores are made on that band only (67 of the 256 levels at the
+    default sharpness 2000): the result equals :func:`expected_colour` of the full
+    scores up to float rounding (< 1e-6). What
+    :meth:`~reroute.correspondence.bodymap.network.BodyMapNet.score_pixels` returns when
+    its free colour scores are all zero (a network trained without the colour terms).
+
+    Args:
+        centre: (B, 3, N) float initial colour code in [0, 1].
+        on: (B, N) bool, the initial mask.
+        sharpness: the prior's sharpness (> 0).
+        window: as :func:`expected_colour`.
+    Returns:
+        ``(colour, mass)``: (B, 3, N, 1) float32 each, as :func:`expected_colour`.
+    Raises:
+        ValueError: on other shapes (expected versus actual) or a sharpness <= 0.
+    """
+    if centre.ndim != 3 or centre.shape[1] != 3 or tuple(on.shape) != (centre.shape[0], centre.shape[2]):
+        raise ValueError(f"centre, on: expected (B, 3, N) and (B, N), got {tuple(centre.shape)}, {tuple(on.shape)}")
+    if not sharpness > 0:
+        raise ValueError(f"sharpness must be > 0, got {sharpness}")
+    with torch.no_grad():
+        c = centre.detach().float()[..., None]  # (B, 3, N, 1)
+        reach = max(int(np.ceil(LEVELS * np.sqrt(_NEGLIGIBLE / sharpness))), window) + 1
+        first = (c * LEVELS).floor().clamp(0, LEVELS - 1).long() - reach
+        level = first + torch.arange(2 * reach + 1, device=c.device)  # (B, 3, N, K)
+        x = -sharpness * ((level + 0.5) / LEVELS - c) ** 2
+        x.masked_fill_((level < 0) | (level >= LEVELS), float("-inf"))
+        colour, mass = _windowed_expectation(x, first, window)
+        # off the mask every level scores 0: the same colour and mass for every pixel
+        off_colour, off_mass = _windowed_expectation(torch.zeros(LEVELS), 0, window)
+        off = ~on[:, None].expand_as(colour)
+        colour[off], mass[off] = off_colour, off_mass
+    return colour[..., None], mass[..., None]
 
 
 def colour_targets(colour: torch.Tensor) -> torch.Tensor:
