@@ -476,3 +476,9 @@ def test_refine_correspondence_keeps_the_fits_torso_side(sample):
     assert (swapped.correspondence.part[back & swapped.correspondence.mask] == 2).all()
     other = kept.correspondence.mask & ~np.isin(init.part, (1, 2))
     assert (kept.correspondence.part[other] == 2).all()  # only the torso is held
+    rgb = _net("tiny", "rgb", part_head=True).eval()  # reads no initial map: no rule either
+    with torch.no_grad():
+        rgb.part[-1].bias[1] = 50.0
+        rgb.fg.bias.fill_(50.0)
+    alone = refine_correspondence(rgb, sample.image, init, min_island=0)
+    assert (alone.correspondence.part[back] == 2).all()

@@ -104,7 +104,8 @@ def refine_correspondence(model: BodyMapNet, image: np.ndarray, init: Correspond
             refilled from their surroundings (:func:`remove_part_islands`; 0: kept).
         keep_torso_side: with a part head, a pixel the initial map puts on one side of
             the torso (DensePose part 1 back, 2 front) and the network on the other keeps
-            the initial side: the fit's facing decides front from back.
+            the initial side: the fit's facing decides front from back (not for the
+            ``rgb`` variant, which does not read the initial map).
         timings: when given, receives the seconds of ``network`` (the network's heads and
             the colours' expectation) and ``decode`` (nearest surface points, islands).
     Returns:
@@ -145,7 +146,7 @@ def refine_correspondence(model: BodyMapNet, image: np.ndarray, init: Correspond
             box = (..., slice(y0, int(ys.max()) + 2), slice(x0, int(xs.max()) + 2))
             scores = model.part_scores(feats[box], init_t[box])[0, :, ys - y0, xs - x0]
             part[ys.numpy(), xs.numpy()] = (scores.argmax(0) + 1).numpy()
-        if keep_torso_side:  # torso front <-> back swaps against the fit's facing are refused
+        if keep_torso_side and model.config.variant != "rgb":  # no front <-> back swaps against the fit
             flip = np.isin(init.part, (1, 2)) & np.isin(part, (1, 2)) & (part != init.part)
             part[flip] = init.part[flip]
     middle = time.perf_counter()
