@@ -516,8 +516,8 @@ def _add_rerender_options(p: argparse.ArgumentParser, default: str = "none") -> 
     p.add_argument("--rerender-checkpoint", help="re-renderer checkpoint (default: the committed one)")
 
 
-def _add_correspondence_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--correspondence", default="fit", metavar="NAME",
+def _add_correspondence_options(p: argparse.ArgumentParser, default: str = "fit") -> None:
+    p.add_argument("--correspondence", default=default, metavar="NAME",
                    help="how the correspondences are made: {names} (default %(default)s; "
                    "bodymap refines the fit with the BodyMap network)")  # fmt: skip
     p.add_argument("--bodymap-checkpoint", metavar="PATH",
@@ -590,7 +590,9 @@ def _add_correspond(sub) -> None:
         "R-CNN labels; mask: the whole person mask (hair, loose clothes); --correspondence "
         "fit only (bodymap writes the network's own foreground)",
     )  # fmt: skip
-    _add_correspondence_options(c)
+    # the network's map by default: closer to DensePose's than the fit's (part IoU 0.635
+    # against 0.534 on held-out UBC frames); transfers keep the fit (pg2 SSIM is lower with it)
+    _add_correspondence_options(c, default="bodymap")
     c.set_defaults(func=_cmd_correspond)
 
 

@@ -60,8 +60,11 @@ MIN_ISLAND = 0.004
 #: every point of a template face lies within this distance (metres) of one of the
 #: face's surface samples (see :func:`_surface_samples`)
 _SAMPLE_RADIUS = 4e-3
-#: samples fetched per query point at first (doubled while the search ball holds more)
+#: samples of the wanted part whose faces are searched when a point must move to that part
 _K_FIRST = 16
+#: samples fetched per query point by the first search of :func:`nearest_surface_points`
+#: (doubled while the search ball holds more; on the surface it holds 2-6)
+_K_START = 8
 #: at most this many samples per query point (reached only far off the body)
 _K_MAX = 256
 #: (point, candidate) pairs projected at once (bounds the temporaries)
@@ -360,7 +363,7 @@ def nearest_surface_points(colours: np.ndarray, parts: np.ndarray | None = None)
     tree, owner, radius = _surface_samples()
     lo = t.bbox_min.astype(np.float64)
     p = lo + colours.astype(np.float64) * (t.bbox_max.astype(np.float64) - lo)
-    k = min(_K_FIRST, len(owner))
+    k = min(_K_START, len(owner))
     dist, idx = _query(tree, p, k)
     face, bary = _project_best(p, owner[idx[:, :1]])
     corners = t.vertices.astype(np.float64)[t.faces[face]]
