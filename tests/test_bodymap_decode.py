@@ -88,6 +88,22 @@ def test_off_surface_points_match_brute_force(template):
     np.testing.assert_allclose(got, np.linalg.norm(best, axis=1), atol=1e-6)
 
 
+def test_two_thread_search_equals_one(template, monkeypatch):
+    """Above ``_SPLIT`` points the search runs in two halves on two threads: the same
+    faces and weights as one pass, with and without parts."""
+    t = template
+    _, p = _face_points(t, 300, seed=5)
+    q = p + np.random.default_rng(6).normal(0.0, 0.005, p.shape)
+    colours = (q - t.bbox_min) / (t.bbox_max - t.bbox_min)
+    parts = np.random.default_rng(7).integers(0, 25, len(q))
+    for given in (None, parts):
+        whole = nearest_surface_points(colours, given)
+        monkeypatch.setattr(decode, "_SPLIT", 10)
+        split = nearest_surface_points(colours, given)
+        monkeypatch.setattr(decode, "_SPLIT", 10**9)
+        assert np.array_equal(whole.face, split.face) and np.array_equal(whole.barycentric, split.barycentric)
+
+
 def test_synthetic_render_round_trip(sample):
     corr, m = sample.correspondence, sample.mask
     assert m.sum() > 500

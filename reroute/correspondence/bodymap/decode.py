@@ -23,6 +23,7 @@ texture visualizer); canonical positions in metres, z up, face towards -y.
 from __future__ import annotations
 
 import functools
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -72,6 +73,8 @@ _PAIRS = 1 << 17
 #: a softmax term this far below the peak score is negligible in float32 (see
 #: :func:`expected_prior_colour`)
 _NEGLIGIBLE = 30.0
+#: :func:`nearest_surface_points` of at least this many points runs in two halves on two threads
+_SPLIT = 8192
 #: k-d tree queries of at least this many points run on every core
 _PARALLEL_QUERY = 512
 #: cells per colour-code axis of :func:`part_lookup`
@@ -360,9 +363,25 @@ def nearest_surface_points(colours: np.ndarray, parts: np.ndarray | None = None)
     if parts is not None and np.shape(parts) != (len(colours),):
         raise ValueError(f"parts: expected shape ({len(colours)},), got {np.shape(parts)}")
     t = get_template()
-    tree, owner, radius = _surface_samples()
     lo = t.bbox_min.astype(np.float64)
     p = lo + colours.astype(np.float64) * (t.bbox_max.astype(np.float64) - lo)
+    parts = None if parts is None else np.asarray(parts, np.int64)
+    if len(p) < _SPLIT:
+        return _nearest(p, parts)
+    _surface_samples(), _triangles(), parts is None or _part_samples()  # built once, before the threads
+    # two halves on two threads (numpy and the k-d tree release the GIL; each row is
+    # decoded on its own, so the result is the same)
+    halves = (slice(0, len(p) // 2), slice(len(p) // 2, None))
+    with ThreadPoolExecutor(2) as pool:
+        a, b = pool.map(lambda h: _nearest(p[h], None if parts is None else parts[h]), halves)
+    return SurfacePoints(np.concatenate([a.face, b.face]), np.concatenate([a.barycentric, b.barycentric]))
+
+
+def _nearest(p: np.ndarray, parts: np.ndarray | None) -> SurfacePoints:
+    """:func:`nearest_surface_points` of ``p`` (N, 3) float64 canonical metres, ``parts``
+    (N,) int64 or ``None``."""
+    t = get_template()
+    tree, owner, radius = _surface_samples()
     k = min(_K_START, len(owner))
     dist, idx = _query(tree, p, k)
     face, bary = _project_best(p, owner[idx[:, :1]])
@@ -382,7 +401,7 @@ def nearest_surface_points(colours: np.ndarray, parts: np.ndarray | None = None)
         rows, k = rows[more], min(2 * k, _K_MAX, len(owner))
         dist, idx = dist[more], idx[more]
     if parts is not None:
-        face, bary = _within_parts(p, np.asarray(parts, np.int64), face, bary)
+        face, bary = _within_parts(p, parts, face, bary)
     return SurfacePoints(face, bary.astype(np.float32))
 
 
