@@ -368,7 +368,10 @@ def nearest_surface_points(colours: np.ndarray, parts: np.ndarray | None = None)
     parts = None if parts is None else np.asarray(parts, np.int64)
     if len(p) < _SPLIT:
         return _nearest(p, parts)
-    _surface_samples(), _triangles(), parts is None or _part_samples()  # built once, before the threads
+    _surface_samples()  # the cached samples and triangles are built once, before the threads
+    _triangles()
+    if parts is not None:
+        _part_samples()
     # two halves on two threads (numpy and the k-d tree release the GIL; each row is
     # decoded on its own, so the result is the same)
     halves = (slice(0, len(p) // 2), slice(len(p) // 2, None))
@@ -380,13 +383,11 @@ def nearest_surface_points(colours: np.ndarray, parts: np.ndarray | None = None)
 def _nearest(p: np.ndarray, parts: np.ndarray | None) -> SurfacePoints:
     """:func:`nearest_surface_points` of ``p`` (N, 3) float64 canonical metres, ``parts``
     (N,) int64 or ``None``."""
-    t = get_template()
     tree, owner, radius = _surface_samples()
     k = min(_K_START, len(owner))
     dist, idx = _query(tree, p, k)
     face, bary = _project_best(p, owner[idx[:, :1]])
-    corners = t.vertices.astype(np.float64)[t.faces[face]]
-    upper = np.linalg.norm(np.einsum("nc,ncd->nd", bary, corners) - p, axis=1)
+    upper = np.linalg.norm(np.einsum("nc,ncd->nd", bary, _triangles()[face]) - p, axis=1)
     bound = upper + radius + 1e-9  # every face closer than `upper` has a sample in here
     rows = np.arange(len(p))
     while len(rows):
@@ -549,7 +550,7 @@ def _windowed_expectation(x: torch.Tensor, first: torch.Tensor | int,
     ``first + 0 .. first + K - 1`` (``first``: an int or (..., 1) int64; levels outside
     0..255 must score ``-inf``); terms below e^-80 of the peak enter the softmax's
     normaliser as e^-80 (no change in float32, where ``exp``'s slow path for
-    underflowing arguments costs 5 times more). Returns colour and mass (...)."""
+    underflowing arguments costs 7 times more). Returns colour and mass (...)."""
     top = x.argmax(-1, keepdim=True)  # (..., 1), the first of equal maxima
     peak = x.gather(-1, top)
     lse = peak + (x - peak).clamp_(min=-80.0).exp_().sum(-1, keepdim=True).log_()
