@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from reroute.body import fit as fit_module
 from reroute.body.detect import detect_person
 from reroute.body.fit import fit_body
 from reroute.correspondence.fitted import render_correspondence
@@ -175,3 +176,30 @@ def test_refit_refuses_what_it_cannot_use() -> None:
     shaped.phenotypes = {"height": 0.7}
     with pytest.raises(ValueError, match="fitted phenotypes"):
         refit_body(None, shaped, empty)
+
+
+def test_nearest_distance_equals_the_brute_force_minimum() -> None:
+    """The one-sided chamfer of the silhouette term: values and gradients equal those of
+    differentiating ``min`` over the full distance matrix (torch.cdist)."""
+    g = torch.Generator().manual_seed(0)
+    pts = torch.rand(3, 50, 2, generator=g).requires_grad_()
+    cand = torch.rand(3, 70, 2, generator=g).requires_grad_()
+    weights = torch.rand(3, 50, generator=g)
+    got = fit_module._nearest_distance(pts, cand)
+    (weights * got).sum().backward()
+    g_pts, g_cand = pts.grad.clone(), cand.grad.clone()
+    pts.grad = cand.grad = None
+    want = torch.cdist(pts, cand, compute_mode="donot_use_mm_for_euclid_dist").min(2).values
+    (weights * want).sum().backward()
+    assert got.shape == (3, 50)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+    torch.testing.assert_close(g_pts, pts.grad, atol=1e-4, rtol=0)
+    torch.testing.assert_close(g_cand, cand.grad, atol=1e-4, rtol=0)
+    # only the candidates nearest to some point get a gradient
+    nearest = torch.zeros(3, 70, dtype=torch.bool)
+    nearest.scatter_(1, torch.cdist(pts.detach(), cand.detach()).argmin(2), True)
+    assert torch.equal(g_cand.abs().sum(-1) > 0, nearest)
+    # a point on a candidate: distance 1e-5 (the clamp), finite gradients
+    on = fit_module._nearest_distance(cand[:, :5].detach().requires_grad_(), cand.detach())
+    assert torch.allclose(on, torch.full_like(on, 1e-5))
+

