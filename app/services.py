@@ -49,7 +49,6 @@ from reroute.pipelines.correspondences import (
     load_correspondence,
 )
 from reroute.pipelines.dpt import DensePoseTransferPipeline
-from reroute.pipelines.examples import render_example_photo
 from reroute.pipelines.pose_transfer import PoseTransferPipeline
 from reroute.pipelines.rerendering import LEARNED_RERENDERINGS, load_rerendering
 from reroute.pipelines.views import ATLAS_TILE
@@ -472,30 +471,6 @@ class Services:
             except OSError:
                 pass
         return Path(tempfile.mkdtemp(prefix="req-", dir=self.workdir))
-
-    def warm_up_transfer(self, size: int = 256) -> float:
-        """Run one pose transfer of two synthetic anny renders through the pipeline the
-        transfer tab uses by default (the neural re-renderer on when its checkpoint loaded).
-
-        Building that pipeline loads the re-renderer, and the transfer runs every stage
-        once (the fit's learned start network loads; the fit, the re-renderer and
-        OpenCV run for the first time), so the first request does not wait for that.
-        The renders (:func:`~reroute.pipelines.examples.render_example_photo`) take two
-        of :attr:`analysis_cache`'s places until newer photos push them out. A failure
-        is logged and otherwise ignored: the first request then reports it.
-
-        Returns:
-            Seconds it took.
-        """
-        t = time.perf_counter()
-        try:
-            pipeline = self.pipeline_for(size, DEFAULT_COMPLETION,
-                                         rerender=not self.networks[RERENDERER])  # fmt: skip
-            pipeline(render_example_photo("synthetic_arms_down", size, check=False),
-                     render_example_photo("synthetic_arm_raised", size, check=False))
-        except Exception as exc:  # noqa: BLE001 - start anyway; the first request says what fails
-            log.warning("warm-up transfer failed: %s", exc)
-        return time.perf_counter() - t
 
     def deadline(self) -> Deadline:
         """A :class:`Deadline` :attr:`AppLimits.timeout_s` from now."""

@@ -524,8 +524,7 @@ def build_app(pipeline_factory: Callable[..., Any] = PoseTransferPipeline, *,
             body fits are merged into shared batches (:class:`reroute.body.FitBatcher`),
             so 8 simultaneous transfers finish sooner at 8 than at 2 (p95 3.5-4.3 s
             against 5.2-5.7 s, ``benchmarks/app_load.py``).
-        load_models: load the shared models now (see :func:`~app.services.warm_up`) and run
-            one synthetic transfer (:meth:`~app.services.Services.warm_up_transfer`).
+        load_models: load the shared models now (see :func:`~app.services.warm_up`).
     Returns:
         The :class:`gradio.Blocks`, its queue enabled. Endpoints: ``/transfer``,
         ``/try_on``, ``/novel_view``, ``/texture``, ``/retexture`` (see the module doc).
@@ -534,7 +533,6 @@ def build_app(pipeline_factory: Callable[..., Any] = PoseTransferPipeline, *,
     lim = services.limits
     if load_models:
         warm_up()
-        log.info("warm-up transfer in %.1f s", services.warm_up_transfer())
     with gr.Blocks(title="reroute", delete_cache=(3600, 3600)) as demo:
         gr.Markdown(
             "# reroute\nRe-render a person from one photo through dense body correspondences "
