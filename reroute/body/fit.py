@@ -538,9 +538,9 @@ def _nearest_distance(points: torch.Tensor, candidates: torch.Tensor) -> torch.T
     The nearest candidate is found without autograd, then the distance to it alone is
     differentiated. A minimum's gradient flows to its argmin only, so this is the
     gradient of ``min_n |p - c_n|`` (up to ties) without a backward pass through the
-    (B, M, N) distance matrix: on a 16-photo fit (200 mask points, 600 surface points a
-    photo) the term took 3x less time, and the fit 1.04 -> 0.77 s
-    (``benchmarks/fit_batch.py``-style timing, alternating in one process). The search
+    (B, M, N) distance matrix: with 200 mask points and 600 surface points a photo the
+    term takes 3x less time, and a 16-photo fit 0.92 -> 0.72 s, a 2-photo fit 0.31 ->
+    0.26 s (one torch thread, alternating in one process, medians of 4). The search
     leaves out |p|^2, the same for every candidate, and adds |c|^2 inside the batched
     matrix product (``baddbmm``: 30% less time than a product and a subtraction).
     """
