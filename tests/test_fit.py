@@ -197,9 +197,12 @@ def test_nearest_distance_equals_the_brute_force_minimum() -> None:
     torch.testing.assert_close(g_cand, cand.grad, atol=1e-4, rtol=0)
     # only the candidates nearest to some point get a gradient
     nearest = torch.zeros(3, 70, dtype=torch.bool)
-    nearest.scatter_(1, torch.cdist(pts.detach(), cand.detach()).argmin(2), True)
+    exact = torch.cdist(pts.detach(), cand.detach(), compute_mode="donot_use_mm_for_euclid_dist")
+    nearest.scatter_(1, exact.argmin(2), True)
     assert torch.equal(g_cand.abs().sum(-1) > 0, nearest)
     # a point on a candidate: distance 1e-5 (the clamp), finite gradients
-    on = fit_module._nearest_distance(cand[:, :5].detach().requires_grad_(), cand.detach())
+    on_pts = cand[:, :5].detach().clone().requires_grad_()
+    on = fit_module._nearest_distance(on_pts, cand.detach())
     assert torch.allclose(on, torch.full_like(on, 1e-5))
-
+    on.sum().backward()
+    assert torch.isfinite(on_pts.grad).all()

@@ -545,8 +545,8 @@ def _nearest_distance(points: torch.Tensor, candidates: torch.Tensor) -> torch.T
     matrix product (``baddbmm``: 30% less time than a product and a subtraction).
     """
     with torch.no_grad():
-        scores = torch.baddbmm(candidates.pow(2).sum(-1)[:, None], points,
-                               candidates.transpose(1, 2), alpha=-2)  # (B, M, N); fmt: skip
+        squares = candidates.pow(2).sum(-1)[:, None]  # (B, 1, N)
+        scores = torch.baddbmm(squares, points, candidates.transpose(1, 2), alpha=-2)  # (B, M, N)
         nearest = scores.argmin(2)  # (B, M)
     near = torch.gather(candidates, 1, nearest[..., None].expand(-1, -1, candidates.shape[-1]))
     return (points - near).pow(2).sum(-1).clamp_min(1e-10).sqrt()
