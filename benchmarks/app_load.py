@@ -14,7 +14,7 @@ its photos come from the app's analysis cache (``repeat_of_request_0``).
 With ``--bursts K`` the same server takes K bursts one after another, each with
 photos changed in one corner pixel (new content hashes: the analysis cache
 misses, as for new photos); ``latency_s`` is the median over the bursts of each
-figure and ``bursts`` lists them, so one server start gives several samples of a
+figure and ``per_burst`` lists them, so one server start gives several samples of a
 machine whose speed drifts by 20-30 % from minute to minute. ``server_cpu_s`` is
 the CPU time the server used during each burst, and ``client_cpu_s`` this
 script's own (it shares the two cores with the server).
@@ -270,6 +270,8 @@ def main() -> None:
     ap.add_argument("--compile-fit", action="store_true",
                     help="start the server with --compile-fit (compiled at start-up, untimed)")
     args = ap.parse_args()
+    if args.bursts < 1:
+        ap.error(f"--bursts must be at least 1, got {args.bursts}")
     tmp = Path(tempfile.mkdtemp(prefix="reroute-load-"))
     proc = None
     url = args.url
