@@ -272,13 +272,19 @@ def widen_state_dict(state: dict[str, torch.Tensor], config: RerenderConfig) -> 
 def load_rerenderer(path, map_location="cpu") -> ReRenderer:
     """A trained :class:`ReRenderer` from a reroute checkpoint (``weights_only=True``).
 
-    Uses the EMA weights when the checkpoint has them; returns it in eval mode.
+    Uses the EMA weights when the checkpoint has them; returns it in eval mode,
+    its convolution weights in channels-last memory order (NHWC): oneDNN's
+    convolutions then run without reordering, and the outputs are the same up
+    to float summation order (max difference 1e-6 on [-1, 1] images). On the
+    2-core CPU one forward took 0.087 s instead of 0.108 s at 256 x 192 and
+    0.31-0.36 s instead of 0.40 s at 512 x 384 (medians of 8, alternating).
+    Inputs may have either memory order.
     Raises :class:`reroute.errors.InputError` for a missing or foreign file.
     """
     ck = load_checkpoint(path, kind="rerenderer", map_location=map_location)
     model = ReRenderer(RerenderConfig.from_dict(ck["config"]["model"]))
     model.load_state_dict(ck.get("ema") or ck["generator"])
-    return model.eval()
+    return model.to(memory_format=torch.channels_last).eval()
 
 
 def correspondence_tensors(corr: Correspondence) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -265,6 +265,29 @@ def test_foreign_checkpoint_is_refused(tmp_path):
         load_rerenderer(tmp_path / "missing.pt")
 
 
+def test_loaded_rerenderer_is_channels_last_and_computes_what_the_saved_one_did(tmp_path):
+    """load_rerenderer hands out NHWC weights; the outputs equal the contiguous network's."""
+    torch.manual_seed(0)
+    saved = ReRenderer(PRESETS["cpu"])
+    for mod in saved.modules():  # nonzero head and BatchNorm statistics, so every layer counts
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.running_mean.uniform_(-0.2, 0.2)
+            mod.running_var.uniform_(0.5, 1.5)
+    torch.nn.init.normal_(saved.head.weight, std=0.05)
+    saved.eval()
+    p = tmp_path / "rr.pt"
+    save_checkpoint(p, "rerenderer", {"model": PRESETS["cpu"].to_dict()}, 0, generator=saved.state_dict())
+    loaded = load_rerenderer(p)
+    convs = [m.weight for m in loaded.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+    assert not saved.stem[0].weight.is_contiguous(memory_format=torch.channels_last)
+    x = _inputs(1, 64, 96)
+    with torch.no_grad():
+        want, got = saved(*x), loaded(*x)
+    assert torch.allclose(got, want, atol=1e-5), float((want - got).abs().max())
+    assert float((want - x[0]).abs().mean()) > 1e-3  # the network did change its input
+
+
 def test_widened_network_computes_what_the_original_did():
     """widen_state_dict: the seen channel starts with zero weights, so any seen map changes nothing."""
     from dataclasses import replace

@@ -14,8 +14,11 @@ interest around the person mask and the frame (:func:`_pose_in_mask_rois`).
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,7 +26,7 @@ import numpy as np
 from reroute.body.native import quiet_native
 from reroute.errors import NoPersonError, SeveralPersonsError
 
-__all__ = ["PersonObservation", "detect_person", "BLAZEPOSE_NAMES", "COCO18_NAMES", "coco18_keypoints"]
+__all__ = ["POSE_GRAPHS", "PersonObservation", "detect_person", "load_detectors", "BLAZEPOSE_NAMES", "COCO18_NAMES", "coco18_keypoints"]
 
 #: BlazePose's 33 landmark names, in order.
 BLAZEPOSE_NAMES: tuple[str, ...] = (
@@ -71,7 +74,8 @@ def coco18_keypoints(points: np.ndarray, confidence: np.ndarray) -> np.ndarray:
     return out
 
 
-_LOCK = threading.Lock()
+#: the fallback's graphs (:func:`_roi_models`) run one photo at a time
+_ROI_LOCK = threading.Lock()
 
 
 @dataclass
@@ -104,20 +108,99 @@ class PersonObservation:
                                  self.world, mask, (height, width))  # fmt: skip
 
 
-@functools.lru_cache(maxsize=1)
-def _models():
-    with quiet_native():  # TFLite and absl log from C++ at start-up
-        import mediapipe as mp  # heavy (TFLite, jax): only when a photo is analysed
+#: BlazePose graphs that may run at once, one per thread (each holds about 110 MB):
+#: the photos of one transfer, and concurrent requests, are detected in parallel.
+#: mediapipe runs a graph on one core, so two graphs took 0.075 s for two photos that
+#: one graph took 0.12 s for, one after the other (2-core CPU).
+POSE_GRAPHS = max(1, min(2, os.cpu_count() or 1))
 
-        pose = mp.solutions.pose.Pose(
-            static_image_mode=True, model_complexity=1, enable_segmentation=True,
-            min_detection_confidence=0.5,
-        )  # fmt: skip
-        selfie = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
-        faces = mp.solutions.face_detection.FaceDetection(
-            model_selection=1, min_detection_confidence=0.6
-        )
-    return pose, selfie, faces
+
+class _Graph:
+    """One mediapipe solution (``process(image) -> result``), used by one thread at a time.
+
+    A graph prints TFLite and absl lines from C++ on its first runs (the XNNPACK
+    delegate, the feedback manager and, on the first person it finds, a landmark
+    projection warning), so it runs inside :func:`quiet_native` until a run has
+    found what ``found`` looks for; after that without it, since silencing the
+    file descriptors is process-wide and serialises every caller.
+    """
+
+    def __init__(self, solution):
+        self.solution = solution
+        self.quiet = True
+
+    def process(self, image, found: Callable[[object], bool] = lambda res: True):
+        if not self.quiet:
+            return self.solution.process(image)
+        with quiet_native():
+            res = self.solution.process(image)
+        self.quiet = not found(res)
+        return res
+
+
+class _GraphPool:
+    """Up to ``size`` instances of one graph, each made when first needed."""
+
+    def __init__(self, make: Callable[[], object], size: int):
+        self._make, self._size = make, size
+        self._free: list[_Graph] = []
+        self._made = 0
+        self._cond = threading.Condition()
+
+    @contextlib.contextmanager
+    def borrow(self) -> Iterator[_Graph]:
+        """A free graph for the block (waits while all ``size`` are lent out)."""
+        with self._cond:
+            while not self._free and self._made >= self._size:
+                self._cond.wait()
+            graph = self._free.pop() if self._free else None
+            self._made += graph is None
+        if graph is None:
+            try:
+                with quiet_native():  # TFLite and absl log from C++ at start-up
+                    graph = _Graph(self._make())
+            except BaseException:
+                with self._cond:
+                    self._made -= 1
+                    self._cond.notify()
+                raise
+        try:
+            yield graph
+        finally:
+            with self._cond:
+                self._free.append(graph)
+                self._cond.notify()
+
+    def fill(self, image: np.ndarray) -> None:
+        """Make every graph of the pool and run each once on ``image``."""
+        with contextlib.ExitStack() as stack:
+            for graph in [stack.enter_context(self.borrow()) for _ in range(self._size)]:
+                graph.process(image)
+
+
+def _mediapipe():
+    import mediapipe as mp  # heavy (TFLite, jax): only when a photo is analysed
+
+    return mp
+
+
+_POSE = _GraphPool(lambda: _mediapipe().solutions.pose.Pose(
+    static_image_mode=True, model_complexity=1, enable_segmentation=True,
+    min_detection_confidence=0.5,
+), POSE_GRAPHS)  # fmt: skip
+_SELFIE = _GraphPool(lambda: _mediapipe().solutions.selfie_segmentation.SelfieSegmentation(
+    model_selection=0), 1)  # fmt: skip
+_FACES = _GraphPool(lambda: _mediapipe().solutions.face_detection.FaceDetection(
+    model_selection=1, min_detection_confidence=0.6), 1)  # fmt: skip
+
+
+def load_detectors() -> None:
+    """Make every mediapipe graph :func:`detect_person` uses (:data:`POSE_GRAPHS`
+    BlazePose graphs, selfie segmentation, face detection) and run each once on a
+    blank frame, so that the first photos do not pay for it (about 0.3 s a graph)."""
+    blank = np.zeros((64, 64, 3), np.uint8)
+    for pool in (_POSE, _SELFIE, _FACES):
+        pool.fill(blank)
 
 
 def count_persons(image: np.ndarray) -> int:
@@ -129,11 +212,10 @@ def count_persons(image: np.ndarray) -> int:
     """
     import scipy.ndimage as ndi
 
-    with _LOCK:
-        _, selfie, faces = _models()
-        with quiet_native():  # absl warnings on the first run of each graph
-            seg = selfie.process(image).segmentation_mask
-            det = faces.process(image).detections or []
+    with _SELFIE.borrow() as selfie:
+        seg = selfie.process(image).segmentation_mask
+    with _FACES.borrow() as faces:
+        det = faces.process(image).detections or []
     labels, n = ndi.label(seg > 0.5)
     comps = 0
     if n:
@@ -204,10 +286,8 @@ def _pose_with_retries(image: np.ndarray):
         if pad:
             mode = cv2.BORDER_CONSTANT if border == "constant" else cv2.BORDER_REPLICATE
             img = cv2.copyMakeBorder(img, pad, pad, pad, pad, mode, value=(255, 255, 255))
-        with _LOCK:
-            pose, _, _ = _models()
-            with quiet_native():
-                res = pose.process(np.ascontiguousarray(img))
+        with _POSE.borrow() as pose:
+            res = pose.process(np.ascontiguousarray(img), lambda r: r.pose_landmarks is not None)
         if res.pose_landmarks is None or res.pose_world_landmarks is None:
             continue
         xy, vis, world = _landmark_arrays(res.pose_landmarks, res.pose_world_landmarks,
@@ -324,7 +404,7 @@ def _pose_in_mask_rois(image: np.ndarray):
     from mediapipe.framework.formats import rect_pb2  # mediapipe's ROI protobuf
 
     h, w = image.shape[:2]
-    with _LOCK:
+    with _ROI_LOCK:
         landmarks, selfie = _roi_models()
         with quiet_native():
             person = selfie.process(image).segmentation_mask > 0.5
@@ -339,7 +419,7 @@ def _pose_in_mask_rois(image: np.ndarray):
     for cx, cy, side in rois:
         roi = rect_pb2.NormalizedRect(x_center=cx / w, y_center=cy / h, width=side / w,
                                       height=side / h, rotation=0.0)  # fmt: skip
-        with _LOCK, quiet_native():
+        with _ROI_LOCK, quiet_native():
             res = landmarks.process({"image": image, "roi": roi})
         if res.landmarks is not None and res.world_landmarks is not None and res.segmentation_mask is not None:
             found.append((res, np.asarray(res.segmentation_mask, np.float32).reshape(h, w).copy()))

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from reroute.body.detect import PersonObservation, detect_person
+from reroute.body.detect import POSE_GRAPHS, PersonObservation, detect_person
 from reroute.body.fit import FitConfig, RefitConfig, fit_bodies, refit_body
 from reroute.body.posed import FittedBody
 from reroute.correspondence.bodymap.network import BodyMapNet
@@ -183,19 +183,45 @@ def _refine(model: BodyMapNet, images: list[np.ndarray], corrs: list[Corresponde
     return out, refitted
 
 
+def _detect_one(photo: LoadedImage, name: str, size: int | None) -> tuple[np.ndarray, PersonObservation]:
+    """The photo's person (:func:`~reroute.body.detect.detect_person`) and the photo
+    resized to the working size, the observation with it."""
+    img = photo.pixels
+    h0, w0 = img.shape[:2]
+    obs = detect_person(img, name=name)
+    if size is not None and max(h0, w0) != size:
+        h, w = _working_size(h0, w0, size)
+        interp = cv2.INTER_AREA if max(h0, w0) > size else cv2.INTER_CUBIC
+        img = cv2.resize(img, (w, h), interpolation=interp)
+        obs = obs.scaled(h, w)
+    return img, obs
+
+
+def _detect_people(loaded: list[LoadedImage], names: list[str],
+                   size: int | None) -> list[tuple[np.ndarray, PersonObservation]]:  # fmt: skip
+    """:func:`_detect_one` for every photo, up to :data:`~reroute.body.detect.POSE_GRAPHS`
+    at once (mediapipe runs each graph on one core and releases the GIL). Raises the
+    error of the first photo, in order, that has one."""
+    if len(loaded) == 1:
+        return [_detect_one(loaded[0], names[0], size)]
+    with ThreadPoolExecutor(max_workers=min(len(loaded), POSE_GRAPHS)) as pool:
+        return list(pool.map(_detect_one, loaded, names, [size] * len(loaded)))
+
+
 def analyse_people(photos: list, *, size: int | None = 256, names: list[str] | None = None,
                    fit_config: FitConfig | None = None, correspondence: str = DEFAULT_CORRESPONDENCE,
                    bodymap_checkpoint: str | os.PathLike | None = None,
                    refit: RefitConfig | None = None) -> list[PersonAnalysis]:  # fmt: skip
     """:func:`analyse_person` for several photos, their bodies fitted as one batch.
 
-    Each photo is loaded and its person detected in turn (so the first bad
-    photo is the one reported), then every body is fitted at once
+    Each photo is loaded in turn and its person detected, up to
+    :data:`~reroute.body.detect.POSE_GRAPHS` photos at once (the first bad photo,
+    in order, is the one reported), then every body is fitted at once
     (:func:`~reroute.body.fit.fit_bodies`: one optimiser step serves all), then
     the correspondence maps are rendered (one thread per photo) and, with
     ``correspondence="bodymap"``, refined by the network one photo at a time. Each
-    analysis's ``timings["fit"]`` and ``timings["render"]`` are its share of the
-    batch's time; ``timings["bodymap"]`` (bodymap only) its own network time.
+    analysis's ``timings["pose"]``, ``timings["fit"]`` and ``timings["render"]`` are
+    its share of the batch's time; ``timings["bodymap"]`` (bodymap only) its own network time.
 
     Args:
         photos: paths, bytes, PIL images, (H, W, 3) uint8 arrays or
@@ -225,20 +251,10 @@ def analyse_people(photos: list, *, size: int | None = 256, names: list[str] | N
         raise ValueError(f"names: expected {len(photos)}, got {len(names)}")
     loaded = [p if isinstance(p, LoadedImage) else load_image(p, name=n)
               for p, n in zip(photos, names, strict=True)]  # fmt: skip
-    images, observations, timings = [], [], []
-    for photo, name in zip(loaded, names, strict=True):
-        img = photo.pixels
-        h0, w0 = img.shape[:2]
-        t = time.perf_counter()
-        obs = detect_person(img, name=name)
-        timings.append({"pose": time.perf_counter() - t})
-        if size is not None and max(h0, w0) != size:
-            h, w = _working_size(h0, w0, size)
-            interp = cv2.INTER_AREA if max(h0, w0) > size else cv2.INTER_CUBIC
-            img = cv2.resize(img, (w, h), interpolation=interp)
-            obs = obs.scaled(h, w)
-        images.append(img)
-        observations.append(obs)
+    t = time.perf_counter()
+    detected = _detect_people(loaded, names, size)  # PersonError names the first bad photo
+    images, observations = [img for img, _ in detected], [obs for _, obs in detected]
+    timings = [{"pose": (time.perf_counter() - t) / len(detected)} for _ in detected]
     t = time.perf_counter()
     bodies = fit_bodies(observations, fit_config, names=names)  # FitError names the photo
     fit_share = (time.perf_counter() - t) / len(bodies)

@@ -28,6 +28,7 @@ Pose transfer (Ianina et al., CVPR 2022, sec. 5):
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -230,27 +231,32 @@ class PoseTransferPipeline:
         refined = ("bodymap",) if any("bodymap" in a.timings for a in everyone) else ()
         stages = ("pose", "fit", "render", *refined)
         timings = {k: sum(a.timings.get(k, 0.0) for a in everyone) for k in stages}
-        # 4. lift the source photo(s) into UV, several fused by evidence
-        t = time.perf_counter()
-        partial = fuse_textures([image_to_uv(a.image, a.correspondence, self.texture_size)
-                                 for a in sources])  # fmt: skip
-        timings["warp"] = time.perf_counter() - t
-        # 5. complete the texture
-        t = time.perf_counter()
-        texture = complete_texture(partial, self.texture, self.texture_checkpoint)
-        timings["completion"] = time.perf_counter() - t
-        # 6. warp to the target's correspondences
-        t = time.perf_counter()
         corr = tgt.correspondence
-        warped = uv_to_image(texture, corr)
-        person, keep = warped, None
-        if self.direct:  # a source photo's own pixels wherever the target shows what it shows
-            keep, direct = self._direct_pixels(sources, corr)
-            person = alpha_blend(direct, keep, warped)
-        # 7. composite over the source background
         h, w = corr.shape
-        bg8 = inpaint_background(src.image, src.correspondence.mask)
-        bg8 = cv2.resize(bg8, (w, h), interpolation=cv2.INTER_LINEAR)
+        # step 6's photo pixels and 7's background need neither the texture nor each
+        # other: one thread computes them while this one lifts and completes the texture
+        # (OpenCV, NumPy and torch release the GIL; 2-core CPU: 0.02-0.05 s less at 256 px)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            background = pool.submit(inpaint_background, src.image, src.correspondence.mask)
+            direct = pool.submit(self._direct_pixels, sources, corr) if self.direct else None
+            # 4. lift the source photo(s) into UV, several fused by evidence
+            t = time.perf_counter()
+            partial = fuse_textures([image_to_uv(a.image, a.correspondence, self.texture_size)
+                                     for a in sources])  # fmt: skip
+            timings["warp"] = time.perf_counter() - t
+            # 5. complete the texture
+            t = time.perf_counter()
+            texture = complete_texture(partial, self.texture, self.texture_checkpoint)
+            timings["completion"] = time.perf_counter() - t
+            # 6. warp to the target's correspondences
+            t = time.perf_counter()
+            warped = uv_to_image(texture, corr)
+            person, keep = warped, None
+            if direct is not None:  # a source photo's own pixels wherever the target shows what it shows
+                keep, pixels = direct.result()
+                person = alpha_blend(pixels, keep, warped)
+            # 7. composite over the source background
+            bg8 = cv2.resize(background.result(), (w, h), interpolation=cv2.INTER_LINEAR)
         comp8 = to_uint8(alpha_blend(person, soft_mask(corr.mask), bg8.astype(np.float32) / 255.0))
         timings["warp"] += time.perf_counter() - t
         # 8. neural re-rendering (optional), then resize to the target photo

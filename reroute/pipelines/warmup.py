@@ -1,7 +1,7 @@
 """Load every shared model and cached layout once, before the first request needs it.
 
 A server (the app) calls :func:`warm_up` at start-up so that its first
-request does not pay for anny's template, mediapipe's three models, the warp
+request does not pay for anny's template, mediapipe's graphs, the warp
 ray-casting kernel and the UV layouts of the texture size it works with, nor,
 with ``REROUTE_COMPILE_FIT=1``, for compiling the body fit (:func:`compile_fit_step`).
 """
@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from reroute.body.detect import count_persons, detect_person
+from reroute.body.detect import detect_person, load_detectors
 from reroute.body.fit import FitConfig, fit_bodies
 from reroute.body.raster import Camera, rasterize
 from reroute.body.template import get_template
@@ -43,7 +43,7 @@ def warm_up(texture_size: int = 256, atlas_tile: int = ATLAS_TILE,
     """
     t = time.perf_counter()
     get_template()
-    count_persons(np.zeros((64, 64, 3), np.uint8))  # builds mediapipe's three models
+    load_detectors()  # mediapipe's graphs: BlazePose (one per core, up to 2), selfie, faces
     rasterize(np.array([[0, 0, 1.0], [1, 0, 1], [0, 1, 1]]), np.array([[0, 1, 2]]),
               Camera(8, 4, 4, 8, 8))  # fmt: skip
     uv_layout_mask(texture_size)
