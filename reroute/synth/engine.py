@@ -77,7 +77,7 @@ from reroute.body.posed import (
     vertex_normals,
 )
 from reroute.body.raster import Camera, Rasterization, ray_kernel
-from reroute.body.template import get_template, load_anny
+from reroute.body.template import get_template, load_anny, split_maps
 from reroute.correspondence.fitted import render_correspondence
 from reroute.correspondence.maps import Correspondence
 from reroute.io.images import to_uint8
@@ -545,9 +545,7 @@ def _ground_truth_maps(hits: _SceneHits) -> tuple[Correspondence, np.ndarray, np
     t = get_template()
     rl, hit, local = hits.template_raster, hits.hit, hits.local
     part = rl.face_values(t.face_part.astype(np.uint8))
-    part_uv = rl.interpolate(t.face_part_uv)
-    uv = rl.interpolate(t.face_uv)
-    colour = rl.interpolate(t.face_colour)
+    part_uv, uv, colour = split_maps(rl.interpolate(t.face_maps))
     corner = hits.raster.bary.argmax(-1)
     vidx = np.full(hit.shape, -1, np.int32)
     vidx[hit] = t.faces[local[hit], corner[hit]]
