@@ -26,7 +26,10 @@ import numpy as np
 from reroute.body.native import quiet_native
 from reroute.errors import NoPersonError, SeveralPersonsError
 
-__all__ = ["POSE_GRAPHS", "PersonObservation", "detect_person", "load_detectors", "BLAZEPOSE_NAMES", "COCO18_NAMES", "coco18_keypoints"]
+__all__ = [
+    "POSE_GRAPHS", "PersonObservation", "detect_person", "load_detectors", "BLAZEPOSE_NAMES",
+    "COCO18_NAMES", "coco18_keypoints",
+]  # fmt: skip
 
 #: BlazePose's 33 landmark names, in order.
 BLAZEPOSE_NAMES: tuple[str, ...] = (
@@ -110,8 +113,8 @@ class PersonObservation:
 
 #: BlazePose graphs that may run at once, one per thread (each holds about 110 MB):
 #: the photos of one transfer, and concurrent requests, are detected in parallel.
-#: mediapipe runs a graph on one core, so two graphs took 0.075 s for two photos that
-#: one graph took 0.12 s for, one after the other (2-core CPU).
+#: mediapipe runs a graph on one core: two DeepFashion photos took 0.073-0.081 s on two
+#: graphs at once and 0.11-0.15 s on one graph (2-core CPU, 3 runs each).
 POSE_GRAPHS = max(1, min(2, os.cpu_count() or 1))
 
 
@@ -130,6 +133,7 @@ class _Graph:
         self.quiet = True
 
     def process(self, image, found: Callable[[object], bool] = lambda res: True):
+        """The solution's result for ``image``; ``found(result)`` ends the quiet runs."""
         if not self.quiet:
             return self.solution.process(image)
         with quiet_native():
@@ -197,7 +201,7 @@ _FACES = _GraphPool(lambda: _mediapipe().solutions.face_detection.FaceDetection(
 def load_detectors() -> None:
     """Make every mediapipe graph :func:`detect_person` uses (:data:`POSE_GRAPHS`
     BlazePose graphs, selfie segmentation, face detection) and run each once on a
-    blank frame, so that the first photos do not pay for it (about 0.3 s a graph)."""
+    blank frame, so that the first photos do not pay for it."""
     blank = np.zeros((64, 64, 3), np.uint8)
     for pool in (_POSE, _SELFIE, _FACES):
         pool.fill(blank)

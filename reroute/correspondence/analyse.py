@@ -202,8 +202,8 @@ def _detect_people(loaded: list[LoadedImage], names: list[str],
     """:func:`_detect_one` for every photo, up to :data:`~reroute.body.detect.POSE_GRAPHS`
     at once (mediapipe runs each graph on one core and releases the GIL). Raises the
     error of the first photo, in order, that has one."""
-    if len(loaded) == 1:
-        return [_detect_one(loaded[0], names[0], size)]
+    if len(loaded) <= 1:
+        return [_detect_one(p, n, size) for p, n in zip(loaded, names, strict=True)]
     with ThreadPoolExecutor(max_workers=min(len(loaded), POSE_GRAPHS)) as pool:
         return list(pool.map(_detect_one, loaded, names, [size] * len(loaded)))
 
@@ -252,9 +252,9 @@ def analyse_people(photos: list, *, size: int | None = 256, names: list[str] | N
     loaded = [p if isinstance(p, LoadedImage) else load_image(p, name=n)
               for p, n in zip(photos, names, strict=True)]  # fmt: skip
     t = time.perf_counter()
-    detected = _detect_people(loaded, names, size)  # PersonError names the first bad photo
+    detected = _detect_people(loaded, names, size)  # InputError names the first bad photo
     images, observations = [img for img, _ in detected], [obs for _, obs in detected]
-    timings = [{"pose": (time.perf_counter() - t) / len(detected)} for _ in detected]
+    timings = [{"pose": (time.perf_counter() - t) / len(detected)} for _ in detected]  # [] for []
     t = time.perf_counter()
     bodies = fit_bodies(observations, fit_config, names=names)  # FitError names the photo
     fit_share = (time.perf_counter() - t) / len(bodies)
