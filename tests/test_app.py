@@ -747,3 +747,46 @@ def test_rerenderer_through_the_api(rerender_client):
     diff = np.abs(results[True] - results[False]).mean()
     print(f"\nuntrained re-renderer vs warp only, through the app: {diff:.2f} grey levels")
     assert diff < 3
+
+
+_ARENA_PROBE = """
+import ctypes, re, sys, tempfile, threading
+import launch
+capped = launch.limit_malloc_arenas(2) if sys.argv[1] == "cap" else None
+barrier = threading.Barrier(6)
+def work():
+    barrier.wait()  # six threads allocate at once, so each would take its own arena
+    keep = [bytearray(2000) for _ in range(2000)]
+    barrier.wait()
+threads = [threading.Thread(target=work) for _ in range(6)]
+for t in threads: t.start()
+for t in threads: t.join()
+libc = ctypes.CDLL(None)
+libc.fopen.restype = ctypes.c_void_p
+with tempfile.NamedTemporaryFile() as f:
+    fp = ctypes.c_void_p(libc.fopen(f.name.encode(), b"w"))
+    libc.malloc_info(0, fp)
+    libc.fclose(fp)
+    print(capped, len(re.findall(r"<heap nr=", open(f.name).read())))
+"""
+
+
+def test_server_caps_glibc_malloc_arenas():
+    """launch.limit_malloc_arenas: six allocating threads share 2 arenas instead of one each;
+    a MALLOC_ARENA_MAX in the environment is left to decide."""
+    import ctypes
+
+    if not hasattr(ctypes.CDLL(None), "malloc_info"):
+        pytest.skip("not glibc: no malloc arenas to cap")
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+
+    def arenas(mode: str, **extra: str) -> str:
+        out = subprocess.run([sys.executable, "-c", _ARENA_PROBE, mode], cwd=ROOT, env={**env, **extra},
+                             capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+        return out.stdout.split()
+
+    capped, n_capped = arenas("cap")
+    _, n_free = arenas("free")
+    assert capped == "True" and int(n_capped) == 2
+    assert int(n_free) > 2  # without the cap the threads took arenas of their own
+    assert arenas("cap", MALLOC_ARENA_MAX="3")[0] == "False"
