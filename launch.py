@@ -51,7 +51,8 @@ GIL_SWITCH_INTERVAL_S = 0.0005
 #: thread otherwise takes an arena of its own, and memory freed in one arena is not
 #: reused by the others: under the 8-request load test (``benchmarks/app_load.py
 #: --bursts 3``, alternating) the server's peak RSS was 1.78-1.80 GB with 2 arenas
-#: against 2.00-2.06 GB with the default, at the same latency (p95 3.3-4.8 s both).
+#: against 2.00-2.06 GB with the default, at the same latency (p95 per burst 3.25-4.81 s
+#: with, 3.46-4.96 s without).
 MALLOC_ARENAS = 2
 
 #: ``M_ARENA_MAX`` of glibc's ``<malloc.h>``

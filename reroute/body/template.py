@@ -191,7 +191,7 @@ class BodyTemplate:
 
     @functools.cached_property
     def face_maps(self) -> np.ndarray:
-        """(F, 3, 7) float32 per face corner: :attr:`face_part_uv` (channels 0-1),
+        """(F, 3, 7) float32 in [0, 1] per face corner: :attr:`face_part_uv` (channels 0-1),
         :attr:`face_uv` (2-3) and :attr:`face_colour` (4-6) side by side, so that one
         :meth:`~reroute.body.raster.Rasterization.interpolate` gives all three
         (:func:`split_maps`): at 512 px 15 ms against 39 ms for three calls, same values."""
@@ -212,7 +212,12 @@ class BodyTemplate:
 
 def split_maps(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Interpolated :attr:`BodyTemplate.face_maps` (H, W, 7) -> per-part (U, V) (H, W, 2),
-    continuous UV (H, W, 2) and colour code (H, W, 3), each a contiguous float32 copy."""
+    continuous UV (H, W, 2) and colour code (H, W, 3), each a contiguous float32 copy
+    with values in [0, 1] (0 where no triangle was hit).
+
+    Raises:
+        ValueError: the last axis is not 7 long.
+    """
     if maps.shape[-1] != 7:
         raise ValueError(f"maps: expected (H, W, 7), got {maps.shape}")
     return tuple(np.ascontiguousarray(maps[..., a:b]) for a, b in ((0, 2), (2, 4), (4, 7)))
