@@ -1,6 +1,7 @@
 """Novel-view video speed: a 72-frame, 256 px, 360-degree turn after the one-time fit.
 
-Goal (issue 4): under 30 s end to end on the 2-core CPU after the fit. Stages:
+Goals on the 2-core CPU, after the fit: under 30 s (issue 4), then under 4 s
+(issue 15; ``goal_after_fit_s``, ``meets_goal``). Stages:
 ``fit`` (mediapipe + anny fit + correspondences, once per photo), ``completion``
 (lift to UV + classical fill), ``render`` (72 ray-cast frames + texture
 lookups), ``encode`` (H.264 MP4 with PyAV). Models are loaded before timing.
@@ -18,6 +19,9 @@ import time
 from pathlib import Path
 
 from _common import REPO, SHARED_DATA, emit, peak_rss_mb
+
+#: issue 15's aim for a 72-frame 256 px video after the fit, seconds
+GOAL_AFTER_FIT_S = 4.0
 
 
 def main() -> None:
@@ -76,8 +80,8 @@ def main() -> None:
         "video": {"codec": info.codec, "frames": info.frames, "pix_fmt": info.pix_fmt},
         "seconds": {k: round(v, 2) for k, v in t.items()},
         "ms_per_frame_render": round(1000 * t["render"] / args.frames, 1),
-        "goal_after_fit_s": 30.0,
-        "meets_goal": t["after_fit"] < 30.0,
+        "goal_after_fit_s": GOAL_AFTER_FIT_S,
+        "meets_goal": t["after_fit"] <= GOAL_AFTER_FIT_S,
         "torch_threads": torch.get_num_threads(),
         "peak_rss_mb": round(peak_rss_mb(), 1),
     })  # fmt: skip
