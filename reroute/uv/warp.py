@@ -133,7 +133,7 @@ def lifting_confidence(corr: Correspondence) -> np.ndarray:
     edge = cv2.dilate(p8, cross) != cv2.erode(p8, cross)
     dist = cv2.distanceTransform((~edge).astype(np.uint8), cv2.DIST_L2, 3)
     r = LIFT_BORDER_PX * min(corr.shape) / 256.0
-    border = np.minimum((dist + 0.5) / r, 1.0)
+    border = np.minimum(dist + 0.5, r) / r  # no edge at all: dist is ~FLT_MAX, clip before dividing
     out[body] = np.clip(fore[body] * border[body], LIFT_MIN_WEIGHT, 1.0)
     return out
 
