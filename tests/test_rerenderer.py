@@ -230,7 +230,8 @@ def test_tiny_preset_overfits_one_batch():
                  batch["texture"])  # fmt: skip
         return loss.total(loss.generator_terms(fake, batch["target"], batch["face"]))
 
-    first = float(step())
+    with torch.no_grad():
+        first = float(step())
     for _ in range(200):
         opt.zero_grad()
         step().backward()
