@@ -61,10 +61,22 @@ def test_graph_runs_quietly_until_it_has_found_something(monkeypatch):
         yield
 
     monkeypatch.setattr(detect_module, "quiet_native", counting)
-    graph = detect_module._Graph(_Solution())
+    graph = detect_module._Graph(_Solution(), lambda res: res is not None)
     for found in (None, None, "person", None, "person"):
-        graph.process(found, lambda res: res is not None)
+        graph.process(found)
     assert len(quiet) == 3  # the two empty runs and the first that found a person
+
+
+def test_warming_a_pool_on_a_blank_frame_keeps_its_graphs_quiet(monkeypatch):
+    monkeypatch.setattr(detect_module, "quiet_native", contextlib.nullcontext)
+    pool = detect_module._GraphPool(_Solution, 2, lambda res: res is not None)
+    pool.fill(None)  # the blank frame: no person found
+    with pool.borrow() as graph:
+        assert graph.quiet  # the first photo with a person still runs quietly
+    plain = detect_module._GraphPool(_Solution, 1)
+    plain.fill(None)
+    with plain.borrow() as graph:
+        assert not graph.quiet  # no predicate: any result ends the quiet runs
 
 
 def test_photos_detected_in_parallel_equal_one_at_a_time():

@@ -123,30 +123,32 @@ class _Graph:
 
     A graph prints TFLite and absl lines from C++ on its first runs (the XNNPACK
     delegate, the feedback manager and, on the first person it finds, a landmark
-    projection warning), so it runs inside :func:`quiet_native` until a run has
-    found what ``found`` looks for; after that without it, since silencing the
-    file descriptors is process-wide and serialises every caller.
+    projection warning), so it runs inside :func:`quiet_native` until a run's
+    result satisfies ``found`` (default: any result); after that without it, since
+    silencing the file descriptors is process-wide and serialises every caller.
     """
 
-    def __init__(self, solution):
-        self.solution = solution
+    def __init__(self, solution, found: Callable[[object], bool] = lambda res: True):
+        self.solution, self.found = solution, found
         self.quiet = True
 
-    def process(self, image, found: Callable[[object], bool] = lambda res: True):
-        """The solution's result for ``image``; ``found(result)`` ends the quiet runs."""
+    def process(self, image):
+        """The solution's result for ``image``."""
         if not self.quiet:
             return self.solution.process(image)
         with quiet_native():
             res = self.solution.process(image)
-        self.quiet = not found(res)
+        self.quiet = not self.found(res)
         return res
 
 
 class _GraphPool:
-    """Up to ``size`` instances of one graph, each made when first needed."""
+    """Up to ``size`` instances of one graph, each made when first needed; ``found``
+    is their :class:`_Graph` predicate that ends the quiet runs."""
 
-    def __init__(self, make: Callable[[], object], size: int):
-        self._make, self._size = make, size
+    def __init__(self, make: Callable[[], object], size: int,
+                 found: Callable[[object], bool] = lambda res: True):  # fmt: skip
+        self._make, self._size, self._found = make, size, found
         self._free: list[_Graph] = []
         self._made = 0
         self._cond = threading.Condition()
@@ -162,7 +164,7 @@ class _GraphPool:
         if graph is None:
             try:
                 with quiet_native():  # TFLite and absl log from C++ at start-up
-                    graph = _Graph(self._make())
+                    graph = _Graph(self._make(), self._found)
             except BaseException:
                 with self._cond:
                     self._made -= 1
@@ -176,7 +178,9 @@ class _GraphPool:
                 self._cond.notify()
 
     def fill(self, image: np.ndarray) -> None:
-        """Make every graph of the pool and run each once on ``image``."""
+        """Make every graph of the pool and run each once on ``image`` ((H, W, 3) uint8
+        RGB; a blank frame finds no person, so a pose graph stays quiet for its
+        first photo with one)."""
         with contextlib.ExitStack() as stack:
             for graph in [stack.enter_context(self.borrow()) for _ in range(self._size)]:
                 graph.process(image)
@@ -191,7 +195,7 @@ def _mediapipe():
 _POSE = _GraphPool(lambda: _mediapipe().solutions.pose.Pose(
     static_image_mode=True, model_complexity=1, enable_segmentation=True,
     min_detection_confidence=0.5,
-), POSE_GRAPHS)  # fmt: skip
+), POSE_GRAPHS, lambda res: res.pose_landmarks is not None)  # fmt: skip
 _SELFIE = _GraphPool(lambda: _mediapipe().solutions.selfie_segmentation.SelfieSegmentation(
     model_selection=0), 1)  # fmt: skip
 _FACES = _GraphPool(lambda: _mediapipe().solutions.face_detection.FaceDetection(
@@ -291,7 +295,7 @@ def _pose_with_retries(image: np.ndarray):
             mode = cv2.BORDER_CONSTANT if border == "constant" else cv2.BORDER_REPLICATE
             img = cv2.copyMakeBorder(img, pad, pad, pad, pad, mode, value=(255, 255, 255))
         with _POSE.borrow() as pose:
-            res = pose.process(np.ascontiguousarray(img), lambda r: r.pose_landmarks is not None)
+            res = pose.process(np.ascontiguousarray(img))
         if res.pose_landmarks is None or res.pose_world_landmarks is None:
             continue
         xy, vis, world = _landmark_arrays(res.pose_landmarks, res.pose_world_landmarks,
